@@ -1,0 +1,261 @@
+//! Server addresses: parsing and normalization.
+//!
+//! SDAM compares addresses as strings after normalization (server-discovery-and-monitoring.md,
+//! "Address"): host names are lower-cased, a missing port is 27017, IPv6 literals are written
+//! in brackets, and a host that ends in `.sock` is a Unix domain socket path.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The port a MongoDB server listens on when none is given.
+pub const DEFAULT_PORT: u16 = 27017;
+
+/// The longest host or socket path accepted, in bytes. DNS names are at most 253 bytes and
+/// Unix socket paths at most 108; anything longer is hostile or garbage.
+pub const MAX_HOST_LEN: usize = 1024;
+
+/// A normalized server address: a TCP host and port, or a Unix domain socket path.
+///
+/// Two addresses are equal when they name the same server after normalization, so
+/// `"A:27017"`, `"a"` and `"a:27017"` are one address. Cloning is cheap (the host is shared).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerAddress {
+    /// A TCP endpoint. `host` is lower-cased; an IPv6 literal is stored without brackets.
+    Tcp {
+        /// Host name, IPv4 literal or IPv6 literal (without brackets), lower-cased.
+        host: Arc<str>,
+        /// TCP port, never 0.
+        port: u16,
+    },
+    /// A Unix domain socket, named by its path (which ends in `.sock`).
+    Unix {
+        /// The socket's path, as given (case preserved).
+        path: Arc<str>,
+    },
+}
+
+/// Why a string is not a valid server address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// The host part is empty (`""`, `":27017"`).
+    EmptyHost,
+    /// The port is not a number from 1 to 65535.
+    InvalidPort(String),
+    /// An IPv6 literal is missing its closing bracket or is followed by garbage.
+    InvalidIpv6(String),
+    /// The host contains a character no host name, IP literal or socket path may contain.
+    InvalidHost(String),
+    /// The host or path is longer than [`MAX_HOST_LEN`] bytes.
+    TooLong(usize),
+}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyHost => f.write_str("empty host in server address"),
+            Self::InvalidPort(p) => write!(f, "invalid port {p:?}: expected a number from 1 to 65535"),
+            Self::InvalidIpv6(s) => write!(f, "invalid IPv6 address {s:?}: expected [addr] or [addr]:port"),
+            Self::InvalidHost(s) => write!(f, "invalid host {s:?}"),
+            Self::TooLong(n) => write!(f, "server address is {n} bytes long (at most {MAX_HOST_LEN})"),
+        }
+    }
+}
+
+impl std::error::Error for AddressError {}
+
+impl ServerAddress {
+    /// A TCP address from a host and port; the host is validated and lower-cased.
+    pub fn tcp(host: &str, port: u16) -> Result<Self, AddressError> {
+        if port == 0 {
+            return Err(AddressError::InvalidPort("0".into()));
+        }
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        check_host(host)?;
+        Ok(Self::Tcp { host: lower(host), port })
+    }
+
+    /// Parses `host`, `host:port`, `[ipv6]`, `[ipv6]:port` or a socket path ending in `.sock`.
+    ///
+    /// Percent-decoding of socket paths is the connection string parser's job; this takes
+    /// the decoded text.
+    pub fn parse(s: &str) -> Result<Self, AddressError> {
+        if s.len() > MAX_HOST_LEN {
+            return Err(AddressError::TooLong(s.len()));
+        }
+        if s.is_empty() {
+            return Err(AddressError::EmptyHost);
+        }
+        // Unix domain socket (connection-string-spec.md, "Host"): a path ending in ".sock".
+        if s.ends_with(".sock") && s.contains('/') {
+            return Ok(Self::Unix { path: Arc::from(s) });
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            let Some(end) = rest.find(']') else {
+                return Err(AddressError::InvalidIpv6(s.into()));
+            };
+            let host = &rest[..end];
+            if host.is_empty()
+                || !host.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.' || c == '%')
+            {
+                return Err(AddressError::InvalidIpv6(s.into()));
+            }
+            let after = &rest[end + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(p) => parse_port(p)?,
+                None if after.is_empty() => DEFAULT_PORT,
+                None => return Err(AddressError::InvalidIpv6(s.into())),
+            };
+            return Ok(Self::Tcp { host: lower(host), port });
+        }
+        let (host, port) = match s.rfind(':') {
+            Some(i) => {
+                if s[..i].contains(':') {
+                    // More than one colon without brackets: an unbracketed IPv6 literal.
+                    return Err(AddressError::InvalidIpv6(s.into()));
+                }
+                (&s[..i], parse_port(&s[i + 1..])?)
+            }
+            None => (s, DEFAULT_PORT),
+        };
+        check_host(host)?;
+        Ok(Self::Tcp { host: lower(host), port })
+    }
+
+    /// The host (TCP) or socket path (Unix).
+    pub fn host(&self) -> &str {
+        match self {
+            Self::Tcp { host, .. } => host,
+            Self::Unix { path } => path,
+        }
+    }
+
+    /// The TCP port, or `None` for a Unix socket.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Tcp { port, .. } => Some(*port),
+            Self::Unix { .. } => None,
+        }
+    }
+
+    /// Whether `s` names this address once normalized, without allocating.
+    pub fn matches_str(&self, s: &str) -> bool {
+        match (self, s.rfind(':')) {
+            (Self::Unix { path }, _) => &**path == s,
+            (Self::Tcp { host, port }, Some(i)) if !s.ends_with(']') => {
+                let h = &s[..i];
+                let h = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
+                h.eq_ignore_ascii_case(host) && s[i + 1..].parse::<u16>().ok() == Some(*port)
+            }
+            (Self::Tcp { host, port }, _) => {
+                let h = s.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(s);
+                *port == DEFAULT_PORT && h.eq_ignore_ascii_case(host)
+            }
+        }
+    }
+}
+
+fn lower(s: &str) -> Arc<str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Arc::from(s.to_ascii_lowercase())
+    } else {
+        Arc::from(s)
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, AddressError> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AddressError::InvalidPort(p.into()));
+    }
+    match p.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(AddressError::InvalidPort(p.into())),
+    }
+}
+
+fn check_host(host: &str) -> Result<(), AddressError> {
+    if host.is_empty() {
+        return Err(AddressError::EmptyHost);
+    }
+    if host.len() > MAX_HOST_LEN {
+        return Err(AddressError::TooLong(host.len()));
+    }
+    // Reserved URI characters and whitespace never appear in a host name or IP literal.
+    if host.chars().any(|c| c.is_whitespace() || c.is_control() || "/?#@[],".contains(c)) {
+        return Err(AddressError::InvalidHost(host.into()));
+    }
+    Ok(())
+}
+
+impl FromStr for ServerAddress {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Self::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Self::Unix { path } => f.write_str(path),
+        }
+    }
+}
+
+impl fmt::Debug for ServerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> String {
+        ServerAddress::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(p("A"), "a:27017");
+        assert_eq!(p("Example.COM:1234"), "example.com:1234");
+        assert_eq!(p("[::1]"), "[::1]:27017");
+        assert_eq!(p("[FE80::1]:5"), "[fe80::1]:5");
+        assert_eq!(p("127.0.0.1:27018"), "127.0.0.1:27018");
+        assert_eq!(p("/tmp/mongodb-27017.sock"), "/tmp/mongodb-27017.sock");
+        assert_eq!(ServerAddress::parse("a").unwrap(), ServerAddress::parse("A:27017").unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in
+            ["", ":27017", "a:0", "a:65536", "a:", "a:x", "a:-1", "[::1", "[::1]x", "::1", "a b", "a/b", "[]"]
+        {
+            assert!(ServerAddress::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(ServerAddress::parse(&"a".repeat(5000)), Err(AddressError::TooLong(5000)));
+        assert!(ServerAddress::tcp("a", 0).is_err());
+    }
+
+    #[test]
+    fn matches_str_agrees_with_parse() {
+        let a = ServerAddress::parse("a:27017").unwrap();
+        assert!(a.matches_str("a:27017"));
+        assert!(a.matches_str("A"));
+        assert!(!a.matches_str("a:27018"));
+        let v6 = ServerAddress::parse("[::1]").unwrap();
+        assert!(v6.matches_str("[::1]:27017"));
+        assert!(v6.matches_str("[::1]"));
+    }
+
+    #[test]
+    fn display_roundtrips() {
+        for s in ["a:1", "[::1]:2", "/x/y.sock", "h.example.com:27017"] {
+            assert_eq!(p(&p(s)), p(s));
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The spec-test runner (work in progress).
+fn main() {}
