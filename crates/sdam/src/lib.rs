@@ -5,17 +5,36 @@
 //! errors (always with the current time as an argument); get back topology events,
 //! commands for your I/O layer, and server-selection decisions.
 //!
-//! The crate never opens a socket, spawns a thread, sleeps or reads a clock.
+//! The crate never opens a socket, spawns a thread, sleeps or reads a clock. Start with
+//! [`Topology`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod app_error;
+pub mod compatibility;
+pub mod events;
+pub mod hello;
 pub mod read_preference;
+mod replica_set;
 pub mod rng;
 pub mod server_description;
+pub mod topology;
 pub mod topology_description;
+mod update_rules;
 
 pub use address::{AddressError, ServerAddress};
+pub use app_error::{ApplicationError, ApplicationErrorKind, ErrorPhase};
+pub use events::{Command, Event, Output, TopologyId};
+pub use hello::HelloError;
 pub use read_preference::{ReadPreferenceMode, TagSet};
 pub use server_description::{ServerDescription, ServerType, Tags, TopologyVersion};
+pub use topology::{ConfigError, Input, Topology, TopologyConfig};
 pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
+
+/// Some instant for unit tests to start their virtual clock from.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}

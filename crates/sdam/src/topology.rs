@@ -1,0 +1,554 @@
+//! The `Topology` state machine: inputs in, outputs drained, time passed in.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bson::oid::ObjectId;
+use bson::raw::RawDocument;
+
+use crate::address::ServerAddress;
+use crate::app_error::{
+    classify, ApplicationError, ApplicationErrorKind, ErrorPhase, StateChange, SYSTEM_OVERLOADED_LABEL,
+};
+use crate::events::{Command, Event, Output, TopologyId};
+use crate::rng::Rng;
+use crate::server_description::{ServerDescription, ServerType};
+use crate::topology_description::{TopologyDescription, TopologyType};
+use crate::update_rules::{Changes, RuleSettings};
+
+/// The smallest heartbeat frequency accepted (server-monitoring.md, "heartbeatFrequencyMS").
+pub const MIN_HEARTBEAT_FREQUENCY: Duration = Duration::from_millis(500);
+
+/// The most seeds a configuration may list: far beyond any real deployment, small enough
+/// that per-input work stays bounded.
+pub const MAX_SEEDS: usize = 10_000;
+
+/// How a topology is set up. Build it by hand or from a connection string.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TopologyConfig {
+    /// The seed list.
+    pub seeds: Vec<ServerAddress>,
+    /// `replicaSet`: the required replica set name.
+    pub replica_set_name: Option<String>,
+    /// `directConnection`: `Some(true)` connects to the one seed only (TopologyType Single).
+    pub direct_connection: Option<bool>,
+    /// `loadBalanced`: the one seed is a load balancer.
+    pub load_balanced: bool,
+    /// `heartbeatFrequencyMS` (default 10 s, at least 500 ms).
+    pub heartbeat_frequency: Duration,
+    /// `localThresholdMS` (default 15 ms).
+    pub local_threshold: Duration,
+    /// `serverSelectionTimeoutMS` (default 30 s).
+    pub server_selection_timeout: Duration,
+    /// `connectTimeoutMS` (default 10 s), for monitoring connections.
+    pub connect_timeout: Duration,
+    /// The seed of the topology's random number generator (the adapters seed it from the OS).
+    pub rng_seed: u64,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            seeds: Vec::new(),
+            replica_set_name: None,
+            direct_connection: None,
+            load_balanced: false,
+            heartbeat_frequency: Duration::from_secs(10),
+            local_threshold: Duration::from_millis(15),
+            server_selection_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            rng_seed: 0,
+        }
+    }
+}
+
+impl TopologyConfig {
+    /// A configuration with these seeds and every other option at its default.
+    pub fn with_seeds(seeds: impl IntoIterator<Item = ServerAddress>) -> Self {
+        Self { seeds: seeds.into_iter().collect(), ..Self::default() }
+    }
+
+    /// The initial topology type ("Initial TopologyType").
+    pub fn initial_topology_type(&self) -> TopologyType {
+        if self.load_balanced {
+            TopologyType::LoadBalanced
+        } else if self.direct_connection == Some(true) {
+            TopologyType::Single
+        } else if self.replica_set_name.is_some() {
+            TopologyType::ReplicaSetNoPrimary
+        } else {
+            TopologyType::Unknown
+        }
+    }
+
+    /// Checks the combinations the spec forbids ("Allowed configuration combinations").
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.seeds.is_empty() {
+            return Err(ConfigError::NoSeeds);
+        }
+        if self.seeds.len() > MAX_SEEDS {
+            return Err(ConfigError::TooManySeeds(self.seeds.len()));
+        }
+        if self.direct_connection == Some(true) && self.seeds.len() > 1 {
+            return Err(ConfigError::DirectConnectionWithMultipleSeeds);
+        }
+        if self.load_balanced {
+            if self.seeds.len() > 1 {
+                return Err(ConfigError::LoadBalancedWithMultipleSeeds);
+            }
+            if self.replica_set_name.is_some() {
+                return Err(ConfigError::LoadBalancedWithReplicaSet);
+            }
+            if self.direct_connection == Some(true) {
+                return Err(ConfigError::LoadBalancedWithDirectConnection);
+            }
+        }
+        if self.heartbeat_frequency < MIN_HEARTBEAT_FREQUENCY {
+            return Err(ConfigError::HeartbeatFrequencyTooShort(self.heartbeat_frequency));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration the spec does not allow (a caller mistake, reported by [`Topology::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The seed list is empty.
+    NoSeeds,
+    /// More than [`MAX_SEEDS`] seeds.
+    TooManySeeds(usize),
+    /// `directConnection=true` with more than one seed.
+    DirectConnectionWithMultipleSeeds,
+    /// `loadBalanced=true` with more than one seed.
+    LoadBalancedWithMultipleSeeds,
+    /// `loadBalanced=true` with `replicaSet`.
+    LoadBalancedWithReplicaSet,
+    /// `loadBalanced=true` with `directConnection=true`.
+    LoadBalancedWithDirectConnection,
+    /// `heartbeatFrequencyMS` below 500 ms.
+    HeartbeatFrequencyTooShort(Duration),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSeeds => f.write_str("the seed list is empty"),
+            Self::TooManySeeds(n) => write!(f, "{n} seeds given, at most {MAX_SEEDS} are accepted"),
+            Self::DirectConnectionWithMultipleSeeds => {
+                f.write_str("directConnection=true requires exactly one seed")
+            }
+            Self::LoadBalancedWithMultipleSeeds => f.write_str("loadBalanced=true requires exactly one seed"),
+            Self::LoadBalancedWithReplicaSet => {
+                f.write_str("loadBalanced=true cannot be used with replicaSet")
+            }
+            Self::LoadBalancedWithDirectConnection => {
+                f.write_str("loadBalanced=true cannot be used with directConnection=true")
+            }
+            Self::HeartbeatFrequencyTooShort(d) => {
+                write!(f, "heartbeatFrequencyMS is {} ms, at least 500 ms is required", d.as_millis())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One input to the topology.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Input<'a> {
+    /// A server answered `hello` (or legacy hello): the reply's raw bytes as they arrived and
+    /// the round trip measured for it.
+    HelloReply {
+        /// The server that was checked.
+        address: ServerAddress,
+        /// The reply document.
+        reply: &'a RawDocument,
+        /// The measured round-trip time of this check.
+        round_trip_time: Duration,
+    },
+    /// A check of a server failed (network error, timeout, handshake error).
+    CheckFailed {
+        /// The server that was checked.
+        address: ServerAddress,
+        /// What went wrong, for the server description's `error`.
+        error: String,
+    },
+    /// An application operation saw an error on one of a server's connections.
+    ApplicationError(ApplicationError),
+    /// Close the topology: every server is closed and `TopologyClosed` is the last event.
+    Close,
+}
+
+/// Per-server state the topology keeps beside the published description.
+#[derive(Debug, Clone, Default)]
+struct ServerState {
+    /// The connection pool generation (bumped on every clear).
+    pool_generation: u32,
+    /// Pool generations of each service behind a load balancer.
+    service_generations: BTreeMap<ObjectId, u32>,
+}
+
+/// The SDAM state machine.
+///
+/// # How to drive it
+///
+/// Methods fall in four groups, called in this order by an I/O loop:
+///
+/// - **getters** — [`description`](Self::description) returns the current immutable snapshot
+///   (an `Arc`, cheap to clone and safe to send to other threads), [`pool_generation`](Self::pool_generation).
+/// - **`handle`** — feed an [`Input`] (a hello reply, a failed check, an application error,
+///   a request to close) with the current time. Nothing blocks; nothing is returned.
+/// - **`poll_output`** — drain [`Output`]s until it returns `None`: SDAM events to publish
+///   and [`Command`]s for the I/O layer (clear a pool, check a server now).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
+///
+/// let now = Instant::now();
+/// let seed = ServerAddress::parse("db1.example.com:27017").unwrap();
+/// let mut config = TopologyConfig::with_seeds([seed.clone()]);
+/// config.replica_set_name = Some("rs0".into());
+/// let mut topology = Topology::new(config, now).unwrap();
+///
+/// let reply = bson::rawdoc! {
+///     "ok": 1, "isWritablePrimary": true, "setName": "rs0",
+///     "hosts": ["db1.example.com:27017", "db2.example.com:27017"],
+///     "minWireVersion": 0, "maxWireVersion": 21,
+/// };
+/// topology.handle(
+///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3) },
+///     now,
+/// );
+/// while let Some(output) = topology.poll_output() {
+///     if let Output::Event(event) = output {
+///         println!("{event:?}");
+///     }
+/// }
+/// let description = topology.description();
+/// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
+/// assert_eq!(description.servers.len(), 2);
+/// ```
+#[derive(Debug)]
+pub struct Topology {
+    config: TopologyConfig,
+    id: TopologyId,
+    description: Arc<TopologyDescription>,
+    servers: BTreeMap<ServerAddress, ServerState>,
+    outputs: VecDeque<Output>,
+    rng: Rng,
+    closed: bool,
+}
+
+impl Topology {
+    /// Creates the topology with its seeds as Unknown servers. Never blocks, never fails
+    /// because a server is down; fails only on a configuration the spec forbids.
+    ///
+    /// The first outputs are `TopologyOpening`, a `TopologyDescriptionChanged` from the empty
+    /// description to the seeds, and one `ServerOpening` per seed.
+    pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
+        let _ = now;
+        config.validate()?;
+        let mut rng = Rng::new(config.rng_seed);
+        let mut oid = [0u8; 12];
+        for chunk in oid.chunks_mut(4) {
+            chunk.copy_from_slice(&rng.next_u32().to_be_bytes());
+        }
+        let id = TopologyId(ObjectId::from_bytes(oid));
+
+        let topology_type = config.initial_topology_type();
+        let mut description = TopologyDescription::new(topology_type);
+        description.heartbeat_frequency = config.heartbeat_frequency;
+        description.local_threshold = config.local_threshold;
+        // "Initial setName".
+        description.set_name.clone_from(&config.replica_set_name);
+        let mut servers = BTreeMap::new();
+        for seed in &config.seeds {
+            description.insert_server(ServerDescription::unknown(seed.clone()));
+            servers.insert(seed.clone(), ServerState::default());
+        }
+        let description = Arc::new(description);
+
+        let mut topology = Self {
+            config,
+            id,
+            description: Arc::clone(&description),
+            servers,
+            outputs: VecDeque::new(),
+            rng,
+            closed: false,
+        };
+        // The first "previous" description is the empty Unknown one (SDAM monitoring tests).
+        let mut empty = TopologyDescription::new(TopologyType::Unknown);
+        empty.heartbeat_frequency = topology.config.heartbeat_frequency;
+        empty.local_threshold = topology.config.local_threshold;
+        topology.emit(Event::TopologyOpening { topology_id: id });
+        topology.emit(Event::TopologyDescriptionChanged {
+            topology_id: id,
+            previous: Arc::new(empty),
+            new: Arc::clone(&description),
+        });
+        for seed in description.servers.addresses() {
+            topology.emit(Event::ServerOpening { topology_id: id, address: seed.clone() });
+        }
+        if topology_type == TopologyType::LoadBalanced {
+            // Load balancers are not monitored: the one server is a LoadBalancer from the
+            // start (load-balancers.md, "Server Discovery Logging and Monitoring").
+            let seed = topology.config.seeds[0].clone();
+            let mut lb = ServerDescription::unknown(seed);
+            lb.server_type = ServerType::LoadBalancer;
+            topology.replace_servers(now, |td, _| {
+                td.insert_server(lb);
+            });
+        }
+        Ok(topology)
+    }
+
+    /// The topology's id, as it appears in events.
+    pub fn id(&self) -> TopologyId {
+        self.id
+    }
+
+    /// The configuration the topology was created with.
+    pub fn config(&self) -> &TopologyConfig {
+        &self.config
+    }
+
+    /// The current description: an immutable snapshot, cheap to clone.
+    pub fn description(&self) -> Arc<TopologyDescription> {
+        Arc::clone(&self.description)
+    }
+
+    /// The connection pool generation of `address`, if it is in the topology.
+    pub fn pool_generation(&self, address: &ServerAddress) -> Option<u32> {
+        self.servers.get(address).map(|s| s.pool_generation)
+    }
+
+    /// Whether the topology was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The topology's random number generator (selection draws from it).
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// The next output, or `None` when there is nothing more to do until the next input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Feeds one input. `now` is the current monotonic time.
+    pub fn handle(&mut self, input: Input<'_>, now: Instant) {
+        if self.closed {
+            return;
+        }
+        match input {
+            Input::HelloReply { address, reply, round_trip_time } => {
+                let new = match ServerDescription::from_hello(address.clone(), reply, now) {
+                    Ok(mut sd) => {
+                        if sd.server_type != ServerType::Unknown {
+                            sd.round_trip_time = Some(round_trip_time);
+                            sd.min_round_trip_time = Some(round_trip_time);
+                        }
+                        sd
+                    }
+                    Err(e) => {
+                        let mut sd = ServerDescription::unknown_with_error(address, e.to_string());
+                        sd.last_update_time = Some(now);
+                        sd
+                    }
+                };
+                self.apply_server_description(new, now);
+            }
+            Input::CheckFailed { address, error } => {
+                let mut sd = ServerDescription::unknown_with_error(address, error);
+                sd.last_update_time = Some(now);
+                self.apply_server_description(sd, now);
+            }
+            Input::ApplicationError(error) => self.handle_application_error(error, now),
+            Input::Close => self.close(now),
+        }
+    }
+
+    /// Applies a server description through the update rules, publishing events.
+    fn apply_server_description(&mut self, sd: ServerDescription, now: Instant) {
+        if self.description.topology_type == TopologyType::LoadBalanced {
+            // Load balancers are never monitored; nothing a check says changes them.
+            return;
+        }
+        let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        self.replace_servers(now, |td, changes| {
+            td.apply(sd, settings, changes);
+        });
+    }
+
+    /// Runs `update` on a copy of the description, then publishes the result with its events.
+    fn replace_servers(
+        &mut self,
+        _now: Instant,
+        update: impl FnOnce(&mut TopologyDescription, &mut Changes),
+    ) {
+        let previous = Arc::clone(&self.description);
+        let mut next = (*previous).clone();
+        let mut changes = Changes::default();
+        update(&mut next, &mut changes);
+        if next == *previous {
+            // Equal by the spec's rules: keep the new round-trip times and update times, but
+            // publish no event.
+            self.description = Arc::new(next);
+            return;
+        }
+        let next = Arc::new(next);
+        let id = self.id;
+        for sd in next.servers.iter() {
+            if let Some(old) = previous.servers.get(&sd.address) {
+                if !Arc::ptr_eq(old, sd) && **old != **sd {
+                    self.emit(Event::ServerDescriptionChanged {
+                        topology_id: id,
+                        address: sd.address.clone(),
+                        previous: Arc::clone(old),
+                        new: Arc::clone(sd),
+                    });
+                }
+            }
+        }
+        for address in &changes.added {
+            self.servers.entry(address.clone()).or_default();
+            self.emit(Event::ServerOpening { topology_id: id, address: address.clone() });
+        }
+        for gone in &changes.removed {
+            if !next.servers.contains(&gone.address) {
+                self.servers.remove(&gone.address);
+                self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
+            }
+        }
+        self.description = Arc::clone(&next);
+        self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: next });
+        for address in changes.check_now {
+            self.outputs.push_back(Output::Command(Command::RequestImmediateCheck { address }));
+        }
+    }
+
+    /// "Error handling pseudocode" (handleError).
+    fn handle_application_error(&mut self, error: ApplicationError, now: Instant) {
+        let Some(state) = self.servers.get(&error.address) else { return };
+        let Some(current) = self.description.servers.get(&error.address).cloned() else { return };
+        let load_balanced = self.description.topology_type == TopologyType::LoadBalanced;
+        // isStaleError: an error from a connection of an older pool generation is stale.
+        let current_generation = match (load_balanced, error.service_id) {
+            (true, Some(service)) => state.service_generations.get(&service).copied().unwrap_or(0),
+            _ => state.pool_generation,
+        };
+        if error.generation.is_some_and(|g| g < current_generation) {
+            return;
+        }
+        let overloaded = error.has_label(SYSTEM_OVERLOADED_LABEL);
+        match &error.kind {
+            ApplicationErrorKind::Command { code, message, topology_version } => {
+                let class = classify(*code, message);
+                if class == StateChange::None {
+                    // "MongoDB Handshake errors": any other error while establishing the
+                    // connection (authentication) marks the server Unknown and clears its pool.
+                    if error.phase == ErrorPhase::BeforeHandshakeCompletes && !overloaded {
+                        self.mark_unknown_and_clear(&error, load_balanced, now);
+                    }
+                    return;
+                }
+                // isStaleError: the current description's topologyVersion is not older.
+                if crate::server_description::TopologyVersion::compare(
+                    current.topology_version.as_ref(),
+                    topology_version.as_ref(),
+                ) != std::cmp::Ordering::Less
+                {
+                    return;
+                }
+                if !load_balanced {
+                    let mut unknown =
+                        ServerDescription::unknown_with_error(error.address.clone(), error.to_string());
+                    unknown.topology_version = *topology_version;
+                    unknown.last_update_time = Some(now);
+                    self.apply_server_description(unknown, now);
+                }
+                // Clear the pool if and only if the node is shutting down.
+                if class == (StateChange::Recovering { shutdown: true }) {
+                    self.clear_pool(
+                        &error.address,
+                        load_balanced.then_some(error.service_id).flatten(),
+                        false,
+                    );
+                }
+                self.outputs
+                    .push_back(Output::Command(Command::RequestImmediateCheck { address: error.address }));
+            }
+            // A timeout never marks a server Unknown: it may be a slow operation (and the
+            // handshake timeouts of error_handling_handshake.json are ignored too).
+            ApplicationErrorKind::Timeout => {}
+            ApplicationErrorKind::Network => {
+                // Errors carrying the backpressure label are ignored.
+                if !overloaded {
+                    self.mark_unknown_and_clear(&error, load_balanced, now);
+                }
+            }
+        }
+    }
+
+    /// Marks the server Unknown (unless load balanced) and clears its pool.
+    fn mark_unknown_and_clear(&mut self, error: &ApplicationError, load_balanced: bool, now: Instant) {
+        if load_balanced {
+            if let Some(service) = error.service_id {
+                self.clear_pool(&error.address, Some(service), false);
+            }
+            return;
+        }
+        let mut unknown = ServerDescription::unknown_with_error(error.address.clone(), error.to_string());
+        unknown.last_update_time = Some(now);
+        self.apply_server_description(unknown, now);
+        self.clear_pool(&error.address, None, false);
+    }
+
+    /// Bumps the pool generation and tells the I/O layer to clear the pool.
+    fn clear_pool(&mut self, address: &ServerAddress, service_id: Option<ObjectId>, interrupt: bool) {
+        let Some(state) = self.servers.get_mut(address) else { return };
+        let generation = match service_id {
+            Some(service) => {
+                let g = state.service_generations.entry(service).or_insert(0);
+                *g += 1;
+                *g
+            }
+            None => {
+                state.pool_generation += 1;
+                state.pool_generation
+            }
+        };
+        self.outputs.push_back(Output::Command(Command::ClearPool {
+            address: address.clone(),
+            service_id,
+            generation,
+            interrupt_in_use_connections: interrupt,
+        }));
+    }
+
+    /// Closes every server, then the topology ("Client closing").
+    fn close(&mut self, _now: Instant) {
+        let id = self.id;
+        let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
+        for address in addresses {
+            self.emit(Event::ServerClosed { topology_id: id, address });
+        }
+        self.servers.clear();
+        self.emit(Event::TopologyClosed { topology_id: id });
+        self.closed = true;
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+}

@@ -1,0 +1,215 @@
+//! Applying a new server description to a topology description
+//! (server-discovery-and-monitoring.md, "Updating the TopologyDescription").
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::address::ServerAddress;
+use crate::compatibility;
+use crate::server_description::{ServerDescription, ServerType, TopologyVersion};
+use crate::topology_description::{TopologyDescription, TopologyType};
+
+/// What an update did besides replacing descriptions: the servers it added and removed
+/// (whose monitors must start and stop) and the servers to check at once.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Servers added to the topology, in the order they were added.
+    pub(crate) added: SmallVec<[ServerAddress; 4]>,
+    /// Servers removed from the topology.
+    pub(crate) removed: SmallVec<[Arc<ServerDescription>; 4]>,
+    /// Servers that must be checked as soon as possible (an invalidated old primary).
+    pub(crate) check_now: SmallVec<[ServerAddress; 2]>,
+}
+
+/// The settings the update rules depend on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RuleSettings {
+    /// Whether the seed list had exactly one seed ("updateUnknownWithStandalone").
+    pub(crate) single_seed: bool,
+}
+
+impl TopologyDescription {
+    /// Applies the outcome of a check (successful or not) of `new.address`.
+    ///
+    /// Returns `false`, changing nothing, when the server is not in the topology (its
+    /// outcome arrived after it was removed) or when `new` carries an older topologyVersion
+    /// than the current description ("Parsing a hello or legacy hello response").
+    pub(crate) fn apply(
+        &mut self,
+        new: ServerDescription,
+        settings: RuleSettings,
+        changes: &mut Changes,
+    ) -> bool {
+        let Some(current) = self.servers.get(&new.address) else {
+            // "the client MUST ignore hello or legacy hello outcomes from servers that are not
+            // in the TopologyDescription".
+            return false;
+        };
+        // Replace only if the new topologyVersion is >= the current one. A failed check has no
+        // topologyVersion and always counts as newer.
+        if new.topology_version.is_some()
+            && TopologyVersion::compare(current.topology_version.as_ref(), new.topology_version.as_ref())
+                == Ordering::Greater
+        {
+            return false;
+        }
+        self.apply_unchecked(new, settings, changes);
+        true
+    }
+
+    /// The TopologyType table, after the server is known to be in the topology.
+    fn apply_unchecked(&mut self, new: ServerDescription, settings: RuleSettings, changes: &mut Changes) {
+        let address = new.address.clone();
+        let server_type = new.server_type;
+        match self.topology_type {
+            // "TopologyType Single": always replace; verify setName if one was given.
+            TopologyType::Single => {
+                let new = match &self.set_name {
+                    Some(expected)
+                        if new.server_type != ServerType::Unknown
+                            && new.set_name.as_ref() != Some(expected) =>
+                    {
+                        let found = new.set_name.as_deref().unwrap_or("no setName");
+                        ServerDescription::unknown_with_error(
+                            address,
+                            format!(
+                                "replica set name mismatch: expected {expected:?}, server reports {found:?}"
+                            ),
+                        )
+                    }
+                    _ => new,
+                };
+                self.servers.insert(Arc::new(new));
+            }
+            // "TopologyType LoadBalanced": the one server is always a LoadBalancer.
+            TopologyType::LoadBalanced => {
+                self.servers.insert(Arc::new(new));
+            }
+            TopologyType::Unknown => {
+                self.servers.insert(Arc::new(new));
+                match server_type {
+                    ServerType::Standalone => {
+                        self.update_unknown_with_standalone(&address, settings, changes);
+                    }
+                    ServerType::Mongos => self.topology_type = TopologyType::Sharded,
+                    ServerType::RSPrimary => {
+                        self.topology_type = TopologyType::ReplicaSetWithPrimary;
+                        self.update_rs_from_primary(&address, changes);
+                    }
+                    ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
+                        self.topology_type = TopologyType::ReplicaSetNoPrimary;
+                        self.update_rs_without_primary(&address, changes);
+                    }
+                    // Unknown, and RSGhost ("TopologyType remains Unknown when an RSGhost is
+                    // discovered"): no-op.
+                    _ => {}
+                }
+            }
+            TopologyType::Sharded => {
+                self.servers.insert(Arc::new(new));
+                // "TopologyType Sharded": keep Unknown servers and mongoses, remove others.
+                if !matches!(server_type, ServerType::Unknown | ServerType::Mongos) {
+                    self.remove(&address, changes);
+                }
+            }
+            TopologyType::ReplicaSetNoPrimary => {
+                self.servers.insert(Arc::new(new));
+                match server_type {
+                    ServerType::Standalone | ServerType::Mongos => self.remove(&address, changes),
+                    ServerType::RSPrimary => {
+                        self.topology_type = TopologyType::ReplicaSetWithPrimary;
+                        self.update_rs_from_primary(&address, changes);
+                    }
+                    ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
+                        self.update_rs_without_primary(&address, changes);
+                    }
+                    _ => {}
+                }
+            }
+            TopologyType::ReplicaSetWithPrimary => {
+                self.servers.insert(Arc::new(new));
+                match server_type {
+                    ServerType::Standalone | ServerType::Mongos => {
+                        self.remove(&address, changes);
+                        self.check_if_has_primary();
+                    }
+                    ServerType::RSPrimary => self.update_rs_from_primary(&address, changes),
+                    ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
+                        self.update_rs_with_primary_from_member(&address, changes);
+                    }
+                    _ => self.check_if_has_primary(),
+                }
+            }
+        }
+        self.update_compatibility();
+        self.update_logical_session_timeout();
+    }
+
+    /// "updateUnknownWithStandalone".
+    fn update_unknown_with_standalone(
+        &mut self,
+        address: &ServerAddress,
+        settings: RuleSettings,
+        changes: &mut Changes,
+    ) {
+        if settings.single_seed {
+            self.topology_type = TopologyType::Single;
+        } else {
+            self.remove(address, changes);
+        }
+    }
+
+    /// "remove": drops the server; its monitor stops.
+    pub(crate) fn remove(&mut self, address: &ServerAddress, changes: &mut Changes) {
+        if let Some(sd) = self.servers.remove(address) {
+            changes.added.retain(|a| a != address);
+            changes.removed.push(sd);
+        }
+    }
+
+    /// Adds an Unknown description for every reported member not yet in the topology.
+    pub(crate) fn add_missing_members(&mut self, reporter: &ServerAddress, changes: &mut Changes) {
+        let Some(sd) = self.servers.get(reporter).cloned() else { return };
+        for member in sd.members() {
+            if !self.servers.contains(member) {
+                self.servers.insert(Arc::new(ServerDescription::unknown(member.clone())));
+                changes.added.push(member.clone());
+            }
+        }
+    }
+
+    /// "checkIfHasPrimary".
+    pub(crate) fn check_if_has_primary(&mut self) {
+        self.topology_type = if self.primary().is_some() {
+            TopologyType::ReplicaSetWithPrimary
+        } else {
+            TopologyType::ReplicaSetNoPrimary
+        };
+    }
+
+    /// "Checking wire protocol compatibility", over every server.
+    pub(crate) fn update_compatibility(&mut self) {
+        self.compatibility_error = self
+            .servers
+            .iter()
+            .filter(|sd| sd.server_type != ServerType::Unknown)
+            .find_map(|sd| compatibility::check(sd));
+    }
+
+    /// "Logical Session Timeout": the minimum over data-bearing servers, null if any is null.
+    pub(crate) fn update_logical_session_timeout(&mut self) {
+        let mut min: Option<i64> = None;
+        for sd in self.servers.iter().filter(|sd| sd.server_type.is_data_bearing()) {
+            match sd.logical_session_timeout_minutes {
+                None => {
+                    self.logical_session_timeout_minutes = None;
+                    return;
+                }
+                Some(v) => min = Some(min.map_or(v, |m| m.min(v))),
+            }
+        }
+        self.logical_session_timeout_minutes = min;
+    }
+}

@@ -1,0 +1,134 @@
+//! Runs the official MongoDB spec tests (JSON) against the sdam core.
+//!
+//! The corpus is never part of this repository: it is found through `SDAM_SPEC_CORPUS`,
+//! else `../shared/specifications` beside the workspace. [`suites`] lists what runs where;
+//! [`run_file`] runs one file in any supported format.
+
+use std::path::{Path, PathBuf};
+
+pub mod sdam_json;
+mod seed_uri;
+
+/// The commit of `mongodb/specifications` the corpus is pinned to.
+pub const PINNED_COMMIT: &str = "92b3c0b9287bfba1b0ec4084300858d05c654f8c";
+
+/// Runs one parsed test file; `Err` names the first difference.
+pub type RunFn = fn(&serde_json::Value) -> Result<(), String>;
+
+/// The formats this runner understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// SDAM: `uri` + `phases` of responses and application errors.
+    Sdam,
+}
+
+impl Format {
+    /// The function that runs a file of this format.
+    pub fn runner(self) -> RunFn {
+        match self {
+            Self::Sdam => sdam_json::run,
+        }
+    }
+
+    /// Guesses the format of a test file from its keys.
+    pub fn sniff(doc: &serde_json::Value) -> Option<Self> {
+        let has = |k: &str| doc.get(k).is_some();
+        if has("phases") && has("uri") {
+            Some(Self::Sdam)
+        } else {
+            None
+        }
+    }
+}
+
+/// One folder of the corpus and how its files run.
+#[derive(Debug, Clone, Copy)]
+pub struct Suite {
+    /// The folder, relative to the corpus root.
+    pub dir: &'static str,
+    /// How its files run.
+    pub format: Format,
+    /// Why the whole folder is not run, if it is not.
+    pub ignored: Option<&'static str>,
+}
+
+const UNIFIED: &str = "unified format: needs a live server and a full driver";
+
+/// Every suite, in the order they run.
+pub fn suites() -> Vec<Suite> {
+    let sdam = |dir| Suite { dir, format: Format::Sdam, ignored: None };
+    vec![
+        sdam("server-discovery-and-monitoring/tests/single"),
+        sdam("server-discovery-and-monitoring/tests/rs"),
+        sdam("server-discovery-and-monitoring/tests/sharded"),
+        sdam("server-discovery-and-monitoring/tests/load-balanced"),
+        sdam("server-discovery-and-monitoring/tests/errors"),
+        sdam("server-discovery-and-monitoring/tests/monitoring"),
+        Suite {
+            dir: "server-discovery-and-monitoring/tests/unified",
+            format: Format::Sdam,
+            ignored: Some(UNIFIED),
+        },
+    ]
+}
+
+/// Where the corpus is: `SDAM_SPEC_CORPUS`, else `../shared/specifications` beside the
+/// workspace root. `Err` explains how to get it.
+pub fn corpus_root() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("SDAM_SPEC_CORPUS") {
+        let dir = PathBuf::from(dir);
+        return if dir.is_dir() {
+            Ok(dir)
+        } else {
+            Err(format!("SDAM_SPEC_CORPUS={} is not a directory", dir.display()))
+        };
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = workspace.join("../shared/specifications");
+    if shared.is_dir() {
+        return Ok(shared.canonicalize().unwrap_or(shared));
+    }
+    Err(format!(
+        "the spec test corpus was not found: set SDAM_SPEC_CORPUS to the `source` folder of a clone of \
+         mongodb/specifications at commit {PINNED_COMMIT} (spec-tests/clone-corpus.sh does it), or place it \
+         at {}",
+        shared.display()
+    ))
+}
+
+/// The `.json` files in `dir` and its subfolders, sorted.
+pub fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads and runs one file; the format is `format`, else sniffed from the content.
+pub fn run_file(path: &Path, format: Option<Format>) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let format = format.or_else(|| Format::sniff(&doc)).ok_or_else(|| {
+        "unrecognised test format (expected an SDAM or server selection spec test)".to_owned()
+    })?;
+    format.runner()(&doc)
+}
+
+/// Converts a JSON value (extended JSON) to a BSON document.
+pub fn to_document(value: &serde_json::Value) -> Result<bson::Document, String> {
+    match bson::Bson::try_from(value.clone()) {
+        Ok(bson::Bson::Document(d)) => Ok(d),
+        Ok(other) => Err(format!("expected a document, found {other}")),
+        Err(e) => Err(format!("invalid extended JSON: {e}")),
+    }
+}

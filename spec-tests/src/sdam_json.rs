@@ -1,0 +1,373 @@
+//! The SDAM spec test format (server-discovery-and-monitoring/tests/README.md): a `uri`, then
+//! phases of hello responses and application errors, each followed by an expected outcome
+//! (a topology description, or for monitoring tests the events published).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use sdam::app_error::command_error_from_reply;
+use sdam::{
+    ApplicationError, ApplicationErrorKind, ErrorPhase, Event, Input, Output, ServerAddress,
+    ServerDescription, ServerType, Topology, TopologyDescription, TopologyType,
+};
+
+use crate::seed_uri::config_from_uri;
+use crate::to_document;
+
+/// Runs one SDAM test file.
+pub fn run(test: &Value) -> Result<(), String> {
+    let uri = test["uri"].as_str().ok_or("missing uri")?;
+    let config = config_from_uri(uri)?;
+    // The runner's clock: a fixed origin advanced by one millisecond per input.
+    #[allow(clippy::disallowed_methods)]
+    let mut now = Instant::now();
+    let mut topology = Topology::new(config, now).map_err(|e| format!("invalid configuration: {e}"))?;
+    let mut events = Vec::new();
+    let phases = test["phases"].as_array().ok_or("missing phases")?;
+    for (i, phase) in phases.iter().enumerate() {
+        let label = phase["description"]
+            .as_str()
+            .map_or_else(|| format!("phase {i}"), |d| format!("phase {i} ({d})"));
+        run_phase(&mut topology, phase, &mut now, &mut events).map_err(|e| format!("{label}: {e}"))?;
+        let outcome = &phase["outcome"];
+        let result = match outcome.get("events") {
+            Some(expected) => check_events(expected, &events),
+            None => check_outcome(outcome, &topology),
+        };
+        result.map_err(|e| format!("{label}: {e}"))?;
+        events.clear();
+    }
+    Ok(())
+}
+
+fn drain(topology: &mut Topology, events: &mut Vec<Event>) {
+    while let Some(output) = topology.poll_output() {
+        if let Output::Event(e) = output {
+            events.push(e);
+        }
+    }
+}
+
+fn run_phase(
+    topology: &mut Topology,
+    phase: &Value,
+    now: &mut Instant,
+    events: &mut Vec<Event>,
+) -> Result<(), String> {
+    drain(topology, events);
+    for response in phase["responses"].as_array().into_iter().flatten() {
+        *now += Duration::from_millis(1);
+        let address = parse_address(&response[0])?;
+        let reply = response[1].as_object().ok_or("response is not a document")?;
+        if reply.is_empty() {
+            // `{}` stands for a network error.
+            topology.handle(Input::CheckFailed { address, error: "network error".into() }, *now);
+        } else {
+            let doc = to_document(&response[1])?;
+            let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
+            topology
+                .handle(Input::HelloReply { address, reply: &raw, round_trip_time: Duration::ZERO }, *now);
+        }
+        drain(topology, events);
+    }
+    for error in phase["applicationErrors"].as_array().into_iter().flatten() {
+        *now += Duration::from_millis(1);
+        if let Some(error) = application_error(error)? {
+            topology.handle(Input::ApplicationError(error), *now);
+        }
+        drain(topology, events);
+    }
+    Ok(())
+}
+
+fn parse_address(v: &Value) -> Result<ServerAddress, String> {
+    let s = v.as_str().ok_or("address is not a string")?;
+    ServerAddress::parse(s).map_err(|e| format!("bad address {s:?}: {e}"))
+}
+
+/// Builds the error a test describes; `None` when its response carries no error at all
+/// (errors inside `writeErrors` are never considered).
+fn application_error(v: &Value) -> Result<Option<ApplicationError>, String> {
+    let address = parse_address(&v["address"])?;
+    let kind = match v["type"].as_str() {
+        Some("network") => ApplicationErrorKind::Network,
+        Some("timeout") => ApplicationErrorKind::Timeout,
+        Some("command") => {
+            let doc = to_document(&v["response"])?;
+            let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
+            match command_error_from_reply(&raw) {
+                Some(kind) => kind,
+                None => return Ok(None),
+            }
+        }
+        other => return Err(format!("unknown application error type {other:?}")),
+    };
+    let mut error = ApplicationError::new(address, kind);
+    error.generation = v["generation"].as_u64().map(|g| u32::try_from(g).unwrap_or(u32::MAX));
+    error.max_wire_version = v["maxWireVersion"].as_i64().map_or(0, |w| i32::try_from(w).unwrap_or(i32::MAX));
+    error.phase = match v["when"].as_str() {
+        Some("beforeHandshakeCompletes") => ErrorPhase::BeforeHandshakeCompletes,
+        Some("afterHandshakeCompletes") => ErrorPhase::AfterHandshakeCompletes,
+        other => return Err(format!("unknown application error phase {other:?}")),
+    };
+    Ok(Some(error))
+}
+
+fn mismatch(what: &str, expected: impl std::fmt::Debug, actual: impl std::fmt::Debug) -> String {
+    format!("{what}: expected {expected:?}, got {actual:?}")
+}
+
+fn check_outcome(outcome: &Value, topology: &Topology) -> Result<(), String> {
+    let td = topology.description();
+    let expected_type = outcome["topologyType"].as_str().ok_or("outcome without topologyType")?;
+    if TopologyType::parse(expected_type) != Some(td.topology_type) {
+        return Err(mismatch("topologyType", expected_type, td.topology_type));
+    }
+    if let Some(set_name) = outcome.get("setName") {
+        if set_name.as_str() != td.set_name.as_deref() {
+            return Err(mismatch("setName", set_name, &td.set_name));
+        }
+    }
+    if let Some(lst) = outcome.get("logicalSessionTimeoutMinutes") {
+        if lst.as_i64() != td.logical_session_timeout_minutes {
+            return Err(mismatch("logicalSessionTimeoutMinutes", lst, td.logical_session_timeout_minutes));
+        }
+    }
+    if let Some(v) = outcome.get("maxSetVersion") {
+        if v.as_i64() != td.max_set_version {
+            return Err(mismatch("maxSetVersion", v, td.max_set_version));
+        }
+    }
+    if let Some(v) = outcome.get("maxElectionId") {
+        let expected = oid(v)?;
+        if expected != td.max_election_id {
+            return Err(mismatch("maxElectionId", expected, td.max_election_id));
+        }
+    }
+    if let Some(v) = outcome.get("compatible") {
+        if v.as_bool() != Some(td.is_compatible()) {
+            return Err(mismatch("compatible", v, td.is_compatible()));
+        }
+    }
+    let servers = outcome["servers"].as_object().ok_or("outcome without servers")?;
+    let mut expected_addresses =
+        servers.keys().map(|k| parse_address(&Value::from(k.as_str()))).collect::<Result<Vec<_>, _>>()?;
+    expected_addresses.sort();
+    let actual_addresses: Vec<ServerAddress> = td.servers.addresses().cloned().collect();
+    if expected_addresses != actual_addresses {
+        return Err(mismatch("servers", expected_addresses, actual_addresses));
+    }
+    for (address, expected) in servers {
+        let address = parse_address(&Value::from(address.as_str()))?;
+        let sd = td.server(&address).ok_or("server vanished")?;
+        check_server(expected, sd, topology.pool_generation(&address))
+            .map_err(|e| format!("server {address}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn oid(v: &Value) -> Result<Option<bson::oid::ObjectId>, String> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    match bson::Bson::try_from(v.clone()) {
+        Ok(bson::Bson::ObjectId(o)) => Ok(Some(o)),
+        _ => Err(format!("expected an ObjectId, found {v}")),
+    }
+}
+
+fn server_type(v: &Value) -> Result<ServerType, String> {
+    // PossiblePrimary is synonymous with Unknown for multi-threaded clients
+    // (server-discovery-and-monitoring.md, "ServerType").
+    v.as_str().and_then(ServerType::parse).ok_or_else(|| format!("unknown server type {v}"))
+}
+
+fn check_server(
+    expected: &Value,
+    sd: &ServerDescription,
+    pool_generation: Option<u32>,
+) -> Result<(), String> {
+    let ty = server_type(&expected["type"])?;
+    if ty != sd.server_type {
+        return Err(mismatch("type", ty, sd.server_type));
+    }
+    if let Some(e) = expected.get("error").and_then(Value::as_str) {
+        if !sd.error.as_deref().unwrap_or("").contains(e) {
+            return Err(mismatch("error", e, &sd.error));
+        }
+    }
+    if let Some(v) = expected.get("setName") {
+        if v.as_str() != sd.set_name.as_deref() {
+            return Err(mismatch("setName", v, &sd.set_name));
+        }
+    }
+    if let Some(v) = expected.get("setVersion") {
+        if v.as_i64() != sd.set_version {
+            return Err(mismatch("setVersion", v, sd.set_version));
+        }
+    }
+    if let Some(v) = expected.get("electionId") {
+        if oid(v)? != sd.election_id {
+            return Err(mismatch("electionId", v, sd.election_id));
+        }
+    }
+    if let Some(v) = expected.get("logicalSessionTimeoutMinutes") {
+        if v.as_i64() != sd.logical_session_timeout_minutes {
+            return Err(mismatch("logicalSessionTimeoutMinutes", v, sd.logical_session_timeout_minutes));
+        }
+    }
+    for (key, actual) in [("minWireVersion", sd.min_wire_version), ("maxWireVersion", sd.max_wire_version)] {
+        if let Some(v) = expected.get(key) {
+            // null means "not known", which this crate keeps as 0.
+            if v.as_i64().unwrap_or(0) != i64::from(actual) {
+                return Err(mismatch(key, v, actual));
+            }
+        }
+    }
+    if let Some(v) = expected.get("topologyVersion") {
+        let expected_tv = if v.is_null() {
+            None
+        } else {
+            let doc = to_document(v)?;
+            let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
+            Some(sdam::hello::parse_topology_version(&raw).map_err(|e| e.to_string())?)
+        };
+        if expected_tv != sd.topology_version {
+            return Err(mismatch("topologyVersion", expected_tv, sd.topology_version));
+        }
+    }
+    if let Some(g) = expected.pointer("/pool/generation").and_then(Value::as_u64) {
+        if Some(g) != pool_generation.map(u64::from) {
+            return Err(mismatch("pool.generation", g, pool_generation));
+        }
+    }
+    Ok(())
+}
+
+fn check_events(expected: &Value, actual: &[Event]) -> Result<(), String> {
+    let expected = expected.as_array().ok_or("events is not an array")?;
+    if expected.len() != actual.len() {
+        return Err(format!(
+            "expected {} events, got {}: {:?}",
+            expected.len(),
+            actual.len(),
+            actual.iter().map(event_name).collect::<Vec<_>>()
+        ));
+    }
+    for (i, (e, a)) in expected.iter().zip(actual).enumerate() {
+        check_event(e, a).map_err(|err| format!("event {i} ({}): {err}", event_name(a)))?;
+    }
+    Ok(())
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::TopologyOpening { .. } => "topology_opening_event",
+        Event::TopologyDescriptionChanged { .. } => "topology_description_changed_event",
+        Event::ServerOpening { .. } => "server_opening_event",
+        Event::ServerDescriptionChanged { .. } => "server_description_changed_event",
+        Event::ServerClosed { .. } => "server_closed_event",
+        Event::TopologyClosed { .. } => "topology_closed_event",
+        _ => "other event",
+    }
+}
+
+fn check_event(expected: &Value, actual: &Event) -> Result<(), String> {
+    let (name, body) =
+        expected.as_object().and_then(|o| o.iter().next()).ok_or("malformed expected event")?;
+    if name != event_name(actual) {
+        return Err(mismatch("event", name, event_name(actual)));
+    }
+    match actual {
+        Event::ServerOpening { address, .. } | Event::ServerClosed { address, .. } => {
+            check_address(body, address)
+        }
+        Event::ServerDescriptionChanged { address, previous, new, .. } => {
+            check_address(body, address)?;
+            check_event_server(&body["previousDescription"], previous)
+                .map_err(|e| format!("previous: {e}"))?;
+            check_event_server(&body["newDescription"], new).map_err(|e| format!("new: {e}"))
+        }
+        Event::TopologyDescriptionChanged { previous, new, .. } => {
+            check_event_topology(&body["previousDescription"], previous)
+                .map_err(|e| format!("previous: {e}"))?;
+            check_event_topology(&body["newDescription"], new).map_err(|e| format!("new: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_address(body: &Value, address: &ServerAddress) -> Result<(), String> {
+    let expected = parse_address(&body["address"])?;
+    if &expected != address {
+        return Err(mismatch("address", expected, address));
+    }
+    Ok(())
+}
+
+fn address_list(v: &Value) -> Result<Vec<ServerAddress>, String> {
+    let mut out = v.as_array().into_iter().flatten().map(parse_address).collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn check_event_server(expected: &Value, sd: &Arc<ServerDescription>) -> Result<(), String> {
+    check_address(expected, &sd.address)?;
+    let ty = server_type(&expected["type"])?;
+    if ty != sd.server_type {
+        return Err(mismatch("type", ty, sd.server_type));
+    }
+    for (key, actual) in [("hosts", &sd.hosts), ("passives", &sd.passives), ("arbiters", &sd.arbiters)] {
+        let list = address_list(&expected[key])?;
+        if &list != actual {
+            return Err(mismatch(key, list, actual));
+        }
+    }
+    if let Some(v) = expected.get("setName") {
+        if v.as_str() != sd.set_name.as_deref() {
+            return Err(mismatch("setName", v, &sd.set_name));
+        }
+    }
+    if let Some(v) = expected.get("primary") {
+        let p = v.as_str().map(|s| parse_address(&Value::from(s))).transpose()?;
+        if p != sd.primary {
+            return Err(mismatch("primary", p, &sd.primary));
+        }
+    }
+    Ok(())
+}
+
+fn check_event_topology(expected: &Value, td: &TopologyDescription) -> Result<(), String> {
+    let ty = expected["topologyType"].as_str().ok_or("missing topologyType")?;
+    if TopologyType::parse(ty) != Some(td.topology_type) {
+        return Err(mismatch("topologyType", ty, td.topology_type));
+    }
+    if let Some(v) = expected.get("setName") {
+        if v.as_str() != td.set_name.as_deref() {
+            return Err(mismatch("setName", v, &td.set_name));
+        }
+    }
+    let servers = expected["servers"].as_array().ok_or("missing servers")?;
+    let mut by_address: Map<String, Value> = Map::new();
+    for s in servers {
+        let a = parse_address(&s["address"])?;
+        by_address.insert(a.to_string(), s.clone());
+    }
+    if by_address.len() != td.servers.len() {
+        return Err(mismatch(
+            "servers",
+            by_address.keys().collect::<Vec<_>>(),
+            td.servers.addresses().collect::<Vec<_>>(),
+        ));
+    }
+    for sd in td.servers.iter() {
+        let e = by_address
+            .get(&sd.address.to_string())
+            .ok_or_else(|| format!("unexpected server {}", sd.address))?;
+        check_event_server(e, sd).map_err(|err| format!("server {}: {err}", sd.address))?;
+    }
+    Ok(())
+}
