@@ -304,6 +304,7 @@ impl Topology {
             lb.server_type = ServerType::LoadBalancer;
             topology.replace_servers(now, |td, _| {
                 td.insert_server(lb);
+                true
             });
         }
         Ok(topology)
@@ -385,21 +386,22 @@ impl Topology {
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
-        self.replace_servers(now, |td, changes| {
-            td.apply(sd, settings, changes);
-        });
+        self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
     }
 
     /// Runs `update` on a copy of the description, then publishes the result with its events.
     fn replace_servers(
         &mut self,
         _now: Instant,
-        update: impl FnOnce(&mut TopologyDescription, &mut Changes),
+        update: impl FnOnce(&mut TopologyDescription, &mut Changes) -> bool,
     ) {
+        // `update` returns `false` when it ignored its input: nothing is published then.
         let previous = Arc::clone(&self.description);
         let mut next = (*previous).clone();
         let mut changes = Changes::default();
-        update(&mut next, &mut changes);
+        if !update(&mut next, &mut changes) {
+            return;
+        }
         if next == *previous {
             // Equal by the spec's rules: keep the new round-trip times and update times, but
             // publish no event.
@@ -550,5 +552,110 @@ impl Topology {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::rawdoc;
+
+    fn addr(s: &str) -> ServerAddress {
+        ServerAddress::parse(s).unwrap()
+    }
+
+    fn rs_topology() -> (Topology, Instant) {
+        let now = crate::test_instant();
+        let mut config = TopologyConfig::with_seeds([addr("a")]);
+        config.replica_set_name = Some("rs".into());
+        (Topology::new(config, now).unwrap(), now)
+    }
+
+    fn hello(t: &mut Topology, a: &str, reply: &RawDocument, now: Instant) {
+        t.handle(
+            Input::HelloReply { address: addr(a), reply, round_trip_time: Duration::from_millis(1) },
+            now,
+        );
+        while t.poll_output().is_some() {}
+    }
+
+    #[test]
+    fn rejects_forbidden_configurations() {
+        let now = crate::test_instant();
+        let two = TopologyConfig::with_seeds([addr("a"), addr("b")]);
+        assert_eq!(Topology::new(TopologyConfig::default(), now).unwrap_err(), ConfigError::NoSeeds);
+        let mut c = two.clone();
+        c.direct_connection = Some(true);
+        assert_eq!(Topology::new(c, now).unwrap_err(), ConfigError::DirectConnectionWithMultipleSeeds);
+        let mut c = TopologyConfig::with_seeds([addr("a")]);
+        c.load_balanced = true;
+        c.replica_set_name = Some("rs".into());
+        assert_eq!(Topology::new(c, now).unwrap_err(), ConfigError::LoadBalancedWithReplicaSet);
+        let many = TopologyConfig::with_seeds((0..=MAX_SEEDS).map(|i| addr(&format!("h{i}"))));
+        assert_eq!(Topology::new(many, now).unwrap_err(), ConfigError::TooManySeeds(MAX_SEEDS + 1));
+        let mut c = TopologyConfig::with_seeds([addr("a")]);
+        c.heartbeat_frequency = Duration::from_millis(10);
+        assert!(Topology::new(c, now).unwrap_err().to_string().contains("500 ms"));
+    }
+
+    #[test]
+    fn ten_thousand_seeds_are_fine() {
+        let now = crate::test_instant();
+        let config = TopologyConfig::with_seeds((0..MAX_SEEDS).map(|i| addr(&format!("h{i}"))));
+        let mut t = Topology::new(config, now).unwrap();
+        let mut openings = 0;
+        while let Some(o) = t.poll_output() {
+            openings += usize::from(matches!(o, Output::Event(Event::ServerOpening { .. })));
+        }
+        assert_eq!(openings, MAX_SEEDS);
+    }
+
+    #[test]
+    fn hostile_hosts_list_marks_the_server_unknown() {
+        let (mut t, now) = rs_topology();
+        let hosts: Vec<String> = (0..10_000).map(|i| format!("h{i}:27017")).collect();
+        let doc = bson::doc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": hosts, "maxWireVersion": 21};
+        let reply = bson::RawDocumentBuf::try_from(&doc).unwrap();
+        hello(&mut t, "a", &reply, now);
+        let td = t.description();
+        assert_eq!(td.servers.len(), 1);
+        let a = td.server(&addr("a")).unwrap();
+        assert_eq!(a.server_type, ServerType::Unknown);
+        assert!(a.error.as_deref().unwrap().contains("\"hosts\""), "{:?}", a.error);
+    }
+
+    #[test]
+    fn election_id_going_backwards_is_a_stale_primary() {
+        let (mut t, now) = rs_topology();
+        let eid = |n: u8| bson::oid::ObjectId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]);
+        let primary = |n: u8| {
+            rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"],
+            "setVersion": i64::MAX, "electionId": eid(n), "maxWireVersion": 21}
+        };
+        hello(&mut t, "a", &primary(5), now);
+        assert_eq!(t.description().topology_type, TopologyType::ReplicaSetWithPrimary);
+        assert_eq!(t.description().max_set_version, Some(i64::MAX));
+        hello(&mut t, "a", &primary(4), now);
+        let td = t.description();
+        assert_eq!(td.topology_type, TopologyType::ReplicaSetNoPrimary);
+        assert_eq!(td.max_election_id, Some(eid(5)));
+        let a = td.server(&addr("a")).unwrap();
+        assert!(a.error.as_deref().unwrap().contains("primary marked stale"));
+    }
+
+    #[test]
+    fn replies_for_unknown_servers_and_after_close_are_ignored() {
+        let (mut t, now) = rs_topology();
+        let before = t.description();
+        hello(&mut t, "zzz", &rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs"}, now);
+        assert!(Arc::ptr_eq(&before, &t.description()));
+        t.handle(Input::Close, now);
+        let mut last = None;
+        while let Some(o) = t.poll_output() {
+            last = Some(o);
+        }
+        assert!(matches!(last, Some(Output::Event(Event::TopologyClosed { .. }))));
+        hello(&mut t, "a", &rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs"}, now);
+        assert!(t.poll_output().is_none());
     }
 }
