@@ -627,7 +627,7 @@ mod tests {
     #[test]
     fn election_id_going_backwards_is_a_stale_primary() {
         let (mut t, now) = rs_topology();
-        let eid = |n: u8| bson::oid::ObjectId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]);
+        let eid = |n: u8| ObjectId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]);
         let primary = |n: u8| {
             rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"],
             "setVersion": i64::MAX, "electionId": eid(n), "maxWireVersion": 21}
