@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use bson::oid::ObjectId;
 
+use std::time::Duration;
+
+use bson::RawDocumentBuf;
+
 use crate::address::ServerAddress;
+use crate::monitor::{ConnectionId, RequestId};
 use crate::server_description::ServerDescription;
 use crate::topology_description::TopologyDescription;
 
@@ -64,10 +69,45 @@ pub enum Event {
         /// The topology.
         topology_id: TopologyId,
     },
+    /// A monitor started a check (or started waiting for the next streamed reply).
+    ServerHeartbeatStarted {
+        /// The server.
+        address: ServerAddress,
+        /// The monitoring connection.
+        connection_id: ConnectionId,
+        /// Whether this is an awaitable (streaming) check.
+        awaited: bool,
+    },
+    /// A check succeeded.
+    ServerHeartbeatSucceeded {
+        /// The server.
+        address: ServerAddress,
+        /// The monitoring connection.
+        connection_id: ConnectionId,
+        /// How long the check took.
+        duration: Duration,
+        /// The reply.
+        reply: RawDocumentBuf,
+        /// Whether this was an awaitable (streaming) check.
+        awaited: bool,
+    },
+    /// A check failed.
+    ServerHeartbeatFailed {
+        /// The server.
+        address: ServerAddress,
+        /// The monitoring connection.
+        connection_id: ConnectionId,
+        /// How long the check took.
+        duration: Duration,
+        /// What went wrong.
+        failure: String,
+        /// Whether this was an awaitable (streaming) check.
+        awaited: bool,
+    },
 }
 
 /// Something the I/O layer must do for the core.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Command {
     /// Clear the connection pool of `address` (and only the connections of `service_id` in
@@ -82,11 +122,41 @@ pub enum Command {
         /// Whether connections in use must be interrupted too (CMAP `interruptInUseConnections`).
         interrupt_in_use_connections: bool,
     },
-    /// Check `address` as soon as possible (a state change error, an invalidated primary).
-    RequestImmediateCheck {
+    /// Send a hello command on `connection` and read one reply; report it with
+    /// [`Input::MonitorReply`](crate::Input::MonitorReply) or
+    /// [`Input::MonitorFailed`](crate::Input::MonitorFailed) naming `request`.
+    SendHello {
+        /// Names this exchange in the reply.
+        request: RequestId,
+        /// The connection to use.
+        connection: ConnectionId,
         /// The server.
         address: ServerAddress,
+        /// `Some(connect timeout)`: open `connection` first (this hello is its handshake).
+        open: Option<Duration>,
+        /// The command document (body of an OP_MSG).
+        command: RawDocumentBuf,
+        /// Set the OP_MSG exhaustAllowed flag (streaming).
+        exhaust_allowed: bool,
+        /// How long to wait for the reply (`None`: no limit).
+        timeout: Option<Duration>,
     },
+    /// Read the next reply of a streaming exchange (the previous one had moreToCome).
+    ReadReply {
+        /// The exchange.
+        request: RequestId,
+        /// The connection.
+        connection: ConnectionId,
+        /// How long to wait for the reply.
+        timeout: Option<Duration>,
+    },
+    /// Close a monitoring or RTT connection; any exchange on it is abandoned.
+    CloseConnection {
+        /// The connection.
+        connection: ConnectionId,
+    },
+    /// The description changed: re-run waiting server selections against it.
+    WakeSelections,
 }
 
 /// One output of the topology: an event to publish or a command to carry out.

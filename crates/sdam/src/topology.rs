@@ -13,13 +13,15 @@ use crate::app_error::{
     classify, ApplicationError, ApplicationErrorKind, ErrorPhase, StateChange, SYSTEM_OVERLOADED_LABEL,
 };
 use crate::events::{Command, Event, Output, TopologyId};
+use crate::handshake::{check_command, handshake_command, ClientMetadata};
+use crate::monitor::{ConnectionId, FailureKind, Monitor, Phase, RequestId, RttTask, ServerMonitoringMode};
 use crate::rng::Rng;
 use crate::server_description::{ServerDescription, ServerType};
 use crate::topology_description::{TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
 
 /// The smallest heartbeat frequency accepted (server-monitoring.md, "heartbeatFrequencyMS").
-pub const MIN_HEARTBEAT_FREQUENCY: Duration = Duration::from_millis(500);
+pub const MIN_HEARTBEAT_FREQUENCY: Duration = crate::monitor::MIN_HEARTBEAT_FREQUENCY;
 
 /// The most seeds a configuration may list: far beyond any real deployment, small enough
 /// that per-input work stays bounded.
@@ -43,8 +45,14 @@ pub struct TopologyConfig {
     pub local_threshold: Duration,
     /// `serverSelectionTimeoutMS` (default 30 s).
     pub server_selection_timeout: Duration,
-    /// `connectTimeoutMS` (default 10 s), for monitoring connections.
+    /// `connectTimeoutMS` (default 10 s), for monitoring connections; zero means no limit.
     pub connect_timeout: Duration,
+    /// `serverMonitoringMode` (default auto: stream unless `metadata.env` names a FaaS).
+    pub server_monitoring_mode: ServerMonitoringMode,
+    /// The handshake's client metadata (`appName` goes in `metadata.app_name`).
+    pub metadata: ClientMetadata,
+    /// `compressors` offered in the handshake.
+    pub compressors: Vec<String>,
     /// The seed of the topology's random number generator (the adapters seed it from the OS).
     pub rng_seed: u64,
 }
@@ -60,6 +68,9 @@ impl Default for TopologyConfig {
             local_threshold: Duration::from_millis(15),
             server_selection_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            server_monitoring_mode: ServerMonitoringMode::Auto,
+            metadata: ClientMetadata::default(),
+            compressors: Vec::new(),
             rng_seed: 0,
         }
     }
@@ -81,6 +92,15 @@ impl TopologyConfig {
             TopologyType::ReplicaSetNoPrimary
         } else {
             TopologyType::Unknown
+        }
+    }
+
+    /// Whether monitors may use the streaming protocol (server-monitoring.md, "Streaming disabled").
+    pub fn streaming_enabled(&self) -> bool {
+        match self.server_monitoring_mode {
+            ServerMonitoringMode::Stream => true,
+            ServerMonitoringMode::Poll => false,
+            ServerMonitoringMode::Auto => self.metadata.env.is_none(),
         }
     }
 
@@ -109,6 +129,11 @@ impl TopologyConfig {
         if self.heartbeat_frequency < MIN_HEARTBEAT_FREQUENCY {
             return Err(ConfigError::HeartbeatFrequencyTooShort(self.heartbeat_frequency));
         }
+        if let Some(name) = &self.metadata.app_name {
+            if name.len() > crate::handshake::MAX_APP_NAME_BYTES {
+                return Err(ConfigError::AppNameTooLong(name.len()));
+            }
+        }
         Ok(())
     }
 }
@@ -131,6 +156,8 @@ pub enum ConfigError {
     LoadBalancedWithDirectConnection,
     /// `heartbeatFrequencyMS` below 500 ms.
     HeartbeatFrequencyTooShort(Duration),
+    /// `appName` longer than 128 bytes.
+    AppNameTooLong(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -151,6 +178,7 @@ impl fmt::Display for ConfigError {
             Self::HeartbeatFrequencyTooShort(d) => {
                 write!(f, "heartbeatFrequencyMS is {} ms, at least 500 ms is required", d.as_millis())
             }
+            Self::AppNameTooLong(n) => write!(f, "appName is {n} bytes long, at most 128 are allowed"),
         }
     }
 }
@@ -178,8 +206,36 @@ pub enum Input<'a> {
         /// What went wrong, for the server description's `error`.
         error: String,
     },
+    /// The reply to a [`Command::SendHello`] or [`Command::ReadReply`], with the OP_MSG
+    /// moreToCome flag it carried and the measured round trip.
+    MonitorReply {
+        /// The exchange the reply belongs to.
+        request: RequestId,
+        /// The reply document.
+        reply: &'a RawDocument,
+        /// Time from sending the command (or starting to read) to the reply.
+        round_trip_time: Duration,
+        /// Whether the OP_MSG moreToCome flag was set.
+        more_to_come: bool,
+    },
+    /// A [`Command::SendHello`] or [`Command::ReadReply`] failed: connect, write or read error,
+    /// a malformed frame, or no reply within the timeout.
+    MonitorFailed {
+        /// The exchange that failed.
+        request: RequestId,
+        /// Network error or timeout.
+        kind: FailureKind,
+        /// What went wrong.
+        error: String,
+    },
     /// An application operation saw an error on one of a server's connections.
     ApplicationError(ApplicationError),
+    /// Check every server as soon as the monitors allow (a server selection is waiting).
+    RequestImmediateCheck,
+    /// An operation started on `address` (counts for the in-window choice).
+    OperationStarted(ServerAddress),
+    /// An operation on `address` ended.
+    OperationFinished(ServerAddress),
     /// Close the topology: every server is closed and `TopologyClosed` is the last event.
     Close,
 }
@@ -191,6 +247,17 @@ struct ServerState {
     pool_generation: u32,
     /// Pool generations of each service behind a load balancer.
     service_generations: BTreeMap<ObjectId, u32>,
+    /// Operations in flight on this server.
+    operations: u32,
+    /// The server's monitor (none in load-balanced mode).
+    monitor: Option<Monitor>,
+}
+
+/// What an exchange the core asked for is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Check,
+    Rtt,
 }
 
 /// The SDAM state machine.
@@ -243,6 +310,11 @@ pub struct Topology {
     outputs: VecDeque<Output>,
     rng: Rng,
     closed: bool,
+    /// Exchanges in flight: which server and what for.
+    requests: BTreeMap<RequestId, (ServerAddress, Purpose)>,
+    next_id: u64,
+    last_now: Instant,
+    metadata: bson::Document,
 }
 
 impl Topology {
@@ -252,7 +324,6 @@ impl Topology {
     /// The first outputs are `TopologyOpening`, a `TopologyDescriptionChanged` from the empty
     /// description to the seeds, and one `ServerOpening` per seed.
     pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
-        let _ = now;
         config.validate()?;
         let mut rng = Rng::new(config.rng_seed);
         let mut oid = [0u8; 12];
@@ -282,7 +353,12 @@ impl Topology {
             outputs: VecDeque::new(),
             rng,
             closed: false,
+            requests: BTreeMap::new(),
+            next_id: 0,
+            last_now: now,
+            metadata: bson::Document::new(),
         };
+        topology.metadata = topology.config.metadata.to_document();
         // The first "previous" description is the empty Unknown one (SDAM monitoring tests).
         let mut empty = TopologyDescription::new(TopologyType::Unknown);
         empty.heartbeat_frequency = topology.config.heartbeat_frequency;
@@ -295,6 +371,7 @@ impl Topology {
         });
         for seed in description.servers.addresses() {
             topology.emit(Event::ServerOpening { topology_id: id, address: seed.clone() });
+            topology.start_monitor(seed, now);
         }
         if topology_type == TopologyType::LoadBalanced {
             // Load balancers are not monitored: the one server is a LoadBalancer from the
@@ -307,6 +384,7 @@ impl Topology {
                 true
             });
         }
+        topology.run_timers(now);
         Ok(topology)
     }
 
@@ -330,6 +408,34 @@ impl Topology {
         self.servers.get(address).map(|s| s.pool_generation)
     }
 
+    /// The number of operations in flight on `address` (reported with
+    /// [`Input::OperationStarted`] and [`Input::OperationFinished`]).
+    pub fn operation_count(&self, address: &ServerAddress) -> u32 {
+        self.servers.get(address).map_or(0, |s| s.operations)
+    }
+
+    /// The next moment the topology must be woken with [`handle_timeout`](Self::handle_timeout)
+    /// (a check or RTT measurement due), or `None` if nothing is scheduled. Never earlier than
+    /// the last `now` it was given.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        self.servers
+            .values()
+            .filter_map(|s| s.monitor.as_ref()?.next_deadline())
+            .min()
+            .map(|t| t.max(self.last_now))
+    }
+
+    /// Starts whatever is due at `now`: checks and RTT measurements.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.closed {
+            self.run_timers(now);
+        }
+    }
+
     /// Whether the topology was closed.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -351,6 +457,7 @@ impl Topology {
         if self.closed {
             return;
         }
+        self.last_now = self.last_now.max(now);
         match input {
             Input::HelloReply { address, reply, round_trip_time } => {
                 let new = match ServerDescription::from_hello(address.clone(), reply, now) {
@@ -374,9 +481,36 @@ impl Topology {
                 sd.last_update_time = Some(now);
                 self.apply_server_description(sd, now);
             }
+            Input::MonitorReply { request, reply, round_trip_time, more_to_come } => {
+                self.on_monitor_reply(request, reply, round_trip_time, more_to_come, now);
+            }
+            Input::MonitorFailed { request, kind, error } => {
+                self.on_monitor_failed(request, kind, error, now);
+            }
             Input::ApplicationError(error) => self.handle_application_error(error, now),
-            Input::Close => self.close(now),
+            Input::RequestImmediateCheck => {
+                for state in self.servers.values_mut() {
+                    if let Some(m) = state.monitor.as_mut() {
+                        m.request_check(now);
+                    }
+                }
+            }
+            Input::OperationStarted(address) => {
+                if let Some(s) = self.servers.get_mut(&address) {
+                    s.operations = s.operations.saturating_add(1);
+                }
+            }
+            Input::OperationFinished(address) => {
+                if let Some(s) = self.servers.get_mut(&address) {
+                    s.operations = s.operations.saturating_sub(1);
+                }
+            }
+            Input::Close => {
+                self.close(now);
+                return;
+            }
         }
+        self.run_timers(now);
     }
 
     /// Applies a server description through the update rules, publishing events.
@@ -404,8 +538,9 @@ impl Topology {
         }
         if next == *previous {
             // Equal by the spec's rules: keep the new round-trip times and update times, but
-            // publish no event.
+            // publish no event (waiting selections may still care about the new RTTs).
             self.description = Arc::new(next);
+            self.outputs.push_back(Output::Command(Command::WakeSelections));
             return;
         }
         let next = Arc::new(next);
@@ -425,17 +560,21 @@ impl Topology {
         for address in &changes.added {
             self.servers.entry(address.clone()).or_default();
             self.emit(Event::ServerOpening { topology_id: id, address: address.clone() });
+            self.start_monitor(address, _now);
         }
         for gone in &changes.removed {
             if !next.servers.contains(&gone.address) {
-                self.servers.remove(&gone.address);
+                if let Some(state) = self.servers.remove(&gone.address) {
+                    self.stop_monitor(state.monitor);
+                }
                 self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
             }
         }
         self.description = Arc::clone(&next);
         self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: next });
+        self.outputs.push_back(Output::Command(Command::WakeSelections));
         for address in changes.check_now {
-            self.outputs.push_back(Output::Command(Command::RequestImmediateCheck { address }));
+            self.request_check(&address, _now);
         }
     }
 
@@ -487,8 +626,7 @@ impl Topology {
                         false,
                     );
                 }
-                self.outputs
-                    .push_back(Output::Command(Command::RequestImmediateCheck { address: error.address }));
+                self.request_check(&error.address, now);
             }
             // A timeout never marks a server Unknown: it may be a slow operation (and the
             // handshake timeouts of error_handling_handshake.json are ignored too).
@@ -514,6 +652,9 @@ impl Topology {
         unknown.last_update_time = Some(now);
         self.apply_server_description(unknown, now);
         self.clear_pool(&error.address, None, false);
+        // "hello or legacy hello Cancellation": cancel the check in flight and close the
+        // monitoring connection; the monitor sleeps a heartbeat (or until a check is requested).
+        self.cancel_check(&error.address, now);
     }
 
     /// Bumps the pool generation and tells the I/O layer to clear the pool.
@@ -543,9 +684,13 @@ impl Topology {
         let id = self.id;
         let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
         for address in addresses {
+            if let Some(state) = self.servers.remove(&address) {
+                self.stop_monitor(state.monitor);
+            }
             self.emit(Event::ServerClosed { topology_id: id, address });
         }
         self.servers.clear();
+        self.requests.clear();
         self.emit(Event::TopologyClosed { topology_id: id });
         self.closed = true;
     }
@@ -553,6 +698,341 @@ impl Topology {
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }
+}
+
+/// Monitoring: the monitor schedules turned into commands (server-monitoring.md).
+impl Topology {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts monitoring a server that entered the topology: its first check is due now.
+    fn start_monitor(&mut self, address: &ServerAddress, now: Instant) {
+        if self.config.load_balanced {
+            return; // load balancers are not monitored
+        }
+        let streaming = self.config.streaming_enabled();
+        if let Some(state) = self.servers.get_mut(address) {
+            state.monitor.get_or_insert_with(|| Monitor::new(now, streaming));
+        }
+    }
+
+    /// Stops a monitor: closes its connections; late replies are then dropped.
+    fn stop_monitor(&mut self, monitor: Option<Monitor>) {
+        let Some(m) = monitor else { return };
+        let rtt_connection = m.rtt_task.and_then(|t| t.connection);
+        for connection in [m.connection, rtt_connection].into_iter().flatten() {
+            self.command(Command::CloseConnection { connection });
+        }
+        if let Phase::Checking { request, .. } = m.phase {
+            self.requests.remove(&request);
+        }
+        if let Some(request) = m.rtt_task.and_then(|t| t.request) {
+            self.requests.remove(&request);
+        }
+    }
+
+    /// Asks the monitor of `address` for an immediate check.
+    fn request_check(&mut self, address: &ServerAddress, now: Instant) {
+        if let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) {
+            m.request_check(now);
+        }
+    }
+
+    /// Cancels the check in flight on `address` and closes its monitoring connection.
+    fn cancel_check(&mut self, address: &ServerAddress, now: Instant) {
+        let heartbeat = self.config.heartbeat_frequency;
+        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let cancelled = match m.phase {
+            Phase::Checking { request, .. } => Some(request),
+            Phase::Idle { .. } => None,
+        };
+        let connection = m.connection.take();
+        if cancelled.is_some() {
+            m.sleep(now, heartbeat);
+        }
+        m.rtt.reset();
+        if let Some(request) = cancelled {
+            self.requests.remove(&request);
+        }
+        if let Some(connection) = connection {
+            self.command(Command::CloseConnection { connection });
+        }
+    }
+
+    /// Starts every check and RTT measurement due at `now`.
+    fn run_timers(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        let due: Vec<ServerAddress> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.monitor.as_ref().and_then(Monitor::next_deadline).is_some_and(|t| t <= now))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for address in due {
+            self.start_check_if_due(&address, now);
+            self.start_rtt_if_due(&address, now);
+        }
+    }
+
+    fn start_check_if_due(&mut self, address: &ServerAddress, now: Instant) {
+        let id = self.next_id();
+        let connection_id = self.next_id();
+        let heartbeat = self.config.heartbeat_frequency;
+        let connect_timeout = nonzero(self.config.connect_timeout);
+        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        if !matches!(m.phase, Phase::Idle { next_check } if next_check <= now) {
+            return;
+        }
+        let request = RequestId(id);
+        let (connection, open, command, awaited) = match m.connection {
+            // A new connection: its handshake is the check ("Clients update the topology from
+            // each handshake").
+            None => {
+                let c = ConnectionId(connection_id);
+                m.connection = Some(c);
+                let cmd =
+                    handshake_command(&self.metadata, &self.config.compressors, self.config.load_balanced);
+                (c, Some(connect_timeout.unwrap_or(Duration::ZERO)), cmd, false)
+            }
+            // Streaming: an awaitable hello from the last topologyVersion.
+            Some(c) if m.streaming_allowed && m.topology_version.is_some() => {
+                let tv = m.topology_version.map(|tv| (tv, heartbeat));
+                (c, None, check_command(m.hello_ok, tv), true)
+            }
+            Some(c) => (c, None, check_command(m.hello_ok, None), false),
+        };
+        m.phase = Phase::Checking { request, started: now, awaited, handshake: open.is_some() };
+        // "Socket timeout": connectTimeoutMS, plus heartbeatFrequencyMS for awaitable hellos.
+        let timeout = connect_timeout.map(|t| if awaited { t + heartbeat } else { t });
+        self.requests.insert(request, (address.clone(), Purpose::Check));
+        self.emit(Event::ServerHeartbeatStarted {
+            address: address.clone(),
+            connection_id: connection,
+            awaited,
+        });
+        self.command(Command::SendHello {
+            request,
+            connection,
+            address: address.clone(),
+            open,
+            command,
+            exhaust_allowed: awaited,
+            timeout,
+        });
+    }
+
+    fn start_rtt_if_due(&mut self, address: &ServerAddress, now: Instant) {
+        let id = self.next_id();
+        let connection_id = self.next_id();
+        let connect_timeout = nonzero(self.config.connect_timeout);
+        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let hello_ok = m.hello_ok;
+        let Some(task) = m.rtt_task.as_mut().filter(|t| t.request.is_none() && t.next_at <= now) else {
+            return;
+        };
+        let request = RequestId(id);
+        task.request = Some(request);
+        let (connection, open, command) = match task.connection {
+            Some(c) => (c, None, check_command(hello_ok, None)),
+            None => {
+                let c = ConnectionId(connection_id);
+                task.connection = Some(c);
+                let cmd =
+                    handshake_command(&self.metadata, &self.config.compressors, self.config.load_balanced);
+                (c, Some(connect_timeout.unwrap_or(Duration::ZERO)), cmd)
+            }
+        };
+        self.requests.insert(request, (address.clone(), Purpose::Rtt));
+        // No events for RTT commands ("Measuring RTT").
+        self.command(Command::SendHello {
+            request,
+            connection,
+            address: address.clone(),
+            open,
+            command,
+            exhaust_allowed: false,
+            timeout: connect_timeout,
+        });
+    }
+
+    fn on_monitor_reply(
+        &mut self,
+        request: RequestId,
+        reply: &RawDocument,
+        round_trip_time: Duration,
+        more_to_come: bool,
+        now: Instant,
+    ) {
+        let Some((address, purpose)) = self.requests.get(&request).cloned() else { return };
+        let heartbeat = self.config.heartbeat_frequency;
+        if purpose == Purpose::Rtt {
+            self.requests.remove(&request);
+            if let Some(m) = self.servers.get_mut(&address).and_then(|s| s.monitor.as_mut()) {
+                // The reply's content is ignored; only its duration counts ("Measuring RTT").
+                m.rtt.add_sample(round_trip_time);
+                if let Some(task) = m.rtt_task.as_mut() {
+                    task.request = None;
+                    task.next_at = now + heartbeat;
+                }
+            }
+            return;
+        }
+        let Some(m) = self.servers.get_mut(&address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Phase::Checking { started, awaited, handshake, .. } = m.phase else { return };
+        let connection = m.connection.unwrap_or(ConnectionId(0));
+        let parsed = ServerDescription::from_hello(address.clone(), reply, now);
+        let failure = match &parsed {
+            Ok(sd) if sd.server_type == ServerType::Unknown => sd.error.as_deref().map(str::to_owned),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = failure {
+            // A command error (ok: 0) or a malformed reply: the check failed.
+            self.fail_check(request, &address, FailureKind::Network, error, false, now);
+            return;
+        }
+        let Ok(mut sd) = parsed else { return };
+        // RTT comes from the handshake and from polling checks, never from streamed replies.
+        if handshake || !awaited {
+            m.rtt.add_sample(round_trip_time);
+        }
+        sd.round_trip_time = m.rtt.average().or(Some(round_trip_time));
+        sd.min_round_trip_time = Some(m.rtt.minimum());
+        m.hello_ok = sd.hello_ok;
+        m.topology_version = sd.topology_version;
+        let supports_streaming = sd.topology_version.is_some();
+        let duration = if awaited { now.saturating_duration_since(started) } else { round_trip_time };
+
+        if more_to_come {
+            // The next streamed reply is already on its way: wait for it.
+            m.phase = Phase::Checking { request, started: now, awaited: true, handshake: false };
+        } else if awaited {
+            // A server that answers an awaitable hello without moreToCome does not really
+            // stream: poll it instead, or it would be checked in a hot loop.
+            m.streaming_allowed = false;
+            let rtt_task = m.rtt_task.take();
+            m.sleep(now, heartbeat);
+            self.requests.remove(&request);
+            if let Some(task) = rtt_task {
+                if let Some(r) = task.request {
+                    self.requests.remove(&r);
+                }
+                if let Some(connection) = task.connection {
+                    self.command(Command::CloseConnection { connection });
+                }
+            }
+        } else if m.streaming_allowed && supports_streaming {
+            // "Heartbeat frequency": after an ok reply the streaming protocol checks again at once.
+            m.check_now(now);
+            if m.rtt_task.is_none() {
+                m.rtt_task = Some(RttTask { connection: None, request: None, next_at: now + heartbeat });
+            }
+            self.requests.remove(&request);
+        } else {
+            m.sleep(now, heartbeat);
+            self.requests.remove(&request);
+        }
+        self.emit(Event::ServerHeartbeatSucceeded {
+            address: address.clone(),
+            connection_id: connection,
+            duration,
+            reply: reply.to_owned(),
+            awaited,
+        });
+        if more_to_come {
+            self.emit(Event::ServerHeartbeatStarted {
+                address: address.clone(),
+                connection_id: connection,
+                awaited: true,
+            });
+            let timeout = nonzero(self.config.connect_timeout).map(|t| t + heartbeat);
+            self.command(Command::ReadReply { request, connection, timeout });
+        }
+        self.apply_server_description(sd, now);
+    }
+
+    fn on_monitor_failed(&mut self, request: RequestId, kind: FailureKind, error: String, now: Instant) {
+        let Some((address, purpose)) = self.requests.get(&request).cloned() else { return };
+        if purpose == Purpose::Rtt {
+            // RTT failures never touch the topology ("Why don't clients mark a server unknown
+            // when an RTT command fails?"): close that connection and try again later.
+            self.requests.remove(&request);
+            let heartbeat = self.config.heartbeat_frequency;
+            let mut close = None;
+            if let Some(task) = self
+                .servers
+                .get_mut(&address)
+                .and_then(|s| s.monitor.as_mut())
+                .and_then(|m| m.rtt_task.as_mut())
+            {
+                task.request = None;
+                close = task.connection.take();
+                task.next_at = now + heartbeat;
+            }
+            if let Some(connection) = close {
+                self.command(Command::CloseConnection { connection });
+            }
+            return;
+        }
+        self.fail_check(request, &address, kind, error, true, now);
+    }
+
+    /// "Network or command error during server check".
+    fn fail_check(
+        &mut self,
+        request: RequestId,
+        address: &ServerAddress,
+        kind: FailureKind,
+        error: String,
+        network: bool,
+        now: Instant,
+    ) {
+        self.requests.remove(&request);
+        let heartbeat = self.config.heartbeat_frequency;
+        let was_known =
+            self.description.server(address).is_some_and(|sd| sd.server_type != ServerType::Unknown);
+        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Phase::Checking { started, awaited, .. } = m.phase else { return };
+        // 1. Close the monitoring connection (the RTT one stays: it has its own schedule).
+        let connection = m.connection.take();
+        m.rtt.reset();
+        m.topology_version = None;
+        // 4./5. One immediate retry after a network error on a server that was known;
+        // otherwise sleep a heartbeat.
+        if network && was_known {
+            m.check_now(now);
+        } else {
+            m.sleep(now, heartbeat);
+        }
+        let connection_id = connection.unwrap_or(ConnectionId(0));
+        if let Some(c) = connection {
+            self.command(Command::CloseConnection { connection: c });
+        }
+        self.emit(Event::ServerHeartbeatFailed {
+            address: address.clone(),
+            connection_id,
+            duration: now.saturating_duration_since(started),
+            failure: error.clone(),
+            awaited,
+        });
+        // 2. Mark the server Unknown, 3. then clear its pool (interrupting in-use connections
+        // after a timeout).
+        let mut sd = ServerDescription::unknown_with_error(address.clone(), error);
+        sd.last_update_time = Some(now);
+        self.apply_server_description(sd, now);
+        self.clear_pool(address, None, kind == FailureKind::Timeout);
+    }
+
+    fn command(&mut self, command: Command) {
+        self.outputs.push_back(Output::Command(command));
+    }
+}
+
+/// A zero duration means "no limit" for connectTimeoutMS.
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 #[cfg(test)]
