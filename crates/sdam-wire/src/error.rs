@@ -180,7 +180,7 @@ impl fmt::Display for WireError {
             }
             Self::SectionOverrun { offset, size, remaining } => write!(
                 f,
-                "section at offset {offset} declares {size} bytes but only {remaining} bytes remain"
+                "section at offset {offset} needs {size} bytes but only {remaining} bytes remain"
             ),
             Self::SequenceSizeTooSmall { offset, size } => write!(
                 f,
@@ -205,7 +205,7 @@ impl fmt::Display for WireError {
             }
             Self::DocumentOverrun { offset, length, remaining } => write!(
                 f,
-                "document at offset {offset} declares {length} bytes but only {remaining} bytes remain in its section"
+                "document at offset {offset} needs {length} bytes but only {remaining} bytes remain in its section"
             ),
             Self::InvalidDocument { offset, reason } => {
                 write!(f, "invalid BSON document at offset {offset}: {reason}")
@@ -226,3 +226,54 @@ impl fmt::Display for WireError {
 }
 
 impl std::error::Error for WireError {}
+
+#[cfg(test)]
+mod tests {
+    use super::WireError;
+
+    #[test]
+    fn messages_carry_the_numbers() {
+        let cases = [
+            (WireError::NegativeLength { length: -3 }, "message length -3 is negative"),
+            (
+                WireError::LengthMismatch { declared: 40, actual: 39 },
+                "message header declares 40 bytes but 39 bytes were given; decode exactly one framed message",
+            ),
+            (
+                WireError::ChecksumMismatch { carried: 0xDEAD_BEEF, computed: 0x1234 },
+                "message checksum 0xdeadbeef does not match the computed CRC-32C 0x00001234",
+            ),
+            (
+                WireError::UnsupportedOpCode { op_code: 2004 },
+                "opcode 2004 is not supported; only OP_MSG (2013) is spoken",
+            ),
+            (
+                WireError::SectionOverrun { offset: 40, size: 100, remaining: 12 },
+                "section at offset 40 needs 100 bytes but only 12 bytes remain",
+            ),
+            (
+                WireError::DocumentOverrun { offset: 21, length: 64, remaining: 30 },
+                "document at offset 21 needs 64 bytes but only 30 bytes remain in its section",
+            ),
+            (
+                WireError::SequenceSizeTooSmall { offset: 33, size: -1 },
+                "document sequence at offset 33 declares size -1, below the minimum of 5 bytes",
+            ),
+            (
+                WireError::DuplicateBody { offset: 52 },
+                "second body section (payload type 0) at offset 52; exactly one is allowed",
+            ),
+            (
+                WireError::UnexpectedMoreToCome { response_to: 9 },
+                "reply to request 9 has moreToCome set but the request did not allow exhaust",
+            ),
+            (
+                WireError::ConversationFinished { response_to: 9 },
+                "reply with responseTo 9 arrived after the final reply of the conversation",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error.to_string(), expected);
+        }
+    }
+}

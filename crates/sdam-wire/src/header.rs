@@ -74,8 +74,8 @@ pub enum Framing {
     /// The buffer starts with one whole message of this many bytes. Pass `&buf[..len]` to
     /// [`OpMsg::parse`](crate::OpMsg::parse) and drop those bytes afterwards.
     Complete(usize),
-    /// The buffer holds only part of a message. At least `needed` more bytes (always
-    /// one or more) must arrive before calling [`frame`] again can succeed.
+    /// The buffer holds only part of a message: at least `needed` more bytes (always one
+    /// or more) must arrive before it is complete.
     Partial {
         /// A lower bound of the number of bytes still missing. It is exact once the 4-byte
         /// length prefix has arrived.

@@ -941,6 +941,7 @@ mod tests {
             assert!((MIN_MESSAGE_LEN..=bytes.len()).contains(&n));
             if let Ok(msg) = OpMsg::parse(&bytes[..n]) {
                 let again = msg.to_vec().expect("a parsed message re-encodes");
+                assert_eq!(again.len(), n);
                 assert_eq!(OpMsg::parse(&again).expect("re-encoded message parses"), msg);
             }
         }
