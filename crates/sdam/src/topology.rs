@@ -267,11 +267,45 @@ enum Purpose {
 /// Methods fall in four groups, called in this order by an I/O loop:
 ///
 /// - **getters** — [`description`](Self::description) returns the current immutable snapshot
-///   (an `Arc`, cheap to clone and safe to send to other threads), [`pool_generation`](Self::pool_generation).
-/// - **`handle`** — feed an [`Input`] (a hello reply, a failed check, an application error,
-///   a request to close) with the current time. Nothing blocks; nothing is returned.
-/// - **`poll_output`** — drain [`Output`]s until it returns `None`: SDAM events to publish
-///   and [`Command`]s for the I/O layer (clear a pool, check a server now).
+///   (an `Arc`, cheap to clone and safe to send to other threads); [`pool_generation`](Self::pool_generation),
+///   [`operation_count`](Self::operation_count).
+/// - **`handle_*`** — [`handle`](Self::handle) feeds one [`Input`] (a monitor's reply or
+///   failure, an application error, a hello from an application handshake, a request to
+///   check, close) with the current time; [`handle_timeout`](Self::handle_timeout) tells it the
+///   deadline it asked for has come. Nothing blocks; nothing is returned.
+/// - **`poll_*`** — drain [`poll_output`](Self::poll_output) until it returns `None` (SDAM and
+///   heartbeat events to publish, [`Command`]s to carry out), then ask
+///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next.
+///
+/// An adapter's whole loop:
+///
+/// ```text
+/// loop {
+///     while let Some(output) = topology.poll_output() {
+///         match output {
+///             Output::Event(e) => publish(e),
+///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, timeout, .. }) =>
+///                 // open `connection` first if `open` is Some(connect timeout); frame `command`
+///                 // as OP_MSG (sdam-wire), send, read one reply, time it; later report
+///                 // Input::MonitorReply { request, reply, round_trip_time, more_to_come }
+///                 // or Input::MonitorFailed { request, kind, error }.
+///                 spawn_exchange(...),
+///             Output::Command(Command::ReadReply { request, connection, timeout }) => read_next(...),
+///             Output::Command(Command::CloseConnection { connection }) => close(connection),
+///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
+///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
+///             _ => {}
+///         }
+///     }
+///     let deadline = topology.poll_timeout();
+///     match wait_for_io_or(deadline) {                 // the only place that sleeps
+///         Woken::Io(input) => topology.handle(input, Instant::now()),
+///         Woken::Deadline => topology.handle_timeout(Instant::now()),
+///     }
+/// }
+/// ```
+///
+/// The same loop, fed by hand:
 ///
 /// ```
 /// use std::time::{Duration, Instant};
