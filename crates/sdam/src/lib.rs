@@ -16,6 +16,6 @@ pub mod server_description;
 pub mod topology_description;
 
 pub use address::{AddressError, ServerAddress};
-pub use read_preference::{ReadPreferenceMode, TagSet};
+pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
 pub use server_description::{ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
