@@ -1,0 +1,157 @@
+//! Round-trip time statistics for one server: the moving average that server selection's
+//! latency window uses, and the minimum over recent samples that monitoring reports.
+//!
+//! server-selection.md, "Calculation of Average Round Trip Times", and server-monitoring.md,
+//! "Measuring RTT".
+
+use std::time::Duration;
+
+/// How many recent samples the minimum RTT covers (server-monitoring.md, "Measuring RTT").
+pub const MIN_RTT_WINDOW: usize = 10;
+
+/// The next average RTT after `sample`, given the previous average `old`.
+///
+/// server-selection.md, "Calculation of Average Round Trip Times": with no previous average
+/// the sample is taken as is; otherwise `new = 0.2 * sample + 0.8 * old` (alpha = 0.2),
+/// computed exactly in nanoseconds and rounded to the nearest nanosecond.
+pub fn next_average(old: Option<Duration>, sample: Duration) -> Duration {
+    match old {
+        None => sample,
+        Some(old) => {
+            // 0.2 * x + 0.8 * old == (x + 4 * old) / 5, rounded half up.
+            let nanos = (sample.as_nanos() + 4 * old.as_nanos() + 2) / 5;
+            duration_from_nanos(nanos)
+        }
+    }
+}
+
+fn duration_from_nanos(nanos: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    // The remainder is below 10^9 and fits a u32.
+    let sub = u32::try_from(nanos % NANOS_PER_SEC).unwrap_or(0);
+    Duration::new(secs, sub)
+}
+
+/// A server's RTT statistics: the exponentially weighted moving average and the minimum of
+/// the last [`MIN_RTT_WINDOW`] samples.
+///
+/// Feed every RTT sample to [`RttStats::add_sample`]; call [`RttStats::reset`] when the
+/// server is marked Unknown (server-selection.md: "When a server becomes unavailable, its
+/// average RTT MUST be cleared"), so that the first sample after it becomes available again
+/// is taken as the new average. A `Duration` cannot be negative, so negative RTTs are
+/// rejected by construction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RttStats {
+    average: Option<Duration>,
+    recent: [Duration; MIN_RTT_WINDOW],
+    /// How many entries of `recent` hold samples (at most `MIN_RTT_WINDOW`).
+    len: usize,
+    /// Where the next sample goes in `recent`.
+    next: usize,
+}
+
+impl RttStats {
+    /// No samples yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one RTT measurement.
+    pub fn add_sample(&mut self, rtt: Duration) {
+        self.average = Some(next_average(self.average, rtt));
+        if let Some(slot) = self.recent.get_mut(self.next) {
+            *slot = rtt;
+        }
+        self.next = (self.next + 1) % MIN_RTT_WINDOW;
+        self.len = (self.len + 1).min(MIN_RTT_WINDOW);
+    }
+
+    /// The moving average, or `None` before the first sample (an Unknown server has no
+    /// average RTT).
+    pub fn average(&self) -> Option<Duration> {
+        self.average
+    }
+
+    /// The minimum of the last [`MIN_RTT_WINDOW`] samples; zero until at least two samples
+    /// have been gathered (server-monitoring.md, "Measuring RTT").
+    pub fn minimum(&self) -> Duration {
+        if self.len < 2 {
+            return Duration::ZERO;
+        }
+        self.recent.iter().take(self.len).copied().min().unwrap_or(Duration::ZERO)
+    }
+
+    /// How many samples the minimum currently covers.
+    pub fn sample_count(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets every sample: the server became Unknown (server-selection.md, "Calculation of
+    /// Average Round Trip Times").
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(x: f64) -> Duration {
+        Duration::from_secs_f64(x / 1000.0)
+    }
+
+    #[test]
+    fn first_sample_is_the_average() {
+        assert_eq!(next_average(None, ms(10.0)), ms(10.0));
+        assert_eq!(next_average(None, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn moving_average_uses_alpha_point_two() {
+        assert_eq!(next_average(Some(Duration::ZERO), Duration::from_millis(5)), Duration::from_millis(1));
+        assert_eq!(
+            next_average(Some(Duration::from_millis(1)), Duration::from_millis(1000)),
+            Duration::from_micros(200_800)
+        );
+        assert_eq!(
+            next_average(Some(Duration::from_micros(3_100)), Duration::from_millis(36)),
+            Duration::from_micros(9_680)
+        );
+        // Huge values do not overflow.
+        let big = Duration::from_secs(u64::MAX / 2);
+        assert!(next_average(Some(big), big) >= big);
+    }
+
+    #[test]
+    fn minimum_needs_two_samples_and_covers_the_last_ten() {
+        let mut s = RttStats::new();
+        assert_eq!(s.average(), None);
+        assert_eq!(s.minimum(), Duration::ZERO);
+        s.add_sample(Duration::from_millis(7));
+        assert_eq!(s.minimum(), Duration::ZERO, "one sample is not enough");
+        s.add_sample(Duration::from_millis(9));
+        assert_eq!(s.minimum(), Duration::from_millis(7));
+        for _ in 0..9 {
+            s.add_sample(Duration::from_millis(20));
+        }
+        // Eleven samples so far: the 7 ms one has dropped out of the last ten.
+        assert_eq!(s.minimum(), Duration::from_millis(9));
+        s.add_sample(Duration::from_millis(20));
+        assert_eq!(s.minimum(), Duration::from_millis(20));
+        assert_eq!(s.sample_count(), MIN_RTT_WINDOW);
+    }
+
+    #[test]
+    fn reset_clears_average_and_minimum() {
+        let mut s = RttStats::new();
+        s.add_sample(Duration::from_millis(50));
+        s.add_sample(Duration::from_millis(40));
+        s.reset();
+        assert_eq!(s.average(), None);
+        assert_eq!(s.minimum(), Duration::ZERO);
+        s.add_sample(Duration::from_millis(3));
+        assert_eq!(s.average(), Some(Duration::from_millis(3)), "first sample after reset is the average");
+    }
+}
