@@ -13,6 +13,7 @@ pub mod address;
 pub mod read_preference;
 pub mod rng;
 pub mod rtt;
+pub mod selection;
 pub mod server_description;
 pub mod topology_description;
 
