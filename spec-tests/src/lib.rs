@@ -6,8 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod in_window;
+pub mod max_staleness;
+pub mod rtt;
 pub mod sdam_json;
 mod seed_uri;
+pub mod server_selection;
 
 /// The commit of `mongodb/specifications` the corpus is pinned to.
 pub const PINNED_COMMIT: &str = "92b3c0b9287bfba1b0ec4084300858d05c654f8c";
@@ -20,6 +24,14 @@ pub type RunFn = fn(&serde_json::Value) -> Result<(), String>;
 pub enum Format {
     /// SDAM: `uri` + `phases` of responses and application errors.
     Sdam,
+    /// Server selection: a topology description, an operation and a read preference.
+    ServerSelection,
+    /// Max staleness: the server selection format with `heartbeatFrequencyMS` and staleness.
+    MaxStaleness,
+    /// RTT: a previous average, a new sample and the expected new average.
+    Rtt,
+    /// In-window: a topology, operation counts and the expected selection frequencies.
+    InWindow,
 }
 
 impl Format {
@@ -27,6 +39,10 @@ impl Format {
     pub fn runner(self) -> RunFn {
         match self {
             Self::Sdam => sdam_json::run,
+            Self::ServerSelection => server_selection::run,
+            Self::MaxStaleness => max_staleness::run,
+            Self::Rtt => rtt::run,
+            Self::InWindow => in_window::run,
         }
     }
 
@@ -35,6 +51,14 @@ impl Format {
         let has = |k: &str| doc.get(k).is_some();
         if has("phases") && has("uri") {
             Some(Self::Sdam)
+        } else if has("mocked_topology_state") {
+            Some(Self::InWindow)
+        } else if has("new_rtt_ms") {
+            Some(Self::Rtt)
+        } else if has("topology_description") && has("heartbeatFrequencyMS") {
+            Some(Self::MaxStaleness)
+        } else if has("topology_description") {
+            Some(Self::ServerSelection)
         } else {
             None
         }
@@ -69,6 +93,19 @@ pub fn suites() -> Vec<Suite> {
             format: Format::Sdam,
             ignored: Some(UNIFIED),
         },
+        Suite {
+            dir: "server-selection/tests/server_selection",
+            format: Format::ServerSelection,
+            ignored: None,
+        },
+        Suite { dir: "server-selection/tests/rtt", format: Format::Rtt, ignored: None },
+        Suite { dir: "server-selection/tests/in_window", format: Format::InWindow, ignored: None },
+        Suite {
+            dir: "server-selection/tests/logging",
+            format: Format::ServerSelection,
+            ignored: Some(UNIFIED),
+        },
+        Suite { dir: "max-staleness/tests", format: Format::MaxStaleness, ignored: None },
     ]
 }
 

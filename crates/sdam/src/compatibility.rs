@@ -1,7 +1,7 @@
 //! Wire protocol compatibility (server-discovery-and-monitoring.md, "Checking wire protocol
 //! compatibility").
 
-use crate::server_description::ServerDescription;
+use crate::server_description::{ServerDescription, ServerType};
 
 /// The oldest wire version this client speaks: 8, MongoDB 4.2.
 pub const MIN_WIRE_VERSION: i32 = 8;
@@ -25,6 +25,12 @@ pub fn mongodb_version(wire_version: i32) -> &'static str {
         22..=25 => "8.0",
         _ => "8.2",
     }
+}
+
+/// Whether `server`'s wire version range overlaps this client's. Unknown servers and load
+/// balancers (which report no range) always pass: the check applies to known servers.
+pub fn is_compatible(server: &ServerDescription) -> bool {
+    matches!(server.server_type, ServerType::Unknown | ServerType::LoadBalancer) || check(server).is_none()
 }
 
 /// The spec's compatibility error for one (non-Unknown) server, or `None` if it is compatible.

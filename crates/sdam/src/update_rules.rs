@@ -194,7 +194,7 @@ impl TopologyDescription {
         self.compatibility_error = self
             .servers
             .iter()
-            .filter(|sd| sd.server_type != ServerType::Unknown)
+            .filter(|sd| !compatibility::is_compatible(sd))
             .find_map(|sd| compatibility::check(sd));
     }
 
