@@ -10,12 +10,14 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod connection_string;
 pub mod read_preference;
 pub mod rng;
 pub mod server_description;
 pub mod topology_description;
 
 pub use address::{AddressError, ServerAddress};
+pub use connection_string::{ConnectionString, ConnectionStringError, Options, Warning};
 pub use read_preference::{ReadPreferenceMode, TagSet};
 pub use server_description::{ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
