@@ -3,7 +3,8 @@
 //!
 //! [`ConnectionString::parse`] turns the text into hosts, credentials, the auth database and
 //! typed [`Options`], rejecting what the specs call errors and collecting what they call
-//! warnings.
+//! warnings. For `mongodb+srv`, the [`srv`] module provides the DNS names to look up and turns
+//! the answers into the seed list; the lookups themselves are the caller's I/O.
 //!
 //! ```
 //! use sdam::connection_string::ConnectionString;
@@ -17,6 +18,7 @@
 mod error;
 mod options;
 mod percent;
+pub mod srv;
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,7 +27,7 @@ pub use error::{ConnectionStringError, Warning};
 pub use options::{AuthMechanism, Compressor, Options, Secret, ServerMonitoringMode, WriteConcernW};
 
 use crate::address::{AddressError, ServerAddress, DEFAULT_PORT};
-use options::OptionParser;
+use options::{OptionParser, Source};
 
 /// The longest connection string accepted, in bytes. Real ones are well under 4 KiB; the cap
 /// bounds the work hostile input can cause.
@@ -43,7 +45,8 @@ const SRV_SCHEME: &str = "mongodb+srv://";
 /// A parsed, validated connection string.
 ///
 /// For `mongodb://` the seed list is [`hosts`](Self::hosts). For `mongodb+srv://` it is
-/// empty until the DNS answers are applied.
+/// empty until the DNS answers are applied with [`resolve_srv`](Self::resolve_srv), which
+/// returns a connection string whose `hosts` is the seed list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     srv_host: Option<String>,
@@ -136,7 +139,7 @@ impl ConnectionString {
             Some(name)
         };
 
-        let mut parser = OptionParser::new();
+        let mut parser = OptionParser::new(Source::Uri);
         if let Some(opts) = options_part {
             parse_options(opts, &mut parser)?;
         }
@@ -181,7 +184,7 @@ impl ConnectionString {
     }
 
     /// The seed list: the hosts of a `mongodb://` connection string in the order given, or
-    /// the SRV hosts once the DNS answers are applied (empty before).
+    /// the SRV hosts once [`resolve_srv`](Self::resolve_srv) has run (empty before).
     pub fn hosts(&self) -> &[ServerAddress] {
         &self.hosts
     }
@@ -207,7 +210,7 @@ impl ConnectionString {
         &self.options
     }
 
-    /// What was ignored while parsing, for WARN logs.
+    /// What was ignored while parsing (and while applying a TXT record), for WARN logs.
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
@@ -380,7 +383,8 @@ fn parse_options(text: &str, parser: &mut OptionParser) -> Result<(), Connection
 }
 
 /// The checks between options and the hosts; `host_count` is `None` for `mongodb+srv` before
-/// DNS resolution.
+/// DNS resolution. Run again after a TXT record is merged
+/// (initial-dns-seedlist-discovery.md, "URI Validation").
 pub(crate) fn check_topology_options(
     o: &Options,
     host_count: Option<usize>,
@@ -425,6 +429,31 @@ pub(crate) fn check_topology_options(
         }
     }
     Ok(())
+}
+
+/// Parses the options of a TXT record (initial-dns-seedlist-discovery.md, "Default Connection
+/// String Options"): a misformatted record or a forbidden option is an error.
+pub(crate) fn parse_txt_options(text: &str) -> Result<OptionParser, ConnectionStringError> {
+    let mut parser = OptionParser::new(Source::Txt);
+    parse_options(text, &mut parser).map_err(|reason| ConnectionStringError::InvalidTxtRecord {
+        text: text.to_owned(),
+        reason: Box::new(reason),
+    })?;
+    Ok(parser)
+}
+
+impl ConnectionString {
+    /// A copy with the seed list, merged options and extra warnings of an SRV resolution.
+    pub(crate) fn with_resolution(
+        &self,
+        hosts: Vec<ServerAddress>,
+        options: Options,
+        warnings: Vec<Warning>,
+    ) -> Self {
+        let mut all = self.warnings.clone();
+        all.extend(warnings);
+        Self { hosts, options, warnings: all, ..self.clone() }
+    }
 }
 
 #[cfg(test)]

@@ -327,12 +327,21 @@ const TLS_CONFLICTS: [(TlsRelax, TlsRelax); 7] = [
     (TlsRelax::DisableOcsp, TlsRelax::DisableRevocation),
 ];
 
+/// Where an options string comes from: the connection string, or a TXT record (which may
+/// only set three options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Uri,
+    Txt,
+}
+
 /// Parses `key=value` pairs one at a time into [`Options`], collecting warnings and the
 /// facts the cross-option checks need.
 #[derive(Debug)]
 pub(crate) struct OptionParser {
     pub(crate) options: Options,
     pub(crate) warnings: Vec<Warning>,
+    source: Source,
     /// Lower-cased keys seen so far, to detect repeats.
     seen: Vec<String>,
     /// Every valid `tls` / `ssl` value, with the key as written.
@@ -399,10 +408,11 @@ const MAX_APP_NAME_LEN: usize = 128;
 const MAX_PROXY_CREDENTIAL_LEN: usize = 255;
 
 impl OptionParser {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(source: Source) -> Self {
         Self {
             options: Options::default(),
             warnings: Vec::new(),
+            source,
             seen: Vec::new(),
             tls_values: Vec::new(),
             tls_relax: Vec::new(),
@@ -469,6 +479,14 @@ impl OptionParser {
     pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<(), ConnectionStringError> {
         // connection-string-spec.md, "Keys": keys are compared after lower-casing A-Z only.
         let lower = key.to_ascii_lowercase();
+
+        // initial-dns-seedlist-discovery.md, "Default Connection String Options": a TXT record
+        // may only set authSource, replicaSet and loadBalanced; anything else is an error.
+        if self.source == Source::Txt
+            && !matches!(lower.as_str(), "authsource" | "replicaset" | "loadbalanced")
+        {
+            return Err(ConnectionStringError::TxtOptionNotAllowed { option: key.to_owned() });
+        }
 
         let repeated = self.seen.contains(&lower);
         if !repeated {
@@ -937,7 +955,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<OptionParser, ConnectionStringError> {
-        let mut p = OptionParser::new();
+        let mut p = OptionParser::new(Source::Uri);
         for (k, v) in pairs {
             p.apply(k, v)?;
         }
@@ -1047,6 +1065,15 @@ mod tests {
         assert_eq!(w("majority"), Some(WriteConcernW::Majority));
         assert_eq!(w("dc1"), Some(WriteConcernW::Custom("dc1".into())));
         assert!(parse(&[("w", "0"), ("journal", "true")]).is_err());
+    }
+
+    #[test]
+    fn txt_source_allows_three_options() {
+        let mut p = OptionParser::new(Source::Txt);
+        assert!(p.apply("REPLICASET", "rs").is_ok());
+        assert!(p.apply("authSource", "db").is_ok());
+        assert!(p.apply("loadBalanced", "false").is_ok());
+        assert!(matches!(p.apply("ssl", "false"), Err(ConnectionStringError::TxtOptionNotAllowed { .. })));
     }
 
     #[test]

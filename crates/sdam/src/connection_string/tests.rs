@@ -268,7 +268,7 @@ fn srv_rules() {
     // An invalid service name is a warning, and the default is used.
     let cs = ok("mongodb+srv://a.b.c/?srvServiceName=bad_name");
     assert_eq!(cs.warnings().len(), 1);
-    assert_eq!(cs.options().srv_service_name, None);
+    assert_eq!(cs.srv_query().unwrap().srv_name(), "_mongodb._tcp.a.b.c");
 }
 
 #[test]
@@ -353,6 +353,9 @@ proptest! {
             prop_assert!(cs.hosts().len() <= MAX_HOSTS);
             prop_assert_eq!(cs.is_srv(), cs.hosts().is_empty());
             let _ = cs.to_string();
+            if let Some(q) = cs.srv_query() {
+                prop_assert!(q.srv_name().ends_with(q.txt_name()));
+            }
         }
     }
 
