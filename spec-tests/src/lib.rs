@@ -6,12 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod connection_string;
 pub mod in_window;
 pub mod max_staleness;
 pub mod rtt;
 pub mod sdam_json;
-mod seed_uri;
+pub mod seedlist;
 pub mod server_selection;
+pub mod uri_options;
 
 /// The commit of `mongodb/specifications` the corpus is pinned to.
 pub const PINNED_COMMIT: &str = "92b3c0b9287bfba1b0ec4084300858d05c654f8c";
@@ -32,6 +34,12 @@ pub enum Format {
     Rtt,
     /// In-window: a topology, operation counts and the expected selection frequencies.
     InWindow,
+    /// Connection strings: `tests` of URIs with their hosts, auth and options, valid or not.
+    ConnectionString,
+    /// URI options: the connection string format, checked for typed options and warnings.
+    UriOptions,
+    /// mongodb+srv seed lists, resolved against the in-memory DNS records of the spec.
+    Seedlist,
 }
 
 impl Format {
@@ -43,6 +51,9 @@ impl Format {
             Self::MaxStaleness => max_staleness::run,
             Self::Rtt => rtt::run,
             Self::InWindow => in_window::run,
+            Self::ConnectionString => connection_string::run,
+            Self::UriOptions => uri_options::run,
+            Self::Seedlist => seedlist::run,
         }
     }
 
@@ -51,6 +62,10 @@ impl Format {
         let has = |k: &str| doc.get(k).is_some();
         if has("phases") && has("uri") {
             Some(Self::Sdam)
+        } else if has("tests") {
+            Some(Self::ConnectionString)
+        } else if has("uri") && (has("seeds") || has("hosts") || has("numSeeds")) {
+            Some(Self::Seedlist)
         } else if has("mocked_topology_state") {
             Some(Self::InWindow)
         } else if has("new_rtt_ms") {
@@ -106,6 +121,9 @@ pub fn suites() -> Vec<Suite> {
             ignored: Some(UNIFIED),
         },
         Suite { dir: "max-staleness/tests", format: Format::MaxStaleness, ignored: None },
+        Suite { dir: "connection-string/tests", format: Format::ConnectionString, ignored: None },
+        Suite { dir: "uri-options/tests", format: Format::UriOptions, ignored: None },
+        Suite { dir: "initial-dns-seedlist-discovery/tests", format: Format::Seedlist, ignored: None },
     ]
 }
 

@@ -13,13 +13,13 @@ use sdam::{
     ServerDescription, ServerType, Topology, TopologyDescription, TopologyType,
 };
 
-use crate::seed_uri::config_from_uri;
 use crate::to_document;
 
 /// Runs one SDAM test file.
 pub fn run(test: &Value) -> Result<(), String> {
     let uri = test["uri"].as_str().ok_or("missing uri")?;
-    let config = config_from_uri(uri)?;
+    let cs = sdam::ConnectionString::parse(uri).map_err(|e| format!("invalid uri {uri:?}: {e}"))?;
+    let config = sdam::TopologyConfig::from_connection_string(&cs);
     // The runner's clock: a fixed origin advanced by one millisecond per input.
     #[allow(clippy::disallowed_methods)]
     let mut now = Instant::now();

@@ -13,6 +13,7 @@
 pub mod address;
 pub mod app_error;
 pub mod compatibility;
+pub mod connection_string;
 pub mod events;
 pub mod handshake;
 pub mod hello;
@@ -29,6 +30,7 @@ mod update_rules;
 
 pub use address::{AddressError, ServerAddress};
 pub use app_error::{ApplicationError, ApplicationErrorKind, ErrorPhase};
+pub use connection_string::{ConnectionString, ConnectionStringError, Options, Warning};
 pub use events::{Command, Event, Output, TopologyId};
 pub use handshake::{ClientMetadata, FaasEnv};
 pub use hello::HelloError;

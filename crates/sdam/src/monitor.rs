@@ -5,6 +5,7 @@
 //! A monitor is a small schedule, not a thread: the topology asks it what is due at `now`
 //! and turns the answer into [`Command`](crate::Command)s for the I/O layer.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::rtt::RttStats;
@@ -15,26 +16,36 @@ use crate::server_description::TopologyVersion;
 pub const MIN_HEARTBEAT_FREQUENCY: Duration = Duration::from_millis(500);
 
 /// Which monitoring protocol to use (server-monitoring.md, "serverMonitoringMode").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ServerMonitoringMode {
-    /// Stream, unless a FaaS environment is configured.
+    /// `poll` on a FaaS platform, `stream` elsewhere (the default).
     #[default]
     Auto,
-    /// Stream when the server supports it.
+    /// Use the streaming protocol when the server supports it.
     Stream,
-    /// Always poll.
+    /// Always use the polling protocol.
     Poll,
 }
 
 impl ServerMonitoringMode {
-    /// Parses `auto`, `stream` or `poll`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "auto" => Some(Self::Auto),
-            "stream" => Some(Self::Stream),
-            "poll" => Some(Self::Poll),
-            _ => None,
+    /// The option value: `auto`, `stream` or `poll`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Stream => "stream",
+            Self::Poll => "poll",
         }
+    }
+
+    /// Parses an option value, ignoring ASCII case.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Auto, Self::Stream, Self::Poll].into_iter().find(|m| m.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for ServerMonitoringMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -82,6 +82,30 @@ impl TopologyConfig {
         Self { seeds: seeds.into_iter().collect(), ..Self::default() }
     }
 
+    /// The topology options of a parsed connection string: its hosts (for `mongodb+srv`, the
+    /// resolved seed list: see [`ConnectionString::resolve_srv`](crate::ConnectionString::resolve_srv))
+    /// and every SDAM option it sets; the rest keep their defaults.
+    pub fn from_connection_string(cs: &crate::ConnectionString) -> Self {
+        let o = cs.options();
+        let defaults = Self::default();
+        let mut metadata = ClientMetadata::default();
+        metadata.app_name.clone_from(&o.app_name);
+        Self {
+            seeds: cs.hosts().to_vec(),
+            replica_set_name: o.replica_set.clone(),
+            direct_connection: o.direct_connection,
+            load_balanced: o.load_balanced.unwrap_or(false),
+            heartbeat_frequency: o.heartbeat_frequency.unwrap_or(defaults.heartbeat_frequency),
+            local_threshold: o.local_threshold.unwrap_or(defaults.local_threshold),
+            server_selection_timeout: o.server_selection_timeout.unwrap_or(defaults.server_selection_timeout),
+            connect_timeout: o.connect_timeout.unwrap_or(defaults.connect_timeout),
+            server_monitoring_mode: o.server_monitoring_mode.unwrap_or_default(),
+            metadata,
+            compressors: o.compressors.iter().flatten().map(|c| c.as_str().to_owned()).collect(),
+            rng_seed: defaults.rng_seed,
+        }
+    }
+
     /// The initial topology type ("Initial TopologyType").
     pub fn initial_topology_type(&self) -> TopologyType {
         if self.load_balanced {
