@@ -168,6 +168,7 @@ impl fmt::Display for Verdict {
 
 /// What selection decided about one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerExplanation {
     /// The server.
     pub address: ServerAddress,
@@ -200,6 +201,7 @@ impl fmt::Display for ServerExplanation {
 /// A failed selection's error carries one; [`explain`] builds one for any selection, for
 /// example to show "why this server" after a success. `Display` prints one server a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The criteria, as shown in logs.
     pub criteria: String,

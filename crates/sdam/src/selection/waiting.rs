@@ -66,6 +66,7 @@ impl SelectionOptions {
 
 /// The server a selection chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SelectedServer {
     /// Its address.
     pub address: ServerAddress,
@@ -125,6 +126,7 @@ impl fmt::Display for SelectionErrorKind {
 /// A failed selection: what went wrong, and for each server of the topology snapshot the
 /// selection last saw, why it was not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SelectionError {
     /// What went wrong.
     pub kind: SelectionErrorKind,
