@@ -243,6 +243,7 @@ impl Explanation {
             return format!("no server is suitable for {}", self.criteria);
         }
         let mut errors: Vec<&str> = self.servers.iter().filter_map(|s| s.last_error.as_deref()).collect();
+        errors.sort_unstable();
         errors.dedup();
         if errors.is_empty() {
             format!("no server is available for {} (none checked yet)", self.criteria)
