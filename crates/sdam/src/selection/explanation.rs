@@ -170,6 +170,7 @@ impl fmt::Display for Verdict {
 
 /// What selection decided about one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerExplanation {
     /// The server.
     pub address: ServerAddress,
@@ -202,6 +203,7 @@ impl fmt::Display for ServerExplanation {
 /// A failed selection's error carries one; [`explain`] builds one for any selection, for
 /// example to show "why this server" after a success. `Display` prints one server a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The criteria, as shown in logs.
     pub criteria: String,
@@ -243,6 +245,7 @@ impl Explanation {
             return format!("no server is suitable for {}", self.criteria);
         }
         let mut errors: Vec<&str> = self.servers.iter().filter_map(|s| s.last_error.as_deref()).collect();
+        errors.sort_unstable();
         errors.dedup();
         if errors.is_empty() {
             format!("no server is available for {} (none checked yet)", self.criteria)

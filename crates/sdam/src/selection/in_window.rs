@@ -22,7 +22,7 @@ pub trait OperationCounts {
 
 impl<F> OperationCounts for F
 where
-    F: Fn(&ServerAddress) -> u32,
+    F: Fn(&ServerAddress) -> u32 + ?Sized,
 {
     fn operation_count(&self, address: &ServerAddress) -> u32 {
         self(address)
@@ -116,6 +116,17 @@ mod tests {
         // Expected 2/3 and 1/3.
         assert!((1850..2150).contains(&tally[0]), "{tally:?}");
         assert!((850..1150).contains(&tally[1]), "{tally:?}");
+    }
+
+    #[test]
+    fn trait_objects_count_too() {
+        let s = servers(2);
+        let w: Vec<_> = s.iter().collect();
+        let busy_first: &dyn Fn(&ServerAddress) -> u32 = &|a| u32::from(a.port() == Some(1000));
+        let mut rng = Rng::new(9);
+        for _ in 0..20 {
+            assert_eq!(choose_in_window(&w, busy_first, &mut rng).unwrap().address, s[1].address);
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub enum SelectionLogKind {
 
 /// One server selection log message with the spec's common fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SelectionLogEvent {
     /// Which message, and its own fields.
     pub kind: SelectionLogKind,

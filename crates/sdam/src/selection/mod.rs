@@ -50,4 +50,6 @@ pub const INLINE_SERVERS: usize = 8;
 pub type ServerList<'a> = SmallVec<[&'a Arc<ServerDescription>; INLINE_SERVERS]>;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use crate::server_description::ServerDescription;
 use crate::topology_description::TopologyDescription;
 
 use super::criteria::SelectionCriteria;
-use super::explanation::{explain_shared, Explanation, Verdict};
+use super::explanation::{explain_shared, Explanation};
 use super::in_window::{choose_in_window, OperationCounts};
 use super::log_events::{describe_topology, SelectionLogEvent, SelectionLogKind};
 use super::pipeline::{in_latency_window, ImmediateFailure};
@@ -66,6 +67,7 @@ impl SelectionOptions {
 
 /// The server a selection chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SelectedServer {
     /// Its address.
     pub address: ServerAddress,
@@ -125,6 +127,7 @@ impl fmt::Display for SelectionErrorKind {
 /// A failed selection: what went wrong, and for each server of the topology snapshot the
 /// selection last saw, why it was not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SelectionError {
     /// What went wrong.
     pub kind: SelectionErrorKind,
@@ -143,9 +146,9 @@ impl SelectionError {
     pub fn failure_message(&self) -> String {
         let mut s = format!("{}: {}", self.kind, self.explanation.summary());
         for server in &self.explanation.servers {
-            s.push_str(&format!("; {}: {}", server.address, server.verdict));
+            let _ = write!(s, "; {}: {}", server.address, server.verdict);
             if let Some(e) = &server.last_error {
-                s.push_str(&format!(" (last check error: {e})"));
+                let _ = write!(s, " (last check error: {e})");
             }
         }
         s
@@ -305,11 +308,7 @@ impl Selection {
     }
 
     fn fail(&mut self, kind: SelectionErrorKind, topology: &TopologyDescription) -> SelectionPoll {
-        let mut explanation = explain_shared(Arc::new(topology.clone()), &self.criteria, None);
-        // Nothing was selected: in-window servers (possible only on a failure that is not a
-        // timeout) stay `InWindow`.
-        debug_assert!(explanation.servers.iter().all(|s| s.verdict != Verdict::Selected));
-        explanation.criteria.clone_from(&self.selector);
+        let explanation = explain_shared(Arc::new(topology.clone()), &self.criteria, None);
         let error = SelectionError { kind, explanation };
         self.log(SelectionLogKind::Failed { failure: error.failure_message() }, topology);
         self.finish(SelectionPoll::Failed(Box::new(error)))
