@@ -122,13 +122,11 @@ impl ServerMap {
     }
 
     /// Removes the server at `address`; returns its description.
-    #[allow(dead_code)] // for the topology update rules, not written on this branch
     pub(crate) fn remove(&mut self, address: &ServerAddress) -> Option<Arc<ServerDescription>> {
         self.position(address).ok().map(|i| self.entries.remove(i))
     }
 
     /// Keeps only the servers for which `keep` is true; calls `removed` for each other one.
-    #[allow(dead_code)] // for the topology update rules, not written on this branch
     pub(crate) fn retain(
         &mut self,
         mut keep: impl FnMut(&ServerDescription) -> bool,
