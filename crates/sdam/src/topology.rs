@@ -55,6 +55,10 @@ pub struct TopologyConfig {
     pub compressors: Vec<String>,
     /// The seed of the topology's random number generator (the adapters seed it from the OS).
     pub rng_seed: u64,
+    /// For `mongodb+srv`: the SRV query whose answers [`Input::SrvRecords`] carries.
+    pub srv: Option<crate::connection_string::srv::SrvQuery>,
+    /// `srvMaxHosts`: the most hosts taken from SRV records (0: no limit).
+    pub srv_max_hosts: u32,
 }
 
 impl Default for TopologyConfig {
@@ -72,6 +76,8 @@ impl Default for TopologyConfig {
             metadata: ClientMetadata::default(),
             compressors: Vec::new(),
             rng_seed: 0,
+            srv: None,
+            srv_max_hosts: 0,
         }
     }
 }
@@ -103,6 +109,8 @@ impl TopologyConfig {
             metadata,
             compressors: o.compressors.iter().flatten().map(|c| c.as_str().to_owned()).collect(),
             rng_seed: defaults.rng_seed,
+            srv: cs.srv_query(),
+            srv_max_hosts: o.srv_max_hosts.unwrap_or(0),
         }
     }
 
@@ -254,6 +262,11 @@ pub enum Input<'a> {
     },
     /// An application operation saw an error on one of a server's connections.
     ApplicationError(ApplicationError),
+    /// The answer to a rescan of the SRV records (an empty slice when the lookup failed):
+    /// hosts are added and removed per polling-srv-records-for-mongos-discovery.md, at most
+    /// `srvMaxHosts` of them. Ignored unless the topology came from `mongodb+srv` and is
+    /// Unknown or Sharded.
+    SrvRecords(&'a [crate::connection_string::srv::SrvRecord]),
     /// Check every server as soon as the monitors allow (a server selection is waiting).
     RequestImmediateCheck,
     /// An operation started on `address` (counts for the in-window choice).
@@ -546,6 +559,7 @@ impl Topology {
                 self.on_monitor_failed(request, kind, error, now);
             }
             Input::ApplicationError(error) => self.handle_application_error(error, now),
+            Input::SrvRecords(records) => self.apply_srv_records(records, now),
             Input::RequestImmediateCheck => {
                 for state in self.servers.values_mut() {
                     if let Some(m) = state.monitor.as_mut() {
@@ -755,6 +769,40 @@ impl Topology {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+}
+
+/// SRV polling (polling-srv-records-for-mongos-discovery.md).
+impl Topology {
+    /// Applies a new SRV record set: removed hosts are closed, new ones added up to srvMaxHosts.
+    fn apply_srv_records(&mut self, records: &[crate::connection_string::srv::SrvRecord], now: Instant) {
+        let Some(query) = self.config.srv.clone() else { return };
+        if !crate::connection_string::srv::rescans_srv(self.description.topology_type) {
+            return;
+        }
+        let current: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
+        let rescan = query.rescan(
+            &current,
+            records,
+            self.config.srv_max_hosts,
+            self.config.heartbeat_frequency,
+            &mut self.rng,
+        );
+        if rescan.added.is_empty() && rescan.removed.is_empty() {
+            return;
+        }
+        self.replace_servers(now, |td, changes| {
+            for gone in &rescan.removed {
+                td.remove(gone, changes);
+            }
+            for new in &rescan.added {
+                if !td.servers.contains(new) {
+                    td.insert_server(ServerDescription::unknown(new.clone()));
+                    changes.added.push(new.clone());
+                }
+            }
+            true
+        });
     }
 }
 
@@ -1331,5 +1379,32 @@ mod tests {
         assert!(closed, "b's monitoring connection is closed");
         assert_eq!(t.description().servers.len(), 1);
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)), "only a's schedule remains");
+    }
+
+    #[test]
+    fn srv_records_add_and_remove_hosts_within_srv_max_hosts() {
+        use crate::connection_string::srv::{SrvQuery, SrvRecord};
+        let now = crate::test_instant();
+        let mut config = TopologyConfig::with_seeds([addr("m1.example.com"), addr("m2.example.com")]);
+        config.srv = Some(SrvQuery::new("cluster.example.com", "mongodb").unwrap());
+        config.srv_max_hosts = 2;
+        let mut t = Topology::new(config, now).unwrap();
+        while t.poll_output().is_some() {}
+        let rec = |h: &str| SrvRecord { target: h.into(), port: 27017, ttl: None };
+        let records = [rec("m2.example.com"), rec("m3.example.com"), rec("m4.example.com")];
+        t.handle(Input::SrvRecords(&records), now);
+        let (mut opened, mut closed) = (0, 0);
+        while let Some(o) = t.poll_output() {
+            opened += usize::from(matches!(o, Output::Event(Event::ServerOpening { .. })));
+            closed += usize::from(matches!(o, Output::Event(Event::ServerClosed { .. })));
+        }
+        let td = t.description();
+        assert_eq!(td.servers.len(), 2, "srvMaxHosts caps the hosts");
+        assert!(td.server(&addr("m2.example.com")).is_some(), "existing hosts are kept");
+        assert!(td.server(&addr("m1.example.com")).is_none(), "hosts no longer listed are removed");
+        assert_eq!((opened, closed), (1, 1));
+        // A failed lookup (no records) changes nothing.
+        t.handle(Input::SrvRecords(&[]), now);
+        assert_eq!(t.description().servers.len(), 2);
     }
 }
