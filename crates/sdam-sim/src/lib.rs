@@ -1,0 +1,602 @@
+//! # sdam-sim
+//!
+//! A deterministic cluster simulator for the `sdam` core: a scripted deployment
+//! ([`Cluster`]) and a driver ([`Sim`]) that owns a [`Topology`], answers every command it
+//! emits as the deployment would, and runs it through virtual time. No I/O, no clock, no
+//! threads: the test passes the start [`Instant`] in, and every run is reproducible.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bson::oid::ObjectId;
+use bson::RawDocumentBuf;
+use sdam::{
+    Command, ConnectionId, Event, FailureKind, Input, Output, RequestId, ServerAddress, ServerDescription,
+    Topology, TopologyConfig, TopologyDescription,
+};
+
+mod cluster;
+
+pub use cluster::{Cluster, DeploymentKind, Member, Role, EPOCH_MILLIS};
+
+/// The most steps one `run_*` call may take: more means the core is in a hot loop.
+pub const MAX_STEPS: usize = 100_000;
+
+/// How long a failure on a crashed member's connection takes to show.
+pub const FAILURE_DELAY: Duration = Duration::from_millis(1);
+
+/// What is waiting to happen at some virtual time.
+#[derive(Debug, Clone)]
+enum Delivery {
+    /// A reply reaches the client.
+    Reply { request: RequestId, reply: RawDocumentBuf, sent_at: Instant, more_to_come: bool },
+    /// An exchange fails.
+    Failure { request: RequestId, kind: FailureKind, error: String },
+    /// A streaming member's `maxAwaitTimeMS` runs out: it answers the waiting hello.
+    AwaitExpired { epoch: u64 },
+}
+
+/// An awaitable hello a streaming member holds until its state changes or time runs out.
+#[derive(Debug, Clone)]
+struct Waiter {
+    request: RequestId,
+    address: ServerAddress,
+    /// The topologyVersion the client sent.
+    version: (ObjectId, i64),
+    max_await: Duration,
+    /// When the client sent the command (for the measured round trip).
+    sent_at: Instant,
+    epoch: u64,
+}
+
+/// A streaming exchange between two replies: the member answers the next `ReadReply`.
+#[derive(Debug, Clone)]
+struct Stream {
+    request: RequestId,
+    version: (ObjectId, i64),
+    max_await: Duration,
+    /// When the member generated its last reply.
+    generated_at: Instant,
+}
+
+/// A connection the core asked for.
+#[derive(Debug, Clone)]
+struct Connection {
+    address: ServerAddress,
+    /// Reset by a crash: every further exchange on it fails.
+    dead: bool,
+    waiter: Option<Waiter>,
+    stream: Option<Stream>,
+}
+
+/// The simulator: a [`Topology`] driven through virtual time against a [`Cluster`].
+#[derive(Debug)]
+pub struct Sim {
+    topology: Topology,
+    cluster: Cluster,
+    start: Instant,
+    now: Instant,
+    queue: BTreeMap<(Instant, u64), (ConnectionId, Delivery)>,
+    seq: u64,
+    connections: BTreeMap<ConnectionId, Connection>,
+    events: Vec<(Duration, Event)>,
+    closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
+    pool_clears: Vec<(Duration, ServerAddress)>,
+    steps: usize,
+}
+
+impl Sim {
+    /// Creates the topology at `start` (virtual time zero) against `cluster`.
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn new(cluster: Cluster, config: TopologyConfig, start: Instant) -> Self {
+        let topology = Topology::new(config, start).unwrap_or_else(|e| panic!("invalid config: {e}"));
+        let mut sim = Self {
+            topology,
+            cluster,
+            start,
+            now: start,
+            queue: BTreeMap::new(),
+            seq: 0,
+            connections: BTreeMap::new(),
+            events: Vec::new(),
+            closed_connections: Vec::new(),
+            pool_clears: Vec::new(),
+            steps: 0,
+        };
+        sim.drain();
+        sim
+    }
+
+    /// Virtual time elapsed since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The current virtual instant.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The topology under test.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The current topology description.
+    pub fn description(&self) -> Arc<TopologyDescription> {
+        self.topology.description()
+    }
+
+    /// The current description of one server.
+    pub fn server(&self, address: &ServerAddress) -> Option<Arc<ServerDescription>> {
+        self.topology.description().servers.get(address).cloned()
+    }
+
+    /// The simulated deployment.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Every event the topology published, with the virtual time it was published at.
+    pub fn events(&self) -> &[(Duration, Event)] {
+        &self.events
+    }
+
+    /// Every connection the core closed: when, which, and to what server.
+    pub fn closed_connections(&self) -> &[(Duration, ConnectionId, ServerAddress)] {
+        &self.closed_connections
+    }
+
+    /// Every pool clear the core asked for: when and for what server.
+    pub fn pool_clears(&self) -> &[(Duration, ServerAddress)] {
+        &self.pool_clears
+    }
+
+    /// The total number of steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The virtual times of the heartbeats started on `address` (`ServerHeartbeatStarted`).
+    pub fn heartbeats_started(&self, address: &ServerAddress) -> Vec<Duration> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::ServerHeartbeatStarted { address: a, .. } if a == address => Some(*t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Feeds an input to the topology at the current virtual time and handles its outputs.
+    pub fn handle(&mut self, input: Input<'_>) {
+        self.topology.handle(input, self.now);
+        self.drain();
+    }
+
+    /// Runs for `duration` of virtual time.
+    ///
+    /// # Panics
+    /// If more than [`MAX_STEPS`] steps are needed (a hot loop).
+    pub fn run_for(&mut self, duration: Duration) {
+        let deadline = self.now + duration;
+        let mut steps = 0;
+        while self.step(deadline) {
+            steps += 1;
+            self.check_steps(steps, duration);
+        }
+    }
+
+    /// Runs until `done` holds (checked before the first step and after each one) or
+    /// `max_duration` has passed. Returns the elapsed virtual time (since the start) at which
+    /// `done` first held, or `None` on time out (the clock then stands at the deadline).
+    ///
+    /// # Panics
+    /// If more than [`MAX_STEPS`] steps are needed (a hot loop).
+    pub fn run_until(
+        &mut self,
+        mut done: impl FnMut(&Self) -> bool,
+        max_duration: Duration,
+    ) -> Option<Duration> {
+        let deadline = self.now + max_duration;
+        let mut steps = 0;
+        loop {
+            if done(self) {
+                return Some(self.elapsed());
+            }
+            if !self.step(deadline) {
+                return None;
+            }
+            steps += 1;
+            self.check_steps(steps, max_duration);
+        }
+    }
+
+    fn check_steps(&self, steps: usize, duration: Duration) {
+        assert!(
+            steps <= MAX_STEPS,
+            "hot loop: more than {MAX_STEPS} steps within {duration:?} of virtual time (now {:?})",
+            self.elapsed()
+        );
+    }
+
+    /// One step: advance to the next delivery or timer (not past `deadline`) and process it.
+    /// Returns `false` once the clock stands at `deadline` with nothing due.
+    fn step(&mut self, deadline: Instant) -> bool {
+        self.drain();
+        let next_delivery = self.queue.keys().next().map(|&(t, _)| t);
+        let next_timer = self.topology.poll_timeout();
+        let next = match (next_delivery, next_timer) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => {
+                    self.now = self.now.max(deadline);
+                    return false;
+                }
+            },
+        };
+        if next > deadline {
+            self.now = self.now.max(deadline);
+            return false;
+        }
+        self.now = self.now.max(next);
+        self.steps += 1;
+        if next_delivery == Some(next) {
+            if let Some(((_, _), (connection, delivery))) = self.queue.pop_first() {
+                self.deliver(connection, delivery);
+            }
+        } else {
+            self.topology.handle_timeout(self.now);
+        }
+        self.drain();
+        true
+    }
+
+    /// Handles every output the topology has.
+    fn drain(&mut self) {
+        while let Some(output) = self.topology.poll_output() {
+            match output {
+                Output::Event(event) => self.events.push((self.elapsed(), event)),
+                Output::Command(command) => self.command(command),
+                _ => {}
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, connection: ConnectionId, delivery: Delivery) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), (connection, delivery));
+    }
+
+    fn fail(&mut self, connection: ConnectionId, request: RequestId, error: &str) {
+        let delivery = Delivery::Failure { request, kind: FailureKind::Network, error: error.into() };
+        self.schedule(self.now + FAILURE_DELAY, connection, delivery);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+                if open.is_some() {
+                    self.connections.insert(
+                        connection,
+                        Connection { address: address.clone(), dead: false, waiter: None, stream: None },
+                    );
+                }
+                self.send_hello(request, connection, &address, &command, exhaust_allowed, timeout);
+            }
+            Command::ReadReply { request, connection, .. } => self.read_reply(request, connection),
+            Command::CloseConnection { connection } => {
+                self.queue.retain(|_, (c, _)| *c != connection);
+                if let Some(c) = self.connections.remove(&connection) {
+                    self.closed_connections.push((self.elapsed(), connection, c.address));
+                }
+            }
+            Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
+            _ => {}
+        }
+    }
+
+    /// Whether `connection` can carry an exchange: it exists, is not reset, and its member is up.
+    fn usable(&self, connection: ConnectionId) -> Option<ServerAddress> {
+        let c = self.connections.get(&connection)?;
+        let up = self.cluster.member(&c.address).is_some_and(|m| m.up);
+        (up && !c.dead).then(|| c.address.clone())
+    }
+
+    fn send_hello(
+        &mut self,
+        request: RequestId,
+        connection: ConnectionId,
+        address: &ServerAddress,
+        command: &RawDocumentBuf,
+        exhaust_allowed: bool,
+        timeout: Option<Duration>,
+    ) {
+        if self.usable(connection).is_none() {
+            self.fail(connection, request, &format!("connection to {address} refused or reset"));
+            return;
+        }
+        let Some(member) = self.cluster.member(address) else { return };
+        let awaitable = parse_awaitable(command);
+        match awaitable {
+            Some((version, max_await)) if exhaust_allowed && member.streaming => {
+                self.seq += 1;
+                let waiter = Waiter {
+                    request,
+                    address: address.clone(),
+                    version,
+                    max_await,
+                    sent_at: self.now,
+                    epoch: self.seq,
+                };
+                self.start_waiting(connection, waiter, self.now);
+            }
+            _ => {
+                let latency = member.latency;
+                if timeout.is_some_and(|t| latency > t) {
+                    let delivery = Delivery::Failure {
+                        request,
+                        kind: FailureKind::Timeout,
+                        error: format!("no reply from {address} within {timeout:?}"),
+                    };
+                    self.schedule(self.now + timeout.unwrap_or_default(), connection, delivery);
+                    return;
+                }
+                let Some(reply) = self.cluster.hello_reply(address, self.elapsed()) else { return };
+                let delivery = Delivery::Reply { request, reply, sent_at: self.now, more_to_come: false };
+                self.schedule(self.now + latency, connection, delivery);
+            }
+        }
+    }
+
+    /// Parks `waiter` on `connection`: answered at once if the member's topologyVersion
+    /// differs from the one sent (as of `since`), else when it changes or at `since + maxAwait`.
+    fn start_waiting(&mut self, connection: ConnectionId, waiter: Waiter, since: Instant) {
+        let Some(member) = self.cluster.member(&waiter.address) else { return };
+        if member.topology_version() != waiter.version {
+            let generated = member.changed_at.map_or(since, |c| c.max(since));
+            self.answer_waiter(connection, waiter, generated);
+            return;
+        }
+        let expires = since + waiter.max_await;
+        let epoch = waiter.epoch;
+        if let Some(c) = self.connections.get_mut(&connection) {
+            c.waiter = Some(waiter);
+        }
+        self.schedule(expires, connection, Delivery::AwaitExpired { epoch });
+    }
+
+    /// The member answers a waiting awaitable hello, generating the reply at `generated`.
+    fn answer_waiter(&mut self, connection: ConnectionId, waiter: Waiter, generated: Instant) {
+        let Some(member) = self.cluster.member(&waiter.address) else { return };
+        let latency = member.latency;
+        let version = member.topology_version();
+        let elapsed = generated.saturating_duration_since(self.start);
+        let Some(reply) = self.cluster.hello_reply(&waiter.address, elapsed) else { return };
+        if let Some(c) = self.connections.get_mut(&connection) {
+            c.waiter = None;
+            c.stream = Some(Stream {
+                request: waiter.request,
+                version,
+                max_await: waiter.max_await,
+                generated_at: generated,
+            });
+        }
+        let delivery =
+            Delivery::Reply { request: waiter.request, reply, sent_at: waiter.sent_at, more_to_come: true };
+        self.schedule(generated + latency, connection, delivery);
+    }
+
+    fn read_reply(&mut self, request: RequestId, connection: ConnectionId) {
+        let Some(address) = self.usable(connection) else {
+            self.fail(connection, request, "connection reset");
+            return;
+        };
+        let stream = self.connections.get_mut(&connection).and_then(|c| c.stream.take());
+        let Some(stream) = stream.filter(|s| s.request == request) else {
+            self.fail(connection, request, "ReadReply without a streaming exchange");
+            return;
+        };
+        self.seq += 1;
+        let waiter = Waiter {
+            request,
+            address,
+            version: stream.version,
+            max_await: stream.max_await,
+            sent_at: self.now,
+            epoch: self.seq,
+        };
+        self.start_waiting(connection, waiter, stream.generated_at);
+    }
+
+    fn deliver(&mut self, connection: ConnectionId, delivery: Delivery) {
+        match delivery {
+            Delivery::Reply { request, reply, sent_at, more_to_come } => {
+                let round_trip_time = self.now.saturating_duration_since(sent_at);
+                self.topology.handle(
+                    Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come },
+                    self.now,
+                );
+            }
+            Delivery::Failure { request, kind, error } => {
+                self.topology.handle(Input::MonitorFailed { request, kind, error }, self.now);
+            }
+            Delivery::AwaitExpired { epoch } => {
+                let waiter = self
+                    .connections
+                    .get_mut(&connection)
+                    .and_then(|c| c.waiter.take_if(|w| w.epoch == epoch));
+                if let Some(waiter) = waiter {
+                    self.answer_waiter(connection, waiter, self.now);
+                }
+            }
+        }
+    }
+
+    /// Applies a change to the deployment at the current virtual time: every member whose
+    /// hello reply changed gets its topologyVersion counter bumped, and streaming members
+    /// answer their waiting hellos.
+    fn change(&mut self, f: impl FnOnce(&mut Cluster)) {
+        let addresses: Vec<ServerAddress> = self.cluster.members().map(|(a, _)| a.clone()).collect();
+        let before: Vec<_> = addresses.iter().map(|a| self.cluster.hello_fields(a)).collect();
+        f(&mut self.cluster);
+        let now = self.now;
+        for (address, before) in addresses.iter().zip(before) {
+            if self.cluster.hello_fields(address) != before {
+                let m = self.cluster.member_mut(address);
+                m.counter += 1;
+                m.changed_at = Some(now);
+            }
+        }
+        self.wake_waiters();
+    }
+
+    /// Answers every waiting hello whose member's topologyVersion moved on.
+    fn wake_waiters(&mut self) {
+        let woken: Vec<(ConnectionId, Waiter)> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                let member = self.cluster.member(&c.address)?;
+                let changed = c.waiter.as_ref().is_some_and(|w| w.version != member.topology_version());
+                (changed && member.up).then(|| c.waiter.take().map(|w| (*id, w)))?
+            })
+            .collect();
+        for (connection, waiter) in woken {
+            self.answer_waiter(connection, waiter, self.now);
+        }
+    }
+
+    /// Elects `address` primary: the previous primary becomes a secondary, electionId + 1.
+    ///
+    /// # Panics
+    /// If `address` is not an up member.
+    pub fn elect(&mut self, address: &ServerAddress) {
+        assert!(self.cluster.member(address).is_some_and(|m| m.up), "cannot elect {address}: not up");
+        let address = address.clone();
+        self.change(|c| {
+            let old: Vec<ServerAddress> =
+                c.members().filter(|(_, m)| m.role == Role::Primary).map(|(a, _)| a.clone()).collect();
+            for a in old {
+                c.member_mut(&a).role = Role::Secondary;
+            }
+            c.member_mut(&address).role = Role::Primary;
+            c.bump_election();
+        });
+    }
+
+    /// The primary `address` steps down to secondary; the set has no primary until `elect`.
+    pub fn step_down(&mut self, address: &ServerAddress) {
+        let address = address.clone();
+        self.change(|c| {
+            let m = c.member_mut(&address);
+            if m.role == Role::Primary {
+                m.role = Role::Secondary;
+            }
+        });
+    }
+
+    /// Crashes `address`: its exchanges in flight and every later one fail with a network
+    /// error after [`FAILURE_DELAY`]. A crashed primary leaves the set without a primary.
+    pub fn crash(&mut self, address: &ServerAddress) {
+        let address = address.clone();
+        self.change(|c| {
+            let m = c.member_mut(&address);
+            m.up = false;
+            if m.role == Role::Primary {
+                m.role = Role::Secondary;
+            }
+        });
+        // Every exchange in flight on its connections fails.
+        let mut failed: Vec<(ConnectionId, RequestId)> = Vec::new();
+        for (id, c) in self.connections.iter_mut().filter(|(_, c)| c.address == address) {
+            c.dead = true;
+            if let Some(w) = c.waiter.take() {
+                failed.push((*id, w.request));
+            }
+        }
+        let queued: Vec<(Instant, u64)> = self
+            .queue
+            .iter()
+            .filter(|(_, (c, _))| self.connections.get(c).is_some_and(|c| c.address == address))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in queued {
+            if let Some((c, d)) = self.queue.remove(&key) {
+                match d {
+                    Delivery::Reply { request, .. } | Delivery::Failure { request, .. } => {
+                        failed.push((c, request));
+                    }
+                    Delivery::AwaitExpired { .. } => {}
+                }
+            }
+        }
+        for (connection, request) in failed {
+            self.fail(connection, request, &format!("connection to {address} reset"));
+        }
+    }
+
+    /// Restarts the crashed `address` as a secondary with a new processId.
+    pub fn restart(&mut self, address: &ServerAddress) {
+        let address = address.clone();
+        let now = self.now;
+        self.change(|c| {
+            let process_id = c.new_process_id();
+            let m = c.member_mut(&address);
+            m.up = true;
+            if m.role == Role::Primary {
+                m.role = Role::Secondary;
+            }
+            m.process_id = process_id;
+            m.counter = 0;
+            m.changed_at = Some(now);
+        });
+    }
+
+    /// Reconfig: adds `member` at `address` (setVersion + 1).
+    pub fn add_member(&mut self, address: &ServerAddress, member: Member) {
+        let address = address.clone();
+        self.change(|c| {
+            c.insert(&address, member);
+            c.bump_set_version();
+        });
+    }
+
+    /// Reconfig: removes `address` from the set (setVersion + 1); it keeps running as a ghost.
+    pub fn remove_member(&mut self, address: &ServerAddress) {
+        let address = address.clone();
+        self.change(|c| {
+            c.member_mut(&address).role = Role::Removed;
+            c.bump_set_version();
+        });
+    }
+
+    /// Reconfig: replaces the tags of `address` (setVersion + 1 in a replica set).
+    pub fn set_tags(&mut self, address: &ServerAddress, tags: &[(&str, &str)]) {
+        let address = address.clone();
+        self.change(|c| {
+            c.member_mut(&address).tags = tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            if matches!(c.kind(), DeploymentKind::ReplicaSet(_)) {
+                c.bump_set_version();
+            }
+        });
+    }
+
+    /// Changes the latency of `address` (exchanges sent from now on).
+    pub fn set_latency(&mut self, address: &ServerAddress, latency: Duration) {
+        self.cluster.member_mut(address).latency = latency;
+    }
+}
+
+/// The `(topologyVersion, maxAwaitTimeMS)` of an awaitable hello command.
+fn parse_awaitable(command: &RawDocumentBuf) -> Option<((ObjectId, i64), Duration)> {
+    let tv = command.get_document("topologyVersion").ok()?;
+    let process_id = tv.get_object_id("processId").ok()?;
+    let counter = tv.get_i64("counter").ok()?;
+    let max_await = command.get_i64("maxAwaitTimeMS").ok()?;
+    Some(((process_id, counter), Duration::from_millis(u64::try_from(max_await).unwrap_or(0))))
+}
