@@ -290,3 +290,53 @@ impl Cluster {
         RawDocumentBuf::try_from(&d).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> ServerAddress {
+        ServerAddress::parse(s).unwrap()
+    }
+
+    #[test]
+    fn replies_look_like_a_servers() {
+        let c = Cluster::replica_set("rs")
+            .with(&addr("a"), Member::new(Role::Primary).tag("dc", "ny"))
+            .with(&addr("b"), Member::new(Role::Secondary))
+            .with(&addr("h"), Member::new(Role::Hidden))
+            .with(&addr("z"), Member::new(Role::Arbiter));
+        let a = c.hello_reply(&addr("a"), Duration::from_millis(1500)).unwrap();
+        assert!(a.get_bool("isWritablePrimary").unwrap());
+        assert_eq!(a.get_str("setName").unwrap(), "rs");
+        assert_eq!(a.get_object_id("electionId").unwrap(), c.election_id());
+        assert_eq!(a.get_str("primary").unwrap(), "a:27017");
+        let hosts: Vec<&str> =
+            a.get_array("hosts").unwrap().into_iter().map(|h| h.unwrap().as_str().unwrap()).collect();
+        assert_eq!(hosts, ["a:27017", "b:27017"], "hidden members and arbiters are not hosts");
+        assert_eq!(a.get_document("tags").unwrap().get_str("dc").unwrap(), "ny");
+        let last_write = a.get_document("lastWrite").unwrap().get_datetime("lastWriteDate").unwrap();
+        assert_eq!(last_write.timestamp_millis(), EPOCH_MILLIS + 1500);
+        let tv = a.get_document("topologyVersion").unwrap();
+        assert_eq!(tv.get_i64("counter").unwrap(), 0);
+        let b = c.hello_fields(&addr("b")).unwrap();
+        assert!(b.get_bool("secondary").unwrap());
+        assert!(b.get("electionId").is_none(), "only the primary reports its electionId");
+        assert!(c.hello_fields(&addr("h")).unwrap().get_bool("hidden").unwrap());
+        assert!(c.hello_fields(&addr("z")).unwrap().get_bool("arbiterOnly").unwrap());
+        let mut ghost = c.clone();
+        ghost.member_mut(&addr("b")).role = Role::Removed;
+        let g = ghost.hello_fields(&addr("b")).unwrap();
+        assert!(g.get_bool("isreplicaset").unwrap() && g.get("setName").is_none());
+    }
+
+    #[test]
+    fn mongos_and_standalone() {
+        let c = Cluster::sharded().with(&addr("m"), Member::new(Role::Mongos));
+        assert_eq!(c.hello_fields(&addr("m")).unwrap().get_str("msg").unwrap(), "isdbgrid");
+        let s = Cluster::standalone().with(&addr("s"), Member::new(Role::Standalone));
+        let d = s.hello_fields(&addr("s")).unwrap();
+        assert!(d.get_bool("isWritablePrimary").unwrap() && d.get("setName").is_none());
+        assert!(c.hello_fields(&addr("nope")).is_none());
+    }
+}

@@ -270,9 +270,18 @@ fn a_non_streaming_member_is_polled_not_hot_looped() {
     sim.run_for(secs(60));
     assert!(sim.steps() - before < 1_000, "{} steps", sim.steps() - before);
     // The handshake, one awaitable hello answered at once without moreToCome, then polling.
-    let beats = sim.heartbeats_started(&addr("b")).len();
+    let beats = sim.heartbeats_started(&addr("b"));
     let expected = 60 / 2;
-    assert!(beats >= expected && beats <= expected + 2, "{beats} heartbeats to b in 60 s");
+    assert!(
+        beats.len() >= expected && beats.len() <= expected + 2,
+        "{} heartbeats to b in 60 s",
+        beats.len()
+    );
+    // Exactly: the handshake at 5 ms (b named by a), the awaitable hello at 12 ms (answered at
+    // 19 ms without moreToCome), then a poll every heartbeat after the previous check ended.
+    assert_eq!(beats[..3], [ms(5), ms(12), ms(19) + hb]);
+    assert!(beats.windows(2).skip(2).all(|w| w[1] - w[0] == hb + ms(7)));
+    assert_eq!(beats.len(), 31);
     // The streaming member a: its streamed replies come every maxAwaitTimeMS (2 s).
     let a_beats = sim.heartbeats_started(&addr("a")).len();
     assert!(a_beats <= expected + 3, "{a_beats} heartbeats to a");
@@ -299,4 +308,79 @@ fn three_mongoses_have_their_round_trip_times() {
         let got = sd.round_trip_time.unwrap();
         assert!(got.abs_diff(want) <= ms(1), "{a}: {got:?}, want about {want:?}");
     }
+}
+
+#[test]
+fn streaming_notices_a_crash_within_a_millisecond_and_a_restart_at_the_next_check() {
+    let hb = secs(10);
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Stream, hb), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(3) - ms(14));
+    sim.crash(&addr("a"));
+    // The awaitable hello in flight is reset 1 ms later; the one retry fails 1 ms after that.
+    let noticed = sim.run_until(|s| is(s, "a", ServerType::Unknown), hb).unwrap();
+    assert_eq!(noticed, secs(3) + ms(1));
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
+    sim.run_for(ms(10));
+    let failures = sim
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
+        .count();
+    assert_eq!(failures, 2, "the awaited check, then the one retry");
+
+    // The election is streamed at once.
+    sim.elect(&addr("c"));
+    let elected = sim.run_until(|s| is(s, "c", ServerType::RSPrimary), hb).unwrap();
+    assert_eq!(elected, secs(3) + ms(11) + ms(9));
+
+    // a restarts at 5 s; its monitor sleeps a heartbeat after the failed retry (3.002 s) and
+    // reconnects at 13.002 s: a secondary 5 ms later.
+    sim.run_for(secs(5) - sim.elapsed());
+    sim.restart(&addr("a"));
+    let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
+    assert_eq!(back, secs(13) + ms(2) + ms(5));
+    let before = sim.steps();
+    sim.run_for(secs(60));
+    assert!(sim.steps() - before < 500, "{} steps in a quiet minute", sim.steps() - before);
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetWithPrimary);
+}
+
+#[test]
+fn arbiters_and_hidden_members() {
+    let cluster = Cluster::replica_set("rs")
+        .with(&addr("a"), Member::new(Role::Primary).latency(ms(5)))
+        .with(&addr("b"), Member::new(Role::Secondary).latency(ms(7)))
+        .with(&addr("h"), Member::new(Role::Hidden).latency(ms(2)))
+        .with(&addr("z"), Member::new(Role::Arbiter).latency(ms(3)));
+    let mut sim = Sim::new(cluster, rs_config(ServerMonitoringMode::Auto, secs(10)), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(12)));
+    let td = sim.description();
+    assert_eq!(td.servers.len(), 3, "the hidden member is not listed");
+    assert_eq!(server_type(&td, "z"), Some(ServerType::RSArbiter));
+    assert_eq!(server_type(&td, "h"), None);
+
+    // Seeded directly, the hidden member is discovered as RSOther, then removed: it is not in
+    // the primary's hosts list.
+    let cluster = Cluster::replica_set("rs")
+        .with(&addr("a"), Member::new(Role::Primary).latency(ms(5)))
+        .with(&addr("h"), Member::new(Role::Hidden).latency(ms(2)));
+    let mut config = rs_config(ServerMonitoringMode::Auto, secs(10));
+    config.seeds = vec![addr("h"), addr("a")];
+    let mut sim = Sim::new(cluster, config, start());
+    let other = sim.run_until(|s| is(s, "h", ServerType::RSOther), secs(1));
+    assert_eq!(other, Some(ms(2)));
+    let gone = sim.run_until(|s| !s.description().servers.contains(&addr("h")), secs(1));
+    assert_eq!(gone, Some(ms(5)));
+}
+
+#[test]
+fn streaming_rtt_follows_latency_changes_through_the_rtt_connection() {
+    let hb = secs(1);
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Stream, hb), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.set_latency(&addr("b"), ms(57));
+    sim.run_for(secs(30));
+    let avg = sim.server(&addr("b")).and_then(|sd| sd.round_trip_time).unwrap();
+    assert!(avg.abs_diff(ms(57)) < ms(1), "{avg:?} after 30 s of 57 ms samples");
 }
