@@ -11,9 +11,8 @@ use crate::server_description::{ServerDescription, ServerType, Tags};
 use crate::topology_description::{TopologyDescription, TopologyType};
 use crate::ServerAddress;
 
-#[allow(clippy::disallowed_methods)] // tests need one base instant
 pub(super) fn t0() -> Instant {
-    Instant::now()
+    crate::test_instant()
 }
 
 pub(super) fn addr(s: &str) -> ServerAddress {
