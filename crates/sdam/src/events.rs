@@ -157,6 +157,27 @@ pub enum Command {
     },
     /// The description changed: re-run waiting server selections against it.
     WakeSelections,
+    /// Look up the SRV records of `name` (`_{srvServiceName}._tcp.{host}`); report the
+    /// answer with [`Input::SrvResolved`](crate::Input::SrvResolved) naming `request`.
+    ResolveSrv {
+        /// Names this lookup in the answer.
+        request: RequestId,
+        /// The full DNS name to query.
+        name: String,
+        /// Give up after this long and report a failure.
+        timeout: Duration,
+    },
+    /// Look up the TXT records of `name`; report the answer with
+    /// [`Input::TxtResolved`](crate::Input::TxtResolved) naming `request`. A name with no TXT
+    /// record is an empty answer, not a failure.
+    ResolveTxt {
+        /// Names this lookup in the answer.
+        request: RequestId,
+        /// The DNS name to query.
+        name: String,
+        /// Give up after this long and report a failure.
+        timeout: Duration,
+    },
 }
 
 /// One output of the topology: an event to publish or a command to carry out.

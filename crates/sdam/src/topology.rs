@@ -16,6 +16,7 @@ use crate::events::{Command, Event, Output, TopologyId};
 use crate::handshake::{check_command, handshake_command, ClientMetadata};
 use crate::monitor::{ConnectionId, FailureKind, Monitor, Phase, RequestId, RttTask, ServerMonitoringMode};
 use crate::rng::Rng;
+use crate::selection::{Selection, SelectionPoll};
 use crate::server_description::{ServerDescription, ServerType};
 use crate::topology_description::{TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
@@ -267,6 +268,22 @@ pub enum Input<'a> {
     /// `srvMaxHosts` of them. Ignored unless the topology came from `mongodb+srv` and is
     /// Unknown or Sharded.
     SrvRecords(&'a [crate::connection_string::srv::SrvRecord]),
+    /// The answer to a [`Command::ResolveSrv`](crate::Command::ResolveSrv): the records, or
+    /// why the lookup failed (including its timeout).
+    SrvResolved {
+        /// The lookup this answers.
+        request: RequestId,
+        /// The records found, or the lookup's error.
+        result: Result<&'a [crate::connection_string::srv::SrvRecord], String>,
+    },
+    /// The answer to a [`Command::ResolveTxt`](crate::Command::ResolveTxt): the records (empty
+    /// when the name has none), or why the lookup failed.
+    TxtResolved {
+        /// The lookup this answers.
+        request: RequestId,
+        /// The records found, or the lookup's error.
+        result: Result<&'a [crate::connection_string::srv::TxtRecord], String>,
+    },
     /// Check every server as soon as the monitors allow (a server selection is waiting).
     RequestImmediateCheck,
     /// An operation started on `address` (counts for the in-window choice).
@@ -517,6 +534,31 @@ impl Topology {
         &mut self.rng
     }
 
+    /// Polls a server selection against the current description with this topology's
+    /// operation counts and random number generator.
+    ///
+    /// On `Selected`, the chosen server's operation count is incremented: report
+    /// [`Input::OperationFinished`] when the operation ends. On `Wait` with
+    /// `request_immediate_check`, the monitors are asked for an immediate check (throttled by
+    /// minHeartbeatFrequencyMS), so the caller only has to wait for the next
+    /// [`Command::WakeSelections`](crate::Command::WakeSelections) or the `until` deadline.
+    pub fn select(&mut self, selection: &mut Selection, now: Instant) -> SelectionPoll {
+        let counts = |address: &ServerAddress| self.servers.get(address).map_or(0, |s| s.operations);
+        let poll = selection.poll(&self.description, &counts, &mut self.rng, now);
+        match &poll {
+            SelectionPoll::Selected(chosen) => {
+                if let Some(s) = self.servers.get_mut(&chosen.address) {
+                    s.operations = s.operations.saturating_add(1);
+                }
+            }
+            SelectionPoll::Wait { request_immediate_check: true, .. } if !self.closed => {
+                self.handle(Input::RequestImmediateCheck, now);
+            }
+            _ => {}
+        }
+        poll
+    }
+
     /// The next output, or `None` when there is nothing more to do until the next input.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -560,6 +602,14 @@ impl Topology {
             }
             Input::ApplicationError(error) => self.handle_application_error(error, now),
             Input::SrvRecords(records) => self.apply_srv_records(records, now),
+            // Scheduling of SRV and TXT lookups lands with SRV polling; until then an
+            // answer is applied like a rescan and TXT answers carry nothing to apply.
+            Input::SrvResolved { request: _, result } => {
+                if let Ok(records) = result {
+                    self.apply_srv_records(records, now);
+                }
+            }
+            Input::TxtResolved { .. } => {}
             Input::RequestImmediateCheck => {
                 for state in self.servers.values_mut() {
                     if let Some(m) = state.monitor.as_mut() {
