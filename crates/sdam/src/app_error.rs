@@ -17,6 +17,11 @@ const NOT_WRITABLE_PRIMARY_CODES: [i32; 3] = [10107, 13435, 10058];
 /// "node is shutting down" codes: the subset of recovering codes that clear the pool.
 const SHUTDOWN_CODES: [i32; 2] = [11600, 91];
 
+/// Codes of errors a read or write may be retried after (retryable-reads.md and
+/// retryable-writes.md): the "not writable primary" and "node is recovering" families, host
+/// unreachable/not found, network timeout, socket exception, and exceeded time limit.
+const RETRYABLE_CODES: [i32; 13] = [11600, 11602, 10107, 13435, 13436, 189, 91, 7, 6, 89, 9001, 262, 134];
+
 /// The label servers put on errors caused by overload; such errors never mark a server
 /// Unknown nor clear its pool ("Error handling pseudocode").
 pub const SYSTEM_OVERLOADED_LABEL: &str = "SystemOverloadedError";
@@ -85,6 +90,22 @@ impl ApplicationError {
     /// Whether the error carries `label`.
     pub fn has_label(&self, label: &str) -> bool {
         self.labels.iter().any(|l| l == label)
+    }
+
+    /// Whether an operation that failed with this error may be retried once on a newly
+    /// selected server: network errors and timeouts, the codes of retryable-reads.md and
+    /// retryable-writes.md (not writable primary, node recovering or shutting down, host
+    /// unreachable, ...), and errors the server labelled `RetryableWriteError` or
+    /// `RetryableError`. The caller still applies its own rules (retryWrites, transactions).
+    pub fn is_retryable(&self) -> bool {
+        match &self.kind {
+            ApplicationErrorKind::Network | ApplicationErrorKind::Timeout => true,
+            ApplicationErrorKind::Command { code, .. } => {
+                code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
+                    || self.has_label("RetryableWriteError")
+                    || self.has_label("RetryableError")
+            }
+        }
     }
 }
 
@@ -202,5 +223,24 @@ mod tests {
         assert_eq!(we, None);
         let top = command_error_from_reply(&rawdoc! {"ok": 0, "errmsg": "not master"});
         assert!(matches!(top, Some(ApplicationErrorKind::Command { code: None, .. })));
+    }
+
+    #[test]
+    fn retryable_errors() {
+        let addr = ServerAddress::parse("a:27017").unwrap();
+        let command = |code: Option<i32>| ApplicationErrorKind::Command {
+            code,
+            message: String::new(),
+            topology_version: None,
+        };
+        assert!(ApplicationError::new(addr.clone(), ApplicationErrorKind::Network).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), ApplicationErrorKind::Timeout).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), command(Some(10107))).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), command(Some(91))).is_retryable());
+        assert!(!ApplicationError::new(addr.clone(), command(Some(11000))).is_retryable());
+        assert!(!ApplicationError::new(addr.clone(), command(None)).is_retryable());
+        let mut labelled = ApplicationError::new(addr, command(Some(50)));
+        labelled.labels.push("RetryableWriteError".to_owned());
+        assert!(labelled.is_retryable());
     }
 }
