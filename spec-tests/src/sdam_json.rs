@@ -17,29 +17,108 @@ use crate::to_document;
 
 /// Runs one SDAM test file.
 pub fn run(test: &Value) -> Result<(), String> {
-    let uri = test["uri"].as_str().ok_or("missing uri")?;
-    let cs = sdam::ConnectionString::parse(uri).map_err(|e| format!("invalid uri {uri:?}: {e}"))?;
-    let config = sdam::TopologyConfig::from_connection_string(&cs);
-    // The runner's clock: a fixed origin advanced by one millisecond per input.
-    #[allow(clippy::disallowed_methods)]
-    let mut now = Instant::now();
-    let mut topology = Topology::new(config, now).map_err(|e| format!("invalid configuration: {e}"))?;
-    let mut events = Vec::new();
-    let phases = test["phases"].as_array().ok_or("missing phases")?;
-    for (i, phase) in phases.iter().enumerate() {
-        let label = phase["description"]
-            .as_str()
-            .map_or_else(|| format!("phase {i}"), |d| format!("phase {i} ({d})"));
-        run_phase(&mut topology, phase, &mut now, &mut events).map_err(|e| format!("{label}: {e}"))?;
-        let outcome = &phase["outcome"];
-        let result = match outcome.get("events") {
-            Some(expected) => check_events(expected, &events),
-            None => check_outcome(outcome, &topology),
-        };
-        result.map_err(|e| format!("{label}: {e}"))?;
-        events.clear();
+    let mut replay = Replay::new(test)?;
+    while let Some(report) = replay.next_phase() {
+        let label = report.label();
+        report.input_error.map_or(Ok(()), Err).map_err(|e| format!("{label}: {e}"))?;
+        if let Some(check) = report.check {
+            check.map_err(|e| format!("{label}: {e}"))?;
+        }
     }
     Ok(())
+}
+
+/// A file of the SDAM format replayed phase by phase through a [`Topology`] (what
+/// `sdam replay` prints).
+#[derive(Debug)]
+pub struct Replay {
+    topology: Topology,
+    now: Instant,
+    phases: Vec<Value>,
+    next: usize,
+}
+
+/// What one phase of a [`Replay`] did.
+#[derive(Debug)]
+pub struct PhaseReport {
+    /// The phase's position, from 0.
+    pub index: usize,
+    /// The phase's `description`, if it has one.
+    pub description: Option<String>,
+    /// The events the phase's inputs published (heartbeat events excluded; the first phase
+    /// also carries the events of the topology's creation).
+    pub events: Vec<Event>,
+    /// The topology description after the phase.
+    pub topology: Arc<TopologyDescription>,
+    /// The comparison with the phase's expected `outcome`: `None` when the file carries none,
+    /// else `Err` naming the first difference.
+    pub check: Option<Result<(), String>>,
+    /// A phase input the replay could not understand (it then stops).
+    pub input_error: Option<String>,
+}
+
+impl PhaseReport {
+    /// "phase N" or "phase N (description)".
+    pub fn label(&self) -> String {
+        self.description
+            .as_ref()
+            .map_or_else(|| format!("phase {}", self.index), |d| format!("phase {} ({d})", self.index))
+    }
+}
+
+impl Replay {
+    /// Parses the file's `uri` and creates the topology; `Err` for a file that is not in the
+    /// SDAM format or a URI the core rejects.
+    pub fn new(test: &Value) -> Result<Self, String> {
+        let uri = test["uri"].as_str().ok_or("missing uri")?;
+        let cs = sdam::ConnectionString::parse(uri).map_err(|e| format!("invalid uri {uri:?}: {e}"))?;
+        let config = sdam::TopologyConfig::from_connection_string(&cs);
+        // The replay's clock: a fixed origin advanced by one millisecond per input.
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let topology = Topology::new(config, now).map_err(|e| format!("invalid configuration: {e}"))?;
+        let phases = test["phases"].as_array().ok_or("missing phases")?.clone();
+        Ok(Self { topology, now, phases, next: 0 })
+    }
+
+    /// The number of phases in the file.
+    pub fn phase_count(&self) -> usize {
+        self.phases.len()
+    }
+
+    /// The topology being replayed.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Runs the next phase; `None` when every phase ran or one could not be understood.
+    pub fn next_phase(&mut self) -> Option<PhaseReport> {
+        let phase = self.phases.get(self.next)?.clone();
+        let index = self.next;
+        self.next += 1;
+        let mut events = Vec::new();
+        let input_error = run_phase(&mut self.topology, &phase, &mut self.now, &mut events).err();
+        if input_error.is_some() {
+            self.next = self.phases.len();
+        }
+        let outcome = &phase["outcome"];
+        let check = if input_error.is_some() || outcome.is_null() {
+            None
+        } else {
+            Some(match outcome.get("events") {
+                Some(expected) => check_events(expected, &events),
+                None => check_outcome(outcome, &self.topology),
+            })
+        };
+        Some(PhaseReport {
+            index,
+            description: phase["description"].as_str().map(str::to_owned),
+            events,
+            topology: self.topology.description(),
+            check,
+            input_error,
+        })
+    }
 }
 
 fn drain(topology: &mut Topology, events: &mut Vec<Event>) {
