@@ -36,6 +36,7 @@
 
 mod cluster;
 mod connection;
+pub mod jongodb;
 mod listener;
 mod member;
 mod raw_client;
