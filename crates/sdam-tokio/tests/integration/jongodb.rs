@@ -9,7 +9,12 @@ use sdam_tokio::{Client, ClientEvent};
 use tokio::time::Instant;
 
 /// Waits up to `limit` for `check` on the client's description.
-async fn wait_for(client: &Client, what: &str, limit: Duration, check: impl Fn(&sdam::TopologyDescription) -> bool) {
+async fn wait_for(
+    client: &Client,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&sdam::TopologyDescription) -> bool,
+) {
     let start = Instant::now();
     loop {
         let description = client.description();
@@ -49,7 +54,10 @@ async fn jongodb_replica_set_and_standalone() {
     let profile = Profile::SingleNodeReplicaSet("rs0".into());
     let server = Jongodb::start(&binary, &profile, 0).expect("jongodb starts");
     let port = server.port();
-    let uri = format!("{}&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=5000&connectTimeoutMS=2000", server.uri());
+    let uri = format!(
+        "{}&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=5000&connectTimeoutMS=2000",
+        server.uri()
+    );
     let client = Client::from_uri(&uri).expect("the URI jongodb printed is valid");
 
     // Discovered as a one-member replica set with a primary, with a measured RTT.
@@ -65,7 +73,8 @@ async fn jongodb_replica_set_and_standalone() {
         primary.round_trip_time, primary.topology_version, primary.max_wire_version
     );
     assert_eq!(client.nodes(), vec![primary.address.clone()]);
-    let selected = client.select_server(sdam::selection::SelectionCriteria::write()).await.expect("a primary");
+    let selected =
+        client.select_server(sdam::selection::SelectionCriteria::write()).await.expect("a primary");
     assert_eq!(selected.address(), &primary.address);
     drop(selected);
 
@@ -107,11 +116,13 @@ async fn jongodb_replica_set_and_standalone() {
 
     // The default profile: a standalone.
     let standalone = Jongodb::start(&binary, &Profile::Standalone, 0).expect("jongodb starts");
-    let client = Client::from_uri(&format!("mongodb://127.0.0.1:{}/?heartbeatFrequencyMS=500", standalone.port()))
-        .expect("a valid URI");
+    let client =
+        Client::from_uri(&format!("mongodb://127.0.0.1:{}/?heartbeatFrequencyMS=500", standalone.port()))
+            .expect("a valid URI");
     wait_for(&client, "a Standalone", Duration::from_secs(10), |d| {
         d.topology_type == TopologyType::Single
-            && only_server(d).is_some_and(|s| s.server_type == ServerType::Standalone && s.round_trip_time.is_some())
+            && only_server(d)
+                .is_some_and(|s| s.server_type == ServerType::Standalone && s.round_trip_time.is_some())
     })
     .await;
     println!("jongodb standalone printed {}", standalone.uri());
