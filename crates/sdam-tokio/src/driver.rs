@@ -184,6 +184,9 @@ impl Driver {
         self.connections.clear();
         self.tasks.shutdown().await;
         self.purposes.clear();
+        // The resolver's own background tasks (its name server connections) are aborted
+        // when it is dropped: drop it now rather than whenever the driver's memory goes.
+        self.resolver = Arc::new(Resolver::default());
         self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(alive);
         // Last: waiting selections and concurrent `close` calls see the end.
