@@ -1,0 +1,52 @@
+//! # sdam-testserver
+//!
+//! In-process, scripted MongoDB servers on `127.0.0.1` for the adapters' integration tests:
+//! each member listens on an ephemeral port, speaks `OP_MSG` (framed, parsed and emitted with
+//! `sdam-wire`) on plain std threads, and answers `hello` / legacy hello from one shared
+//! deployment state, so every member's `hosts`, `setName`, `primary`, `setVersion`,
+//! `electionId` and `topologyVersion` agree. Awaitable hellos stream (`moreToCome`) from
+//! members that stream, and come back at once from members that don't.
+//!
+//! The handle's controls change the script while clients run: [`Cluster::crash`],
+//! [`Cluster::restart`], [`Cluster::step_down`], [`Cluster::elect`], [`Cluster::set_tags`],
+//! [`Cluster::add_member`], [`Cluster::remove_member`], [`Cluster::set_latency`],
+//! [`Cluster::set_streaming`], [`Cluster::set_fault`]. Every change bumps the affected
+//! members' `topologyVersion.counter`, so streaming monitors are pushed a new reply.
+//!
+//! Commands: `hello`, `isMaster`/`ismaster`, `ping`, reads (`find`, `aggregate`, `count`:
+//! ok with an empty cursor) and writes (`insert`, `update`, `delete`, ...: ok on a primary,
+//! mongos or standalone, `{ok: 0, code: 10107, errmsg: "not writable primary"}` elsewhere).
+//! Anything else gets `{ok: 0, code: 59}`.
+//!
+//! [`scenarios`] holds the end-to-end scenarios both adapters run through their [`scenarios::Harness`].
+//!
+//! ```
+//! use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+//!
+//! let rs = ReplicaSet::builder("rs0")
+//!     .member(MemberSpec::new(Role::Primary))
+//!     .member(MemberSpec::new(Role::Secondary).tags([("dc", "ny")]))
+//!     .start()?;
+//! let mut client = sdam_testserver::RawClient::connect(rs.address(1)?.to_string())?;
+//! let reply = client.command(&bson::rawdoc! { "hello": 1, "$db": "admin" })?;
+//! assert_eq!(reply.get_str("setName")?, "rs0");
+//! assert!(reply.get_bool("secondary")?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod cluster;
+mod connection;
+pub mod jongodb;
+mod listener;
+mod member;
+mod raw_client;
+pub mod scenarios;
+#[cfg(feature = "tls")]
+mod tls;
+
+pub use cluster::{Cluster, ClusterBuilder, ClusterError, Mongos, ReplicaSet, Standalone};
+pub use member::{Fault, MemberSpec, Role, MAX_WIRE_VERSION, MIN_WIRE_VERSION};
+pub use raw_client::{RawClient, RawReply};
+
+#[cfg(test)]
+mod tests;
