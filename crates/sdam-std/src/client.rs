@@ -19,9 +19,19 @@ use crate::{ClientOptions, Error, SelectError};
 /// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
 /// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
 /// closes it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.handle.shared.lock();
+        f.debug_struct("Client")
+            .field("topology_id", &core.topology.id())
+            .field("closed", &core.topology.is_closed())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -64,7 +74,8 @@ impl Client {
         let tls = options.tls.as_ref().map(crate::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
         let tls = {
-            let _ = options;
+            let ClientOptions {} = options;
+            crate::connection::TlsContext
         };
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
@@ -224,4 +235,94 @@ fn options_from(cs: &ConnectionString) -> Result<ClientOptions, Error> {
         ));
     }
     Ok(ClientOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+
+    fn wait(what: &str, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn close_joins_every_thread_and_closes_every_socket() {
+        let set = ReplicaSet::builder("rs0")
+            .member(MemberSpec::new(Role::Primary))
+            .member(MemberSpec::new(Role::Secondary))
+            .member(MemberSpec::new(Role::Secondary).streaming(false))
+            .start()
+            .unwrap();
+        let mut config = TopologyConfig::with_seeds(set.addresses());
+        config.replica_set_name = Some("rs0".into());
+        config.heartbeat_frequency = Duration::from_millis(500);
+        let client = Client::new(config).unwrap();
+        let clone = client.clone();
+        wait("discovery", || client.nodes().len() == 3);
+        // Streaming members get an RTT connection a heartbeat later.
+        wait("monitoring and RTT connections", || set.total_open_connections() >= 5);
+        assert!(client.live_threads() >= 6, "driver + one thread per connection: {}", client.live_threads());
+        let events = client.subscribe();
+        clone.close();
+        assert_eq!(client.live_threads(), 0, "close() returns after every thread ended");
+        wait("server-side connections to close", || set.total_open_connections() == 0);
+        let last = events.into_iter().last();
+        assert!(matches!(last, Some(ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))), "{last:?}");
+        assert!(matches!(client.select_server(SelectionCriteria::write()), Err(SelectError::Closed)));
+        client.close(); // idempotent
+    }
+
+    #[test]
+    fn dropping_the_last_clone_closes() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let client = Client::new(TopologyConfig::with_seeds(set.addresses())).unwrap();
+        wait("discovery", || client.nodes().len() == 1);
+        let events = client.subscribe();
+        drop(client);
+        assert!(events
+            .into_iter()
+            .any(|e| matches!(e, ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))));
+        wait("server-side connections to close", || set.total_open_connections() == 0);
+    }
+
+    #[test]
+    fn bad_configurations_are_errors() {
+        let err = Client::new(TopologyConfig::default()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid topology configuration: the seed list is empty");
+        let err = Client::from_uri("mongodb://a,b/?directConnection=true").unwrap_err();
+        assert!(err.to_string().contains("directConnection"), "{err}");
+        assert!(matches!(Client::from_uri("http://a"), Err(Error::ConnectionString(_))));
+    }
+
+    #[test]
+    fn selection_times_out_with_an_explanation() {
+        // Nothing listens on this port once the listener is dropped.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut config = TopologyConfig::with_seeds([ServerAddress::tcp("127.0.0.1", port).unwrap()]);
+        config.server_selection_timeout = Duration::from_millis(300);
+        let client = Client::new(config).unwrap();
+        let events = client.subscribe();
+        let err = client.select_server(SelectionCriteria::write()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("timed out after 300 ms"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        let selection_events = events.try_iter_selection();
+        assert!(selection_events >= 2, "started and failed log events: {selection_events}");
+        client.close();
+    }
+
+    trait CountSelection {
+        fn try_iter_selection(&self) -> usize;
+    }
+
+    impl CountSelection for Subscription {
+        fn try_iter_selection(&self) -> usize {
+            std::iter::from_fn(|| self.try_recv()).filter(|e| matches!(e, ClientEvent::Selection(_))).count()
+        }
+    }
 }

@@ -127,10 +127,10 @@ async fn lookup(shared: Arc<Shared>, resolver: Arc<Result<TokioResolver, String>
     };
     match result {
         Answer::Srv(r) => {
-            shared.handle(Input::SrvResolved { request, result: r.as_deref().map_err(Clone::clone) })
+            shared.handle(Input::SrvResolved { request, result: r.as_deref().map_err(Clone::clone) });
         }
         Answer::Txt(r) => {
-            shared.handle(Input::TxtResolved { request, result: r.as_deref().map_err(Clone::clone) })
+            shared.handle(Input::TxtResolved { request, result: r.as_deref().map_err(Clone::clone) });
         }
     }
 }
@@ -196,5 +196,76 @@ pub(crate) fn txt_answer(
             .collect()),
         Err((true, _)) => Ok(Vec::new()),
         Err((false, e)) => Err(format!("TXT lookup of {name} failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::{SRV, TXT};
+    use hickory_resolver::proto::rr::Name;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn srv(target: &str, port: u16, ttl: u32) -> Record {
+        Record::from_rdata(
+            name("_mongodb._tcp.test.build.10gen.cc."),
+            ttl,
+            RData::SRV(SRV::new(0, 5, port, name(target))),
+        )
+    }
+
+    fn txt(strings: &[&str]) -> Record {
+        let strings = strings.iter().map(|s| (*s).to_owned()).collect();
+        Record::from_rdata(name("test.build.10gen.cc."), 60, RData::TXT(TXT::new(strings)))
+    }
+
+    #[test]
+    fn srv_records_keep_target_port_and_ttl() {
+        let answer = vec![
+            srv("localhost.test.build.10gen.cc.", 27017, 60),
+            srv("other.test.build.10gen.cc.", 27018, 300),
+        ];
+        let records = srv_answer("_mongodb._tcp.test.build.10gen.cc", Ok(answer)).unwrap();
+        assert_eq!(
+            records,
+            vec![
+                SrvRecord::new("localhost.test.build.10gen.cc.", 27017).with_ttl(Duration::from_secs(60)),
+                SrvRecord::new("other.test.build.10gen.cc.", 27018).with_ttl(Duration::from_secs(300)),
+            ]
+        );
+    }
+
+    #[test]
+    fn srv_without_records_is_a_failure() {
+        let err = srv_answer("_mongodb._tcp.x.example.com", Err((true, "no records".into()))).unwrap_err();
+        assert_eq!(err, "SRV lookup of _mongodb._tcp.x.example.com found no records");
+        // Records of other types in the answer are ignored.
+        let err = srv_answer("_mongodb._tcp.x.example.com", Ok(vec![txt(&["a=b"])])).unwrap_err();
+        assert!(err.contains("found no records"));
+        let err =
+            srv_answer("_mongodb._tcp.x.example.com", Err((false, "connection refused".into()))).unwrap_err();
+        assert_eq!(err, "SRV lookup of _mongodb._tcp.x.example.com failed: connection refused");
+    }
+
+    #[test]
+    fn txt_records_join_their_strings_and_absent_is_empty() {
+        let records =
+            txt_answer("x.example.com", Ok(vec![txt(&["replicaSet=rs0&", "authSource=admin"])])).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].text(), "replicaSet=rs0&authSource=admin");
+        assert_eq!(txt_answer("x.example.com", Err((true, "none".into()))).unwrap(), Vec::new());
+        let err = txt_answer("x.example.com", Err((false, "servfail".into()))).unwrap_err();
+        assert_eq!(err, "TXT lookup of x.example.com failed: servfail");
+    }
+
+    #[test]
+    fn timeouts_name_the_lookup() {
+        assert_eq!(
+            timed_out("x.example.com", Duration::from_millis(1500)),
+            "DNS lookup of x.example.com timed out after 1500 ms"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Events for subscribers, over std mpsc channels.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,10 +46,7 @@ impl Subscription {
 
     /// The next event within `timeout`; `None` on timeout or once closed and drained.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<ClientEvent> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is waiting.

@@ -15,7 +15,8 @@ use sdam_wire::{frame, Framing, OpMsg, ReplyMatcher, ReplyProgress, DEFAULT_MAX_
 pub(crate) type TlsContext = Option<std::sync::Arc<rustls::ClientConfig>>;
 /// Without the `tls` feature there is nothing to configure.
 #[cfg(not(feature = "tls"))]
-pub(crate) type TlsContext = ();
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsContext;
 
 /// Why an exchange failed, as the core wants it.
 #[derive(Debug)]

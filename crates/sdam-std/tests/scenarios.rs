@@ -74,3 +74,68 @@ impl Harness for StdHarness {
 }
 
 sdam_testserver::scenario_tests!(StdHarness);
+
+fn wait_for(client: &Client, what: &str, check: impl Fn(&TopologyDescription) -> bool) {
+    let start = std::time::Instant::now();
+    while !check(&client.description()) {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn from_uri_and_guards() {
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    let set = ReplicaSet::builder("rs0")
+        .member(MemberSpec::new(Role::Primary))
+        .member(MemberSpec::new(Role::Secondary))
+        .start()
+        .unwrap();
+    let client =
+        Client::from_uri(&format!("{}&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=5000", set.uri()))
+            .unwrap();
+    let guard = client.select_server(SelectionCriteria::write()).unwrap();
+    assert_eq!(guard.address(), &set.address(0).unwrap());
+    assert_eq!(guard.description().server_type, sdam::ServerType::RSPrimary);
+    drop(guard);
+    let before = set.hello_count(1).unwrap();
+    client.request_check();
+    client.request_check();
+    wait_for(&client, "both members", |d| {
+        d.servers.iter().all(|s| s.server_type != sdam::ServerType::Unknown)
+    });
+    assert!(set.hello_count(1).unwrap() >= before);
+    client.close();
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_from_uri_with_ca_file_and_with_invalid_certificates_allowed() {
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).tls().start().unwrap();
+    let ca = sdam_testserver::scenarios::write_ca_file(&set).unwrap();
+    let seed = set.address(0).unwrap();
+    let uri = format!(
+        "mongodb://{seed}/?replicaSet=rs0&tls=true&tlsCAFile={}&serverSelectionTimeoutMS=5000",
+        ca.display()
+    );
+    let client = Client::from_uri(&uri).unwrap();
+    assert_eq!(client.select_server(SelectionCriteria::write()).unwrap().address(), &seed);
+    client.close();
+
+    let uri = format!("mongodb://{seed}/?replicaSet=rs0&tls=true&tlsAllowInvalidCertificates=true&serverSelectionTimeoutMS=5000");
+    let client = Client::from_uri(&uri).unwrap();
+    assert_eq!(client.select_server(SelectionCriteria::write()).unwrap().address(), &seed);
+    client.close();
+
+    // Without the CA, the server's certificate is not trusted: the check error says so.
+    let uri = format!("mongodb://{seed}/?replicaSet=rs0&tls=true&serverSelectionTimeoutMS=1000");
+    let client = Client::from_uri(&uri).unwrap();
+    let err = client.select_server(SelectionCriteria::write()).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    client.close();
+    let _ = std::fs::remove_file(ca);
+
+    let err = Client::from_uri("mongodb://a/?tls=true&tlsCAFile=/nonexistent/ca.pem").unwrap_err();
+    assert!(err.to_string().contains("cannot read tlsCAFile /nonexistent/ca.pem"), "{err}");
+}
