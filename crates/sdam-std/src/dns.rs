@@ -153,14 +153,14 @@ fn timed_out(name: &str, timeout: Duration) -> String {
     format!("DNS lookup of {name} timed out after {} ms", timeout.as_millis())
 }
 
-/// The SRV records of an answer; a name without SRV records is a failure (the seed list
-/// would be empty).
+/// The SRV records of an answer (empty when the name has none: what that means is the
+/// core's decision).
 pub(crate) fn srv_answer(
     name: &str,
     answer: Result<Vec<Record>, (bool, String)>,
 ) -> Result<Vec<SrvRecord>, String> {
-    let records: Vec<SrvRecord> = match answer {
-        Ok(records) => records
+    match answer {
+        Ok(records) => Ok(records
             .iter()
             .filter_map(|r| match &r.data {
                 RData::SRV(srv) => Some(
@@ -169,14 +169,10 @@ pub(crate) fn srv_answer(
                 ),
                 _ => None,
             })
-            .collect(),
-        Err((true, _)) => Vec::new(),
-        Err((false, e)) => return Err(format!("SRV lookup of {name} failed: {e}")),
-    };
-    if records.is_empty() {
-        return Err(format!("SRV lookup of {name} found no records"));
+            .collect()),
+        Err((true, _)) => Ok(Vec::new()),
+        Err((false, e)) => Err(format!("SRV lookup of {name} failed: {e}")),
     }
-    Ok(records)
 }
 
 /// The TXT records of an answer; a name without TXT records is an empty answer.
@@ -239,12 +235,13 @@ mod tests {
     }
 
     #[test]
-    fn srv_without_records_is_a_failure() {
-        let err = srv_answer("_mongodb._tcp.x.example.com", Err((true, "no records".into()))).unwrap_err();
-        assert_eq!(err, "SRV lookup of _mongodb._tcp.x.example.com found no records");
+    fn srv_without_records_is_an_empty_answer_and_errors_are_explained() {
+        assert_eq!(
+            srv_answer("_mongodb._tcp.x.example.com", Err((true, "no records".into()))),
+            Ok(Vec::new())
+        );
         // Records of other types in the answer are ignored.
-        let err = srv_answer("_mongodb._tcp.x.example.com", Ok(vec![txt(&["a=b"])])).unwrap_err();
-        assert!(err.contains("found no records"));
+        assert_eq!(srv_answer("_mongodb._tcp.x.example.com", Ok(vec![txt(&["a=b"])])), Ok(Vec::new()));
         let err =
             srv_answer("_mongodb._tcp.x.example.com", Err((false, "connection refused".into()))).unwrap_err();
         assert_eq!(err, "SRV lookup of _mongodb._tcp.x.example.com failed: connection refused");
