@@ -4,6 +4,18 @@
 //! ([`Cluster`]) and a driver ([`Sim`]) that owns a [`Topology`], answers every command it
 //! emits as the deployment would, and runs it through virtual time. No I/O, no clock, no
 //! threads: the test passes the start [`Instant`] in, and every run is reproducible.
+//!
+//! Besides the deployment's side of monitoring, the simulator plays the application's:
+//!
+//! - **server selection**: [`Sim::start_selection`] / [`Sim::run_selection`] drive a
+//!   [`Selection`](sdam::selection::Selection) with [`Topology::select`], polling it again
+//!   only when the topology publishes `WakeSelections` or its `Wait` deadline comes (every poll
+//!   is recorded, so a test can prove there is no busy wait);
+//! - **operations**: [`Sim::run_operation`] and [`Sim::start_operation`] send an operation to
+//!   a member, which fails it as a real one would (network error when down, `NotWritablePrimary`
+//!   for a write on a secondary); errors are reported to the topology as
+//!   `Input::ApplicationError` and returned. [`Sim::finish_operation`] ends an operation the
+//!   selection counted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,8 +29,14 @@ use sdam::{
 };
 
 mod cluster;
+mod operation;
+mod selection;
 
 pub use cluster::{Cluster, DeploymentKind, Member, Role, EPOCH_MILLIS};
+pub use operation::{
+    OperationId, OperationKind, OperationOutcome, NOT_PRIMARY_OR_SECONDARY, NOT_WRITABLE_PRIMARY,
+};
+pub use selection::{Selected, SelectionId, SelectionOutcome, SimSelection};
 
 /// The most steps one `run_*` call may take: more means the core is in a hot loop.
 pub const MAX_STEPS: usize = 100_000;
@@ -84,6 +102,12 @@ pub struct Sim {
     closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
     pool_clears: Vec<(Duration, ServerAddress)>,
     steps: usize,
+    /// Every selection started, and the indices of those still waiting.
+    selections: Vec<SimSelection>,
+    waiting: Vec<usize>,
+    /// Every operation started, and the indices of those in flight.
+    operations: Vec<operation::OperationState>,
+    in_flight: Vec<usize>,
 }
 
 impl Sim {
@@ -105,6 +129,10 @@ impl Sim {
             closed_connections: Vec::new(),
             pool_clears: Vec::new(),
             steps: 0,
+            selections: Vec::new(),
+            waiting: Vec::new(),
+            operations: Vec::new(),
+            in_flight: Vec::new(),
         };
         sim.drain();
         sim
@@ -223,21 +251,20 @@ impl Sim {
         );
     }
 
-    /// One step: advance to the next delivery or timer (not past `deadline`) and process it.
+    /// One step: advance to the next delivery, operation end, selection deadline or timer
+    /// (not past `deadline`) and process it, in that order of precedence at one instant.
     /// Returns `false` once the clock stands at `deadline` with nothing due.
     fn step(&mut self, deadline: Instant) -> bool {
         self.drain();
         let next_delivery = self.queue.keys().next().map(|&(t, _)| t);
+        let next_operation = self.next_operation_end();
+        let next_selection = self.next_selection_deadline();
         let next_timer = self.topology.poll_timeout();
-        let next = match (next_delivery, next_timer) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => {
-                    self.now = self.now.max(deadline);
-                    return false;
-                }
-            },
+        let Some(next) =
+            [next_delivery, next_operation, next_selection, next_timer].into_iter().flatten().min()
+        else {
+            self.now = self.now.max(deadline);
+            return false;
         };
         if next > deadline {
             self.now = self.now.max(deadline);
@@ -249,6 +276,10 @@ impl Sim {
             if let Some(((_, _), (connection, delivery))) = self.queue.pop_first() {
                 self.deliver(connection, delivery);
             }
+        } else if next_operation == Some(next) {
+            self.end_due_operations();
+        } else if next_selection == Some(next) {
+            self.poll_due_selections();
         } else {
             self.topology.handle_timeout(self.now);
         }
@@ -256,14 +287,32 @@ impl Sim {
         true
     }
 
-    /// Handles every output the topology has.
+    /// Handles every output the topology has. On `WakeSelections`, once the outputs are
+    /// drained, every waiting selection is polled (which may bring more outputs).
+    ///
+    /// # Panics
+    /// If the selections are woken more than [`MAX_STEPS`] times at one instant (a hot loop).
     fn drain(&mut self) {
-        while let Some(output) = self.topology.poll_output() {
-            match output {
-                Output::Event(event) => self.events.push((self.elapsed(), event)),
-                Output::Command(command) => self.command(command),
-                _ => {}
+        let mut rounds = 0;
+        loop {
+            let mut wake = false;
+            while let Some(output) = self.topology.poll_output() {
+                match output {
+                    Output::Event(event) => self.events.push((self.elapsed(), event)),
+                    Output::Command(Command::WakeSelections) => wake = true,
+                    Output::Command(command) => self.command(command),
+                    _ => {}
+                }
             }
+            if !wake || !self.wake_selections() {
+                return;
+            }
+            rounds += 1;
+            assert!(
+                rounds <= MAX_STEPS,
+                "hot loop: selections woken {rounds} times at one instant ({:?})",
+                self.elapsed()
+            );
         }
     }
 
@@ -500,10 +549,12 @@ impl Sim {
         });
     }
 
-    /// Crashes `address`: its exchanges in flight and every later one fail with a network
-    /// error after [`FAILURE_DELAY`]. A crashed primary leaves the set without a primary.
+    /// Crashes `address`: its exchanges in flight (monitoring and operations) and every later
+    /// one fail with a network error after [`FAILURE_DELAY`]. A crashed primary leaves the
+    /// set without a primary.
     pub fn crash(&mut self, address: &ServerAddress) {
         let address = address.clone();
+        self.reset_operations(&address);
         self.change(|c| {
             let m = c.member_mut(&address);
             m.up = false;
