@@ -102,6 +102,12 @@ impl Sim {
         id
     }
 
+    /// Options for the operation `name` with the topology's serverSelectionTimeoutMS, as a
+    /// driver would build them.
+    pub fn selection_options(&self, operation_name: &str) -> SelectionOptions {
+        SelectionOptions::new(operation_name).with_timeout(self.topology.config().server_selection_timeout)
+    }
+
     /// A selection started with [`start_selection`](Self::start_selection).
     ///
     /// # Panics

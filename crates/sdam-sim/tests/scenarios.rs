@@ -2,11 +2,17 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use sdam::rtt::next_average;
-use sdam::{
-    Event, ServerAddress, ServerMonitoringMode, ServerType, TopologyConfig, TopologyDescription, TopologyType,
+use sdam::selection::{
+    explain, Rejection, SelectionCriteria, SelectionErrorKind, SelectionOptions, ServerList, Verdict,
 };
-use sdam_sim::{Cluster, Member, Role, Sim};
+use sdam::{
+    ApplicationErrorKind, Event, ReadPreference, ReadPreferenceMode, ServerAddress, ServerMonitoringMode,
+    ServerType, TagSet, TopologyConfig, TopologyDescription, TopologyType,
+};
+use sdam_sim::{Cluster, Member, OperationKind, Role, Sim, NOT_WRITABLE_PRIMARY};
 
 fn addr(s: &str) -> ServerAddress {
     ServerAddress::parse(s).unwrap()
@@ -383,4 +389,150 @@ fn streaming_rtt_follows_latency_changes_through_the_rtt_connection() {
     sim.run_for(secs(30));
     let avg = sim.server(&addr("b")).and_then(|sd| sd.round_trip_time).unwrap();
     assert!(avg.abs_diff(ms(57)) < ms(1), "{avg:?} after 30 s of 57 ms samples");
+}
+
+fn read(mode: ReadPreferenceMode) -> SelectionCriteria {
+    SelectionCriteria::read(ReadPreference::new(mode))
+}
+
+fn tagged_read(mode: ReadPreferenceMode, tag_sets: &[&[(&str, &str)]]) -> SelectionCriteria {
+    let sets = tag_sets
+        .iter()
+        .map(|set| TagSet(set.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()))
+        .collect();
+    SelectionCriteria::read(ReadPreference::new(mode).with_tag_sets(sets).unwrap())
+}
+
+/// Runs `n` selections for `criteria` at the current instant, each operation finished right
+/// away, and counts where they went.
+fn spread(sim: &mut Sim, criteria: &SelectionCriteria, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let options = sim.selection_options("find");
+        let chosen = sim.run_selection(criteria.clone(), options).expect("a server is selected");
+        assert_eq!(chosen.at, sim.elapsed(), "selected at once");
+        sim.finish_operation(&chosen.address);
+        *counts.entry(chosen.address.host().to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn count(counts: &BTreeMap<String, usize>, host: &str) -> usize {
+    counts.get(host).copied().unwrap_or(0)
+}
+
+/// The selected address of a finished selection.
+fn selected(sim: &Sim, id: sdam_sim::SelectionId) -> (ServerAddress, Duration) {
+    match sim.selection(id).outcome() {
+        Some(Ok(s)) => (s.address.clone(), s.at),
+        other => panic!("not selected: {other:?}"),
+    }
+}
+
+#[test]
+fn polling_primary_crash_fails_the_operation_and_a_waiting_write_finds_the_new_primary() {
+    let hb = secs(10);
+    let mut config = rs_config(ServerMonitoringMode::Poll, hb);
+    config.server_selection_timeout = secs(2);
+    let mut sim = Sim::new(three_members(), config, start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(3) - sim.elapsed());
+
+    // A write goes to the primary at once; its operation is in flight when a crashes.
+    let options = sim.selection_options("insert");
+    let chosen = sim.run_selection(SelectionCriteria::write(), options).unwrap();
+    assert_eq!((chosen.address.clone(), chosen.at), (addr("a"), secs(3)));
+    assert_eq!(sim.topology().operation_count(&addr("a")), 1);
+    let op = sim.start_operation(&addr("a"), OperationKind::Write, ms(50));
+    sim.run_for(ms(10));
+    assert!(sim.operation(op).is_none(), "still in flight");
+    sim.crash(&addr("a"));
+    sim.run_until(|s| s.operation(op).is_some(), secs(1)).unwrap();
+    let outcome = sim.operation(op).unwrap().clone();
+    // The connection reset shows 1 ms after the crash; the driver reports it and the topology
+    // marks a Unknown and clears its pool at that instant (the poller would have noticed only
+    // at its next heartbeat, 10.005 s).
+    assert_eq!(outcome.at, secs(3) + ms(11));
+    let error = outcome.result.unwrap_err();
+    assert_eq!(error.kind, ApplicationErrorKind::Network);
+    assert!(error.is_retryable());
+    assert!(is(&sim, "a", ServerType::Unknown));
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
+    assert_eq!(sim.pool_clears(), [(secs(3) + ms(11), addr("a"))]);
+    sim.finish_operation(&addr("a"));
+    assert_eq!(sim.topology().operation_count(&addr("a")), 0);
+
+    // The retry's selection waits: no primary. Its immediate-check requests make the pollers
+    // check every minHeartbeatFrequencyMS (500 ms) after their last check ended while it waits.
+    let options = sim.selection_options("insert").with_timeout(secs(30));
+    let retry = sim.start_selection(SelectionCriteria::write(), options);
+    assert!(sim.selection(retry).is_waiting());
+    sim.run_for(secs(4) - sim.elapsed());
+    assert!(sim.selection(retry).is_waiting());
+    sim.elect(&addr("b"));
+    let found = sim.run_selection_to_end(retry).unwrap();
+    assert_eq!(found.address, addr("b"));
+    // b's checks: 3.011 s (ends 3.018 s), 3.518 s, 4.025 s: that one sees the election and its
+    // reply arrives 7 ms later; the selection is polled at that same instant.
+    let b_beats: Vec<Duration> =
+        sim.heartbeats_started(&addr("b")).into_iter().filter(|t| *t > secs(3)).collect();
+    assert_eq!(b_beats[..3], [secs(3) + ms(11), secs(3) + ms(518), secs(4) + ms(25)]);
+    assert_eq!(found.at, secs(4) + ms(25) + ms(7));
+    assert!(found.at - secs(4) <= hb);
+    assert_eq!(sim.selection(retry).started(), secs(3) + ms(11));
+    sim.finish_operation(&addr("b"));
+
+    // a restarts at 5 s. While the retry waited, a's monitor failed a check every 501 ms
+    // (3.012 s, 3.513 s, 4.014 s) and was asked for the next one 500 ms later: it fails at
+    // 4.515 s, after which nothing waits and it sleeps a heartbeat: back at 14.515 s + 5 ms.
+    sim.run_for(secs(5) - sim.elapsed());
+    sim.restart(&addr("a"));
+    let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
+    let a_failed: Vec<Duration> = sim
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(a_failed, [secs(3) + ms(12), secs(3) + ms(513), secs(4) + ms(14), secs(4) + ms(515)]);
+    assert_eq!(back, secs(14) + ms(515) + ms(5));
+    assert_eq!(sim.run_operation(&addr("a"), OperationKind::Read), Ok(()));
+
+    // A write to the old primary, now a secondary, fails with NotWritablePrimary; the error
+    // carries a's current topologyVersion, which the topology already has, so it is stale
+    // and a stays a secondary.
+    let refused = sim.run_operation(&addr("a"), OperationKind::Write).unwrap_err();
+    assert!(matches!(refused.kind, ApplicationErrorKind::Command { code: Some(NOT_WRITABLE_PRIMARY), .. }));
+    assert!(refused.is_retryable());
+    assert!(is(&sim, "a", ServerType::RSSecondary));
+
+    // b crashes too and nobody is elected. The poller has not noticed yet, so a write still
+    // selects b; its operation fails, and the retry fails after serverSelectionTimeoutMS
+    // (2 s), explaining every server.
+    sim.run_for(secs(20) - sim.elapsed());
+    sim.crash(&addr("b"));
+    let options = sim.selection_options("insert");
+    let stale = sim.run_selection(SelectionCriteria::write(), options).unwrap();
+    assert_eq!(stale.address, addr("b"));
+    let error = sim.run_operation(&addr("b"), OperationKind::Write).unwrap_err();
+    assert!(error.is_retryable());
+    sim.finish_operation(&addr("b"));
+    assert!(is(&sim, "b", ServerType::Unknown));
+    let options = sim.selection_options("insert");
+    let error = sim.run_selection(SelectionCriteria::write(), options).unwrap_err();
+    assert_eq!(error.kind, SelectionErrorKind::TimedOut { timeout: secs(2) });
+    assert_eq!(sim.elapsed(), secs(22));
+    let text = error.to_string();
+    assert!(text.contains("timed out after 2000 ms"), "{text}");
+    for host in ["a:27017", "b:27017", "c:27017"] {
+        assert!(text.contains(host), "{host} missing from {text}");
+    }
+    assert_eq!(error.explanation.servers.len(), 3);
+    assert_eq!(error.explanation.verdict(&addr("b")), Some(&Verdict::Rejected(Rejection::Unknown)));
+    let b = error.explanation.server(&addr("b")).unwrap();
+    assert!(b.last_error.as_deref().is_some_and(|e| e.contains("b:27017")), "{b}");
+    assert!(matches!(
+        error.explanation.verdict(&addr("a")),
+        Some(Verdict::Rejected(Rejection::WrongType { server_type: ServerType::RSSecondary, .. }))
+    ));
 }
