@@ -1215,6 +1215,62 @@ mod tests {
         while t.poll_output().is_some() {}
     }
 
+    fn commands(t: &mut Topology) -> Vec<Command> {
+        std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                Output::Command(c) => Some(c),
+                Output::Event(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
+        let (mut t, now) = rs_topology();
+        let first = commands(&mut t);
+        let Some(Command::SendHello { request, connection, .. }) =
+            first.iter().find(|c| matches!(c, Command::SendHello { .. })).cloned()
+        else {
+            panic!("no check started: {first:?}");
+        };
+        // An operation's network error marks the server Unknown and clears its pool: the check
+        // in flight is cancelled and its connection closed.
+        let later = now + Duration::from_millis(100);
+        t.handle(
+            Input::ApplicationError(ApplicationError::new(addr("a"), ApplicationErrorKind::Network)),
+            later,
+        );
+        let after = commands(&mut t);
+        assert!(after.iter().any(|c| matches!(c, Command::ClearPool { .. })), "{after:?}");
+        assert!(
+            after.iter().any(|c| matches!(c, Command::CloseConnection { connection: c } if *c == connection)),
+            "{after:?}"
+        );
+        // The cancelled exchange's late reply is dropped.
+        let reply = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"], "maxWireVersion": 21};
+        t.handle(
+            Input::MonitorReply {
+                request,
+                reply: &reply,
+                round_trip_time: Duration::ZERO,
+                more_to_come: false,
+            },
+            later,
+        );
+        assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+        // The server is checked again, on a new connection.
+        let next = t.poll_timeout().expect("a check is scheduled");
+        assert!(next > later, "no immediate hot retry");
+        t.handle_timeout(next);
+        let again = commands(&mut t);
+        assert!(
+            again.iter().any(
+                |c| matches!(c, Command::SendHello { connection: c, open: Some(_), .. } if *c != connection)
+            ),
+            "{again:?}"
+        );
+    }
+
     #[test]
     fn rejects_forbidden_configurations() {
         let now = crate::test_instant();
