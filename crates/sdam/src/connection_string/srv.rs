@@ -329,6 +329,20 @@ impl ConnectionString {
     }
 }
 
+impl ConnectionString {
+    /// This `mongodb+srv` connection string as `resolution` resolved it: the seed list as
+    /// [`hosts`](Self::hosts), the merged options, and the TXT record's warnings appended. Use
+    /// it with [`Topology::srv_resolution`](crate::Topology::srv_resolution) to see the
+    /// connection string the topology is working from.
+    pub fn with_srv_resolution(&self, resolution: &SrvResolution) -> Self {
+        self.with_resolution(
+            resolution.hosts.clone(),
+            resolution.options.clone(),
+            resolution.warnings.clone(),
+        )
+    }
+}
+
 /// The seed list and options of a `mongodb+srv` host once its SRV and TXT answers passed
 /// validation; see [`SrvQuery::resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -286,7 +286,9 @@ impl Topology {
         // An explicit loadBalanced=false in the connection string overrides the TXT record.
         o.load_balanced = if c.load_balanced { Some(true) } else { o.load_balanced.filter(|lb| !lb) };
         o.direct_connection = c.direct_connection;
-        o.srv_max_hosts = Some(c.srv_max_hosts);
+        if o.srv_max_hosts.unwrap_or(0) != c.srv_max_hosts {
+            o.srv_max_hosts = Some(c.srv_max_hosts);
+        }
         o
     }
 
