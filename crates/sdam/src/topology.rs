@@ -291,7 +291,7 @@ pub enum Input<'a> {
     },
     /// An application operation saw an error on one of a server's connections.
     ApplicationError(ApplicationError),
-    /// The answer to a [`Command::ResolveSrv`](crate::Command::ResolveSrv): the records, or
+    /// The answer to a [`Command::ResolveSrv`]: the records, or
     /// why the lookup failed (including its timeout). An empty answer is treated as the spec
     /// says for "no SRV records". Answers to lookups that are not in flight are ignored.
     SrvResolved {
@@ -300,7 +300,7 @@ pub enum Input<'a> {
         /// The records found, or the lookup's error.
         result: Result<&'a [crate::connection_string::srv::SrvRecord], String>,
     },
-    /// The answer to a [`Command::ResolveTxt`](crate::Command::ResolveTxt): the records (empty
+    /// The answer to a [`Command::ResolveTxt`]: the records (empty
     /// when the name has none), or why the lookup failed.
     TxtResolved {
         /// The lookup this answers.
@@ -346,7 +346,8 @@ enum Purpose {
 ///
 /// - **getters** — [`description`](Self::description) returns the current immutable snapshot
 ///   (an `Arc`, cheap to clone and safe to send to other threads); [`pool_generation`](Self::pool_generation),
-///   [`operation_count`](Self::operation_count).
+///   [`operation_count`](Self::operation_count); for `mongodb+srv`,
+///   [`srv_resolution`](Self::srv_resolution) and [`srv_last_error`](Self::srv_last_error).
 /// - **`handle_*`** — [`handle`](Self::handle) feeds one [`Input`] (a monitor's reply or
 ///   failure, an application error, a hello from an application handshake, a request to
 ///   check, close) with the current time; [`handle_timeout`](Self::handle_timeout) tells it the
@@ -372,6 +373,10 @@ enum Purpose {
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
+///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
+///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
+///                 spawn_srv_lookup(request, name, timeout),
+///             Output::Command(Command::ResolveTxt { request, name, timeout }) => spawn_txt_lookup(...),
 ///             _ => {}
 ///         }
 ///     }
@@ -527,7 +532,9 @@ impl Topology {
         self.id
     }
 
-    /// The configuration the topology was created with.
+    /// The configuration the topology was created with; for `mongodb+srv`, once the seed list
+    /// is resolved, with the resolved `seeds` and the TXT record's `replica_set_name` and
+    /// `load_balanced` filled in.
     pub fn config(&self) -> &TopologyConfig {
         &self.config
     }
@@ -590,7 +597,7 @@ impl Topology {
     /// [`Input::OperationFinished`] when the operation ends. On `Wait` with
     /// `request_immediate_check`, the monitors are asked for an immediate check (throttled by
     /// minHeartbeatFrequencyMS), so the caller only has to wait for the next
-    /// [`Command::WakeSelections`](crate::Command::WakeSelections) or the `until` deadline.
+    /// [`Command::WakeSelections`] or the `until` deadline.
     pub fn select(&mut self, selection: &mut Selection, now: Instant) -> SelectionPoll {
         let counts = |address: &ServerAddress| self.servers.get(address).map_or(0, |s| s.operations);
         let poll = selection.poll(&self.description, &counts, &mut self.rng, now);
