@@ -37,6 +37,9 @@ pub use operation::{
     OperationId, OperationKind, OperationOutcome, NOT_PRIMARY_OR_SECONDARY, NOT_WRITABLE_PRIMARY,
 };
 pub use selection::{Selected, SelectionId, SelectionOutcome, SimSelection};
+mod dns;
+
+pub use dns::{DnsHealth, DnsLookup, DnsQuery, DnsZone};
 
 /// The most steps one `run_*` call may take: more means the core is in a hot loop.
 pub const MAX_STEPS: usize = 100_000;
@@ -53,7 +56,12 @@ enum Delivery {
     Failure { request: RequestId, kind: FailureKind, error: String },
     /// A streaming member's `maxAwaitTimeMS` runs out: it answers the waiting hello.
     AwaitExpired { epoch: u64 },
+    /// A DNS answer reaches the client (queued under [`DNS_CONNECTION`]).
+    Dns { request: RequestId, answer: dns::DnsAnswer },
 }
+
+/// The connection id DNS answers are queued under: the core never uses it for a connection.
+const DNS_CONNECTION: ConnectionId = ConnectionId(0);
 
 /// An awaitable hello a streaming member holds until its state changes or time runs out.
 #[derive(Debug, Clone)]
@@ -108,6 +116,7 @@ pub struct Sim {
     /// Every operation started, and the indices of those in flight.
     operations: Vec<operation::OperationState>,
     in_flight: Vec<usize>,
+    dns: DnsZone,
 }
 
 impl Sim {
@@ -116,6 +125,15 @@ impl Sim {
     /// # Panics
     /// If the configuration is invalid.
     pub fn new(cluster: Cluster, config: TopologyConfig, start: Instant) -> Self {
+        Self::with_dns(cluster, DnsZone::new(), config, start)
+    }
+
+    /// Like [`Sim::new`], with `dns` answering the topology's SRV and TXT lookups (a
+    /// `mongodb+srv` configuration sends its first ones from `Topology::new`).
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn with_dns(cluster: Cluster, dns: DnsZone, config: TopologyConfig, start: Instant) -> Self {
         let topology = Topology::new(config, start).unwrap_or_else(|e| panic!("invalid config: {e}"));
         let mut sim = Self {
             topology,
@@ -133,6 +151,7 @@ impl Sim {
             waiting: Vec::new(),
             operations: Vec::new(),
             in_flight: Vec::new(),
+            dns,
         };
         sim.drain();
         sim
@@ -166,6 +185,16 @@ impl Sim {
     /// The simulated deployment.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// The simulated DNS zone (with the log of every lookup the core sent).
+    pub fn dns(&self) -> &DnsZone {
+        &self.dns
+    }
+
+    /// Changes the DNS zone: records, health and latency apply to lookups sent from now on.
+    pub fn dns_mut(&mut self) -> &mut DnsZone {
+        &mut self.dns
     }
 
     /// Every event the topology published, with the virtual time it was published at.
@@ -345,6 +374,12 @@ impl Sim {
                 }
             }
             Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
+            Command::ResolveSrv { request, name, timeout } => {
+                self.resolve(request, DnsQuery::Srv, name, timeout);
+            }
+            Command::ResolveTxt { request, name, timeout } => {
+                self.resolve(request, DnsQuery::Txt, name, timeout);
+            }
             _ => {}
         }
     }
@@ -474,6 +509,7 @@ impl Sim {
             Delivery::Failure { request, kind, error } => {
                 self.topology.handle(Input::MonitorFailed { request, kind, error }, self.now);
             }
+            Delivery::Dns { request, answer } => self.deliver_dns(request, answer),
             Delivery::AwaitExpired { epoch } => {
                 let waiter = self
                     .connections
@@ -582,7 +618,7 @@ impl Sim {
                     Delivery::Reply { request, .. } | Delivery::Failure { request, .. } => {
                         failed.push((c, request));
                     }
-                    Delivery::AwaitExpired { .. } => {}
+                    Delivery::AwaitExpired { .. } | Delivery::Dns { .. } => {}
                 }
             }
         }

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+mod srv;
+
 use std::collections::BTreeMap;
 
 use sdam::rtt::next_average;
