@@ -103,7 +103,17 @@ async fn lookup(shared: Arc<Shared>, resolver: Arc<Result<TokioResolver, String>
     let request = job_request(&job);
     let resolver = match resolver.as_ref() {
         Ok(r) => r,
-        Err(e) => return answer(&shared, request, &job, Err(format!("no DNS resolver: {e}"))),
+        Err(e) => {
+            let name = match &job {
+                Lookup::Srv { name, .. } | Lookup::Txt { name, .. } => name,
+            };
+            return answer(
+                &shared,
+                request,
+                &job,
+                Err(format!("cannot look up {name}: no DNS resolver: {e}")),
+            );
+        }
     };
     let result = match &job {
         Lookup::Srv { name, timeout, .. } => {

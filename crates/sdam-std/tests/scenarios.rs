@@ -139,3 +139,17 @@ fn tls_from_uri_with_ca_file_and_with_invalid_certificates_allowed() {
     let err = Client::from_uri("mongodb://a/?tls=true&tlsCAFile=/nonexistent/ca.pem").unwrap_err();
     assert!(err.to_string().contains("cannot read tlsCAFile /nonexistent/ca.pem"), "{err}");
 }
+
+#[test]
+fn mongodb_srv_goes_through_the_dns_thread() {
+    // `.invalid` never resolves (RFC 6761): whether the resolver answers NXDOMAIN, fails or
+    // times out, the selection error names the SRV lookup.
+    let client = Client::from_uri(
+        "mongodb+srv://cluster0.example.invalid/?serverSelectionTimeoutMS=1500&connectTimeoutMS=500&tls=false",
+    )
+    .unwrap();
+    assert!(client.nodes().is_empty());
+    let err = client.select_server(SelectionCriteria::write()).unwrap_err().to_string();
+    assert!(err.contains("cluster0.example.invalid"), "{err}");
+    client.close();
+}
