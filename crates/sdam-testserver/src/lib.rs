@@ -37,6 +37,7 @@
 mod builder;
 mod cluster;
 mod connection;
+pub mod jongodb;
 mod listener;
 mod member;
 mod raw_client;

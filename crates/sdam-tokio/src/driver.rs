@@ -1,0 +1,347 @@
+//! The driver task: the one place that drains the core's outputs, carries out its commands,
+//! feeds back what the connection and DNS tasks report, and sleeps until the core's next
+//! deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sdam::connection_string::srv::{SrvRecord, TxtRecord};
+use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerAddress, Topology};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::task::{AbortHandle, JoinError, JoinSet};
+
+use crate::connection::{self, Op, Reply, Settings};
+use crate::dns::Resolver;
+use crate::events::ClientEvent;
+
+/// The current time for the core, from tokio's clock (so tests with a paused clock work).
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What the client handles and the driver share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    topology: Mutex<Topology>,
+    /// Wakes the driver after someone else fed the topology an input.
+    pub(crate) wake_driver: Notify,
+    /// Bumped on every `Command::WakeSelections` and at close: waiting selections poll again.
+    pub(crate) selections: watch::Sender<u64>,
+    /// Where events go; taken (so subscriptions end) once the topology closed.
+    pub(crate) events: Mutex<Option<broadcast::Sender<ClientEvent>>>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub(crate) fn new(topology: Topology, event_capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(event_capacity.max(1));
+        Self {
+            topology: Mutex::new(topology),
+            wake_driver: Notify::new(),
+            selections: watch::Sender::new(0),
+            events: Mutex::new(Some(events)),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The topology, locked. Never held across an await.
+    pub(crate) fn topology(&self) -> MutexGuard<'_, Topology> {
+        // The core never panics on input; if a caller's thread panicked while holding the
+        // lock, the topology itself is still consistent.
+        self.topology.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feeds `input` from outside the driver, then wakes the driver to carry out the outputs.
+    pub(crate) fn handle(&self, input: Input<'_>) {
+        self.topology().handle(input, now());
+        self.wake_driver.notify_one();
+    }
+
+    pub(crate) fn publish(&self, event: ClientEvent) {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = events.as_ref() {
+            // No subscriber is not an error.
+            let _ = sender.send(event);
+        }
+    }
+}
+
+/// Counters for tests and the idle-overhead measurement.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) wakeups: AtomicU64,
+    pub(crate) live_tasks: Arc<AtomicUsize>,
+    pub(crate) open_connections: Arc<AtomicUsize>,
+    pub(crate) hellos_sent: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn task(&self) -> Counted {
+        Counted::new(&self.live_tasks)
+    }
+
+    pub(crate) fn open_connection(&self) -> Counted {
+        Counted::new(&self.open_connections)
+    }
+}
+
+/// Counts one live thing (a task, a socket) until dropped.
+#[derive(Debug)]
+pub(crate) struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a connection or DNS task reports to the driver.
+#[derive(Debug)]
+pub(crate) enum Report {
+    Monitor { connection: ConnectionId, request: RequestId, result: Result<Reply, (FailureKind, String)> },
+    Srv { request: RequestId, result: Result<Vec<SrvRecord>, String> },
+    Txt { request: RequestId, result: Result<Vec<TxtRecord>, String> },
+}
+
+/// What a task is for, so that a task that panicked is still answered.
+#[derive(Debug, Clone, Copy)]
+enum TaskPurpose {
+    Connection(ConnectionId),
+    Srv(RequestId),
+    Txt(RequestId),
+}
+
+#[derive(Debug)]
+struct OpenConnection {
+    ops: mpsc::UnboundedSender<Op>,
+    abort: AbortHandle,
+    /// The exchange in flight on it.
+    pending: Option<RequestId>,
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    settings: Arc<Settings>,
+    resolver: Arc<Resolver>,
+    connections: HashMap<ConnectionId, OpenConnection>,
+    purposes: HashMap<tokio::task::Id, TaskPurpose>,
+    tasks: JoinSet<()>,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedReceiver<Report>,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        Self {
+            shared,
+            settings: Arc::new(settings),
+            resolver: Arc::new(Resolver::default()),
+            connections: HashMap::new(),
+            purposes: HashMap::new(),
+            tasks: JoinSet::new(),
+            reports_tx,
+            reports,
+        }
+    }
+
+    /// The loop: drain outputs, carry them out, sleep until an input or the core's deadline.
+    pub(crate) async fn run(mut self) {
+        let alive = self.shared.stats.task();
+        loop {
+            let (outputs, deadline, closed) = {
+                let mut topology = self.shared.topology();
+                let outputs: Vec<Output> = std::iter::from_fn(|| topology.poll_output()).collect();
+                (outputs, topology.poll_timeout(), topology.is_closed())
+            };
+            for output in outputs {
+                self.execute(output);
+            }
+            if closed {
+                break;
+            }
+            let sleep =
+                tokio::time::sleep_until(deadline.map_or_else(far_future, tokio::time::Instant::from_std));
+            tokio::select! {
+                biased;
+                Some(report) = self.reports.recv() => self.apply(report),
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.reap(joined),
+                () = self.shared.wake_driver.notified() => {}
+                () = sleep, if deadline.is_some() => self.shared.topology().handle_timeout(now()),
+            }
+            self.shared.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+        // Closed: every connection and lookup ends here, and with them every socket.
+        self.connections.clear();
+        self.tasks.shutdown().await;
+        self.purposes.clear();
+        // The resolver's own background tasks (its name server connections) are aborted
+        // when it is dropped: drop it now rather than whenever the driver's memory goes.
+        self.resolver = Arc::new(Resolver::default());
+        self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(alive);
+        // Last: waiting selections and concurrent `close` calls see the end.
+        self.shared.selections.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn execute(&mut self, output: Output) {
+        match output {
+            Output::Event(event) => self.shared.publish(ClientEvent::Sdam(event)),
+            Output::Command(command) => self.command(command),
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+                self.shared.stats.hellos_sent.fetch_add(1, Ordering::Relaxed);
+                let op = Op::Send { request, command, exhaust_allowed, timeout };
+                match open {
+                    Some(connect_timeout) => self.open(connection, address, connect_timeout, op),
+                    None => self.send(connection, op),
+                }
+            }
+            Command::ReadReply { request, connection, timeout } => {
+                self.send(connection, Op::Read { request, timeout });
+            }
+            Command::CloseConnection { connection } => {
+                if let Some(c) = self.connections.remove(&connection) {
+                    c.abort.abort(); // the socket is dropped with the task
+                }
+            }
+            Command::WakeSelections => self.shared.selections.send_modify(|n| *n = n.wrapping_add(1)),
+            Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
+                self.shared.publish(ClientEvent::PoolCleared {
+                    address,
+                    service_id,
+                    generation,
+                    interrupt_in_use_connections,
+                });
+            }
+            Command::ResolveSrv { request, name, timeout } => {
+                let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
+                let alive = self.shared.stats.task();
+                let task = self.tasks.spawn(async move {
+                    let _alive = alive;
+                    let result = resolver.srv(&name, timeout).await;
+                    let _ = reports.send(Report::Srv { request, result });
+                });
+                self.purposes.insert(task.id(), TaskPurpose::Srv(request));
+            }
+            Command::ResolveTxt { request, name, timeout } => {
+                let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
+                let alive = self.shared.stats.task();
+                let task = self.tasks.spawn(async move {
+                    let _alive = alive;
+                    let result = resolver.txt(&name, timeout).await;
+                    let _ = reports.send(Report::Txt { request, result });
+                });
+                self.purposes.insert(task.id(), TaskPurpose::Txt(request));
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts a connection task for `connection`; `op` is its handshake.
+    fn open(&mut self, connection: ConnectionId, address: ServerAddress, connect_timeout: Duration, op: Op) {
+        let (ops, rx) = mpsc::unbounded_channel();
+        let pending = Some(op.request());
+        let (settings, stats, reports) =
+            (Arc::clone(&self.settings), Arc::clone(&self.shared.stats), self.reports_tx.clone());
+        let alive = stats.task();
+        let connect_timeout = (!connect_timeout.is_zero()).then_some(connect_timeout);
+        let abort = self.tasks.spawn(async move {
+            let _alive = alive;
+            connection::run(settings, stats, connection, address, connect_timeout, op, rx, reports).await;
+        });
+        self.purposes.insert(abort.id(), TaskPurpose::Connection(connection));
+        self.connections.insert(connection, OpenConnection { ops, abort, pending });
+    }
+
+    /// Hands `op` to the task of an open connection.
+    fn send(&mut self, connection: ConnectionId, op: Op) {
+        let request = op.request();
+        let sent = match self.connections.get_mut(&connection) {
+            Some(c) => {
+                c.pending = Some(request);
+                c.ops.send(op).is_ok()
+            }
+            None => false,
+        };
+        if !sent {
+            // The connection's task already ended (it reported why); this exchange cannot run.
+            self.connections.remove(&connection);
+            let error = format!("monitoring connection {} is closed", connection.0);
+            self.shared
+                .topology()
+                .handle(Input::MonitorFailed { request, kind: FailureKind::Network, error }, now());
+        }
+    }
+
+    fn apply(&mut self, report: Report) {
+        let mut topology = self.shared.topology();
+        let now = now();
+        match report {
+            Report::Monitor { connection, request, result } => {
+                if let Some(c) = self.connections.get_mut(&connection) {
+                    c.pending = None;
+                }
+                match result {
+                    Ok(Reply { reply, round_trip_time, more_to_come }) => topology.handle(
+                        Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come },
+                        now,
+                    ),
+                    Err((kind, error)) => topology.handle(Input::MonitorFailed { request, kind, error }, now),
+                }
+            }
+            Report::Srv { request, result } => {
+                topology.handle(
+                    Input::SrvResolved { request, result: result.as_deref().map_err(Clone::clone) },
+                    now,
+                );
+            }
+            Report::Txt { request, result } => {
+                topology.handle(
+                    Input::TxtResolved { request, result: result.as_deref().map_err(Clone::clone) },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// A task ended. One that panicked never reported: answer its exchange or lookup for it.
+    fn reap(&mut self, joined: Result<(tokio::task::Id, ()), JoinError>) {
+        let (id, error) = match joined {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), e.is_panic().then(|| "the monitoring task panicked".to_owned())),
+        };
+        let Some(purpose) = self.purposes.remove(&id) else { return };
+        let Some(error) = error else { return };
+        let report = match purpose {
+            TaskPurpose::Connection(connection) => {
+                let Some(request) = self.connections.remove(&connection).and_then(|c| c.pending) else {
+                    return;
+                };
+                Report::Monitor { connection, request, result: Err((FailureKind::Network, error)) }
+            }
+            TaskPurpose::Srv(request) => Report::Srv { request, result: Err(error) },
+            TaskPurpose::Txt(request) => Report::Txt { request, result: Err(error) },
+        };
+        self.apply(report);
+    }
+}
+
+/// A deadline that never comes (the sleep arm is disabled when there is no deadline).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
