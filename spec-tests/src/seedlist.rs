@@ -4,16 +4,19 @@
 //!
 //! Each file is one case: a `mongodb+srv` `uri`, and the expected `seeds` / `numSeeds`,
 //! `hosts` / `numHosts`, `options`, `parsed_options`, `error` and `ping`. The runner parses the
-//! URI, looks up the SRV and TXT names the core asks for, applies the answers with
-//! `ConnectionString::resolve_srv` and checks:
+//! URI and creates a [`Topology`] from it, which asks for the SRV and TXT lookups with
+//! `Command::ResolveSrv` / `Command::ResolveTxt`; the runner answers them from the in-memory
+//! zone (`Input::SrvResolved` / `Input::TxtResolved`), exactly as an adapter answers them from
+//! DNS, and checks:
 //!
-//! - `error`: parsing or resolution fails exactly when it is true;
-//! - `seeds` (as a set) and `numSeeds`: the resolved seed list;
-//! - `options`: the merged options (`ssl`/`tls` is whether TLS is on);
+//! - `error`: parsing or creating the topology fails, or the topology reports the discovery
+//!   failure in `TopologyDescription::srv_error` (with no servers), exactly when it is true;
+//! - `seeds` (as a set) and `numSeeds`: the servers the topology opened;
+//! - `options`: the merged options the topology resolved (`ssl`/`tls` is whether TLS is on);
 //! - `parsed_options`: `user`, `password`, and `db` / `auth_database` / `defaultDatabase`
 //!   (all three name the auth database of the URI path);
 //! - `hosts` and `numHosts` only in load-balanced mode, where the topology holds exactly the
-//!   seed list (load-balancers.md), so they must equal the seeds.
+//!   seed list as one LoadBalancer server (load-balancers.md).
 //!
 //! Not checkable without a live deployment: `hosts` and `numHosts` otherwise (they are the
 //! members SDAM discovers after connecting, e.g. `localhost:27017..27019` of the replica set,
@@ -21,10 +24,11 @@
 
 use serde_json::{Map, Value};
 
+use std::time::Instant;
+
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
 use sdam::connection_string::ConnectionString;
-use sdam::rng::Rng;
-use sdam::ServerAddress;
+use sdam::{Command, Input, Output, ServerAddress, ServerType, Topology, TopologyConfig, TopologyType};
 
 /// The TTL of every published record (86400 s).
 const TTL_SECS: u64 = 86_400;
@@ -106,15 +110,71 @@ fn lookup_txt(name: &str) -> Vec<TxtRecord> {
         .collect()
 }
 
-/// Parses the URI and applies the in-memory DNS answers.
-fn discover(uri: &str) -> Result<ConnectionString, String> {
+/// The most lookups one case may ask for: the initial SRV and TXT lookups. A failed attempt
+/// is retried only after `handle_timeout`, which the runner never calls.
+const MAX_LOOKUPS: usize = 2;
+
+/// What the topology resolved: the connection string as resolved and the topology's servers
+/// (sorted) with their types.
+struct Discovered {
+    cs: ConnectionString,
+    servers: Vec<(ServerAddress, ServerType)>,
+    topology_type: TopologyType,
+}
+
+/// Parses the URI, creates a topology from it and answers its DNS lookups from the
+/// in-memory zone.
+fn discover(uri: &str) -> Result<Discovered, String> {
     let cs = ConnectionString::parse(uri).map_err(|e| format!("parse error: {e}"))?;
-    let query = cs.srv_query().ok_or("not a mongodb+srv URI")?;
-    let srv = lookup_srv(&query.srv_name());
-    let txt = lookup_txt(query.txt_name());
-    let resolved =
-        cs.resolve_srv(&srv, &txt, &mut Rng::new(RNG_SEED)).map_err(|e| format!("resolution error: {e}"))?;
-    Ok(resolved.connection_string)
+    if !cs.is_srv() {
+        return Err("not a mongodb+srv URI".into());
+    }
+    let mut config = TopologyConfig::from_connection_string(&cs);
+    config.rng_seed = RNG_SEED;
+    let now = Instant::now();
+    let mut topology = Topology::new(config, now).map_err(|e| format!("configuration error: {e}"))?;
+    let mut lookups = 0;
+    loop {
+        let mut answered = false;
+        while let Some(output) = topology.poll_output() {
+            let Output::Command(command) = output else { continue };
+            if matches!(command, Command::ResolveSrv { .. } | Command::ResolveTxt { .. }) {
+                lookups += 1;
+                if lookups > MAX_LOOKUPS {
+                    return Err(format!("the topology asked for more than {MAX_LOOKUPS} lookups"));
+                }
+            }
+            match command {
+                Command::ResolveSrv { request, name, .. } => {
+                    let records = lookup_srv(&name);
+                    topology.handle(Input::SrvResolved { request, result: Ok(&records) }, now);
+                    answered = true;
+                }
+                Command::ResolveTxt { request, name, .. } => {
+                    let records = lookup_txt(&name);
+                    topology.handle(Input::TxtResolved { request, result: Ok(&records) }, now);
+                    answered = true;
+                }
+                _ => {}
+            }
+        }
+        if !answered {
+            break;
+        }
+    }
+    let td = topology.description();
+    if let Some(error) = &td.srv_error {
+        if !td.servers.is_empty() {
+            return Err(format!("the discovery failed ({error}) yet the topology has servers"));
+        }
+        return Err(error.clone());
+    }
+    let resolution = topology.srv_resolution().ok_or("the topology resolved no seed list")?;
+    Ok(Discovered {
+        cs: cs.with_srv_resolution(resolution),
+        servers: td.servers.iter().map(|sd| (sd.address.clone(), sd.server_type)).collect(),
+        topology_type: td.topology_type,
+    })
 }
 
 /// Runs one seedlist test file (one case).
@@ -127,15 +187,19 @@ pub fn run(test_file: &Value) -> Result<(), String> {
 
 fn check(case: &Value, uri: &str) -> Result<(), String> {
     let expect_error = case.get("error").and_then(Value::as_bool).unwrap_or(false);
-    let cs = match (expect_error, discover(uri)) {
+    let found = match (expect_error, discover(uri)) {
         (true, Err(_)) => return Ok(()),
-        (true, Ok(cs)) => {
-            return Err(format!("error: expected an error, actual seed list {:?}", cs.hosts()));
+        (true, Ok(found)) => {
+            return Err(format!("error: expected an error, actual seed list {:?}", found.cs.hosts()));
         }
         (false, Err(e)) => return Err(format!("error: expected none, actual {e}")),
-        (false, Ok(cs)) => cs,
+        (false, Ok(found)) => found,
     };
-    let seeds = sorted(cs.hosts());
+    let cs = &found.cs;
+    let seeds: Vec<ServerAddress> = found.servers.iter().map(|(a, _)| a.clone()).collect();
+    if seeds != sorted(cs.hosts()) {
+        return Err(format!("the topology opened {seeds:?}, its resolution lists {:?}", cs.hosts()));
+    }
 
     if let Some(expected) = case.get("seeds").and_then(Value::as_array) {
         let expected = addresses(expected, "seeds")?;
@@ -148,8 +212,11 @@ fn check(case: &Value, uri: &str) -> Result<(), String> {
             return Err(format!("numSeeds: expected {n}, actual {} ({seeds:?})", seeds.len()));
         }
     }
-    if cs.options().load_balanced == Some(true) {
+    if found.topology_type == TopologyType::LoadBalanced {
         // Load-balanced mode: the topology is the seed list (one load balancer).
+        if found.servers.iter().any(|(_, t)| *t != ServerType::LoadBalancer) {
+            return Err(format!("load-balanced topology with other servers: {:?}", found.servers));
+        }
         if let Some(expected) = case.get("hosts").and_then(Value::as_array) {
             let expected = addresses(expected, "hosts")?;
             if expected != seeds {
@@ -161,12 +228,16 @@ fn check(case: &Value, uri: &str) -> Result<(), String> {
                 return Err(format!("numHosts: expected {n}, actual {}", seeds.len()));
             }
         }
+    } else if cs.options().load_balanced == Some(true) {
+        return Err(format!("loadBalanced=true but the topology is {}", found.topology_type));
+    } else if cs.options().replica_set.is_some() && found.topology_type != TopologyType::ReplicaSetNoPrimary {
+        return Err(format!("replicaSet is set but the topology is {}", found.topology_type));
     }
     if let Some(options) = case.get("options").and_then(Value::as_object) {
-        crate::connection_string::check_options(options, &cs)?;
+        crate::connection_string::check_options(options, cs)?;
     }
     if let Some(parsed) = case.get("parsed_options").and_then(Value::as_object) {
-        check_parsed_options(parsed, &cs)?;
+        check_parsed_options(parsed, cs)?;
     }
     Ok(())
 }
@@ -208,7 +279,31 @@ fn check_parsed_options(expected: &Map<String, Value>, cs: &ConnectionString) ->
 mod tests {
     use serde_json::json;
 
-    use super::run;
+    use super::{discover, run};
+
+    /// The error cases fail for their own reason, through the topology (not by accident).
+    #[test]
+    fn errors_come_from_the_rule_each_case_tests() {
+        let cases = [
+            ("test4", "", "returned no records"),
+            ("test12", "", "not in the connection string host's domain"),
+            ("test19", "", "not in the connection string host's domain"),
+            ("test6", "", "2 TXT records"),
+            ("test7", "", "TXT record"),
+            ("test10", "?replicaSet=repl0", "TXT record"),
+            ("test5", "?srvMaxHosts=1", "srvMaxHosts=1"),
+            ("test24", "?replicaSet=replset", "loadBalanced=true"),
+            ("test1", "?loadBalanced=true", "requires exactly one host, found 2"),
+        ];
+        for (host, options, reason) in cases {
+            let uri = format!("mongodb+srv://{host}.test.build.10gen.cc/{options}");
+            let Err(error) = discover(&uri) else { panic!("{uri}: no error") };
+            assert!(error.starts_with("mongodb+srv seed list discovery for"), "{uri}: {error}");
+            assert!(error.contains(reason), "{uri}: {error:?} should say {reason:?}");
+        }
+        let Err(error) = discover("mongodb+srv://test5.test.build.10gen.cc:8123/") else { panic!() };
+        assert!(error.starts_with("parse error"), "{error}");
+    }
 
     #[test]
     fn checks_seeds_options_and_errors() {

@@ -4,6 +4,18 @@
 //! ([`Cluster`]) and a driver ([`Sim`]) that owns a [`Topology`], answers every command it
 //! emits as the deployment would, and runs it through virtual time. No I/O, no clock, no
 //! threads: the test passes the start [`Instant`] in, and every run is reproducible.
+//!
+//! Besides the deployment's side of monitoring, the simulator plays the application's:
+//!
+//! - **server selection**: [`Sim::start_selection`] / [`Sim::run_selection`] drive a
+//!   [`Selection`](sdam::selection::Selection) with [`Topology::select`], polling it again
+//!   only when the topology publishes `WakeSelections` or its `Wait` deadline comes (every poll
+//!   is recorded, so a test can prove there is no busy wait);
+//! - **operations**: [`Sim::run_operation`] and [`Sim::start_operation`] send an operation to
+//!   a member, which fails it as a real one would (network error when down, `NotWritablePrimary`
+//!   for a write on a secondary); errors are reported to the topology as
+//!   `Input::ApplicationError` and returned. [`Sim::finish_operation`] ends an operation the
+//!   selection counted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,8 +29,17 @@ use sdam::{
 };
 
 mod cluster;
+mod operation;
+mod selection;
 
 pub use cluster::{Cluster, DeploymentKind, Member, Role, EPOCH_MILLIS};
+pub use operation::{
+    OperationId, OperationKind, OperationOutcome, NOT_PRIMARY_OR_SECONDARY, NOT_WRITABLE_PRIMARY,
+};
+pub use selection::{Selected, SelectionId, SelectionOutcome, SimSelection};
+mod dns;
+
+pub use dns::{DnsHealth, DnsLookup, DnsQuery, DnsZone};
 
 /// The most steps one `run_*` call may take: more means the core is in a hot loop.
 pub const MAX_STEPS: usize = 100_000;
@@ -35,7 +56,12 @@ enum Delivery {
     Failure { request: RequestId, kind: FailureKind, error: String },
     /// A streaming member's `maxAwaitTimeMS` runs out: it answers the waiting hello.
     AwaitExpired { epoch: u64 },
+    /// A DNS answer reaches the client (queued under [`DNS_CONNECTION`]).
+    Dns { request: RequestId, answer: dns::DnsAnswer },
 }
+
+/// The connection id DNS answers are queued under: the core never uses it for a connection.
+const DNS_CONNECTION: ConnectionId = ConnectionId(0);
 
 /// An awaitable hello a streaming member holds until its state changes or time runs out.
 #[derive(Debug, Clone)]
@@ -84,6 +110,13 @@ pub struct Sim {
     closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
     pool_clears: Vec<(Duration, ServerAddress)>,
     steps: usize,
+    /// Every selection started, and the indices of those still waiting.
+    selections: Vec<SimSelection>,
+    waiting: Vec<usize>,
+    /// Every operation started, and the indices of those in flight.
+    operations: Vec<operation::OperationState>,
+    in_flight: Vec<usize>,
+    dns: DnsZone,
 }
 
 impl Sim {
@@ -92,6 +125,15 @@ impl Sim {
     /// # Panics
     /// If the configuration is invalid.
     pub fn new(cluster: Cluster, config: TopologyConfig, start: Instant) -> Self {
+        Self::with_dns(cluster, DnsZone::new(), config, start)
+    }
+
+    /// Like [`Sim::new`], with `dns` answering the topology's SRV and TXT lookups (a
+    /// `mongodb+srv` configuration sends its first ones from `Topology::new`).
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn with_dns(cluster: Cluster, dns: DnsZone, config: TopologyConfig, start: Instant) -> Self {
         let topology = Topology::new(config, start).unwrap_or_else(|e| panic!("invalid config: {e}"));
         let mut sim = Self {
             topology,
@@ -105,6 +147,11 @@ impl Sim {
             closed_connections: Vec::new(),
             pool_clears: Vec::new(),
             steps: 0,
+            selections: Vec::new(),
+            waiting: Vec::new(),
+            operations: Vec::new(),
+            in_flight: Vec::new(),
+            dns,
         };
         sim.drain();
         sim
@@ -138,6 +185,16 @@ impl Sim {
     /// The simulated deployment.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// The simulated DNS zone (with the log of every lookup the core sent).
+    pub fn dns(&self) -> &DnsZone {
+        &self.dns
+    }
+
+    /// Changes the DNS zone: records, health and latency apply to lookups sent from now on.
+    pub fn dns_mut(&mut self) -> &mut DnsZone {
+        &mut self.dns
     }
 
     /// Every event the topology published, with the virtual time it was published at.
@@ -223,21 +280,20 @@ impl Sim {
         );
     }
 
-    /// One step: advance to the next delivery or timer (not past `deadline`) and process it.
+    /// One step: advance to the next delivery, operation end, selection deadline or timer
+    /// (not past `deadline`) and process it, in that order of precedence at one instant.
     /// Returns `false` once the clock stands at `deadline` with nothing due.
     fn step(&mut self, deadline: Instant) -> bool {
         self.drain();
         let next_delivery = self.queue.keys().next().map(|&(t, _)| t);
+        let next_operation = self.next_operation_end();
+        let next_selection = self.next_selection_deadline();
         let next_timer = self.topology.poll_timeout();
-        let next = match (next_delivery, next_timer) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => {
-                    self.now = self.now.max(deadline);
-                    return false;
-                }
-            },
+        let Some(next) =
+            [next_delivery, next_operation, next_selection, next_timer].into_iter().flatten().min()
+        else {
+            self.now = self.now.max(deadline);
+            return false;
         };
         if next > deadline {
             self.now = self.now.max(deadline);
@@ -249,6 +305,10 @@ impl Sim {
             if let Some(((_, _), (connection, delivery))) = self.queue.pop_first() {
                 self.deliver(connection, delivery);
             }
+        } else if next_operation == Some(next) {
+            self.end_due_operations();
+        } else if next_selection == Some(next) {
+            self.poll_due_selections();
         } else {
             self.topology.handle_timeout(self.now);
         }
@@ -256,14 +316,32 @@ impl Sim {
         true
     }
 
-    /// Handles every output the topology has.
+    /// Handles every output the topology has. On `WakeSelections`, once the outputs are
+    /// drained, every waiting selection is polled (which may bring more outputs).
+    ///
+    /// # Panics
+    /// If the selections are woken more than [`MAX_STEPS`] times at one instant (a hot loop).
     fn drain(&mut self) {
-        while let Some(output) = self.topology.poll_output() {
-            match output {
-                Output::Event(event) => self.events.push((self.elapsed(), event)),
-                Output::Command(command) => self.command(command),
-                _ => {}
+        let mut rounds = 0;
+        loop {
+            let mut wake = false;
+            while let Some(output) = self.topology.poll_output() {
+                match output {
+                    Output::Event(event) => self.events.push((self.elapsed(), event)),
+                    Output::Command(Command::WakeSelections) => wake = true,
+                    Output::Command(command) => self.command(command),
+                    _ => {}
+                }
             }
+            if !wake || !self.wake_selections() {
+                return;
+            }
+            rounds += 1;
+            assert!(
+                rounds <= MAX_STEPS,
+                "hot loop: selections woken {rounds} times at one instant ({:?})",
+                self.elapsed()
+            );
         }
     }
 
@@ -296,6 +374,12 @@ impl Sim {
                 }
             }
             Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
+            Command::ResolveSrv { request, name, timeout } => {
+                self.resolve(request, DnsQuery::Srv, name, timeout);
+            }
+            Command::ResolveTxt { request, name, timeout } => {
+                self.resolve(request, DnsQuery::Txt, name, timeout);
+            }
             _ => {}
         }
     }
@@ -425,6 +509,7 @@ impl Sim {
             Delivery::Failure { request, kind, error } => {
                 self.topology.handle(Input::MonitorFailed { request, kind, error }, self.now);
             }
+            Delivery::Dns { request, answer } => self.deliver_dns(request, answer),
             Delivery::AwaitExpired { epoch } => {
                 let waiter = self
                     .connections
@@ -500,10 +585,12 @@ impl Sim {
         });
     }
 
-    /// Crashes `address`: its exchanges in flight and every later one fail with a network
-    /// error after [`FAILURE_DELAY`]. A crashed primary leaves the set without a primary.
+    /// Crashes `address`: its exchanges in flight (monitoring and operations) and every later
+    /// one fail with a network error after [`FAILURE_DELAY`]. A crashed primary leaves the
+    /// set without a primary.
     pub fn crash(&mut self, address: &ServerAddress) {
         let address = address.clone();
+        self.reset_operations(&address);
         self.change(|c| {
             let m = c.member_mut(&address);
             m.up = false;
@@ -531,7 +618,7 @@ impl Sim {
                     Delivery::Reply { request, .. } | Delivery::Failure { request, .. } => {
                         failed.push((c, request));
                     }
-                    Delivery::AwaitExpired { .. } => {}
+                    Delivery::AwaitExpired { .. } | Delivery::Dns { .. } => {}
                 }
             }
         }

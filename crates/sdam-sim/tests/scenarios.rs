@@ -2,11 +2,20 @@
 
 use std::time::{Duration, Instant};
 
+mod srv;
+
+use std::collections::BTreeMap;
+
 use sdam::rtt::next_average;
-use sdam::{
-    Event, ServerAddress, ServerMonitoringMode, ServerType, TopologyConfig, TopologyDescription, TopologyType,
+use sdam::selection::{
+    explain, Rejection, SelectionCriteria, SelectionErrorKind, SelectionLogKind, SelectionOptions,
+    ServerList, Verdict,
 };
-use sdam_sim::{Cluster, Member, Role, Sim};
+use sdam::{
+    ApplicationErrorKind, Event, ReadPreference, ReadPreferenceMode, ServerAddress, ServerMonitoringMode,
+    ServerType, TagSet, TopologyConfig, TopologyDescription, TopologyType,
+};
+use sdam_sim::{Cluster, Member, OperationKind, Role, Sim, NOT_PRIMARY_OR_SECONDARY, NOT_WRITABLE_PRIMARY};
 
 fn addr(s: &str) -> ServerAddress {
     ServerAddress::parse(s).unwrap()
@@ -383,4 +392,510 @@ fn streaming_rtt_follows_latency_changes_through_the_rtt_connection() {
     sim.run_for(secs(30));
     let avg = sim.server(&addr("b")).and_then(|sd| sd.round_trip_time).unwrap();
     assert!(avg.abs_diff(ms(57)) < ms(1), "{avg:?} after 30 s of 57 ms samples");
+}
+
+fn read(mode: ReadPreferenceMode) -> SelectionCriteria {
+    SelectionCriteria::read(ReadPreference::new(mode))
+}
+
+fn tagged_read(mode: ReadPreferenceMode, tag_sets: &[&[(&str, &str)]]) -> SelectionCriteria {
+    let sets = tag_sets
+        .iter()
+        .map(|set| TagSet(set.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()))
+        .collect();
+    SelectionCriteria::read(ReadPreference::new(mode).with_tag_sets(sets).unwrap())
+}
+
+/// Runs `n` selections for `criteria` at the current instant, each operation finished right
+/// away, and counts where they went.
+fn spread(sim: &mut Sim, criteria: &SelectionCriteria, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let options = sim.selection_options("find");
+        let chosen = sim.run_selection(criteria.clone(), options).expect("a server is selected");
+        assert_eq!(chosen.at, sim.elapsed(), "selected at once");
+        sim.finish_operation(&chosen.address);
+        *counts.entry(chosen.address.host().to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn count(counts: &BTreeMap<String, usize>, host: &str) -> usize {
+    counts.get(host).copied().unwrap_or(0)
+}
+
+/// The selected address of a finished selection.
+fn selected(sim: &Sim, id: sdam_sim::SelectionId) -> (ServerAddress, Duration) {
+    match sim.selection(id).outcome() {
+        Some(Ok(s)) => (s.address.clone(), s.at),
+        other => panic!("not selected: {other:?}"),
+    }
+}
+
+#[test]
+fn polling_primary_crash_fails_the_operation_and_a_waiting_write_finds_the_new_primary() {
+    let hb = secs(10);
+    let mut config = rs_config(ServerMonitoringMode::Poll, hb);
+    config.server_selection_timeout = secs(2);
+    let mut sim = Sim::new(three_members(), config, start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(3) - sim.elapsed());
+
+    // A write goes to the primary at once; its operation is in flight when a crashes.
+    let options = sim.selection_options("insert");
+    let chosen = sim.run_selection(SelectionCriteria::write(), options).unwrap();
+    assert_eq!((chosen.address.clone(), chosen.at), (addr("a"), secs(3)));
+    assert_eq!(sim.topology().operation_count(&addr("a")), 1);
+    let op = sim.start_operation(&addr("a"), OperationKind::Write, ms(50));
+    sim.run_for(ms(10));
+    assert!(sim.operation(op).is_none(), "still in flight");
+    sim.crash(&addr("a"));
+    sim.run_until(|s| s.operation(op).is_some(), secs(1)).unwrap();
+    let outcome = sim.operation(op).unwrap().clone();
+    // The connection reset shows 1 ms after the crash; the driver reports it and the topology
+    // marks a Unknown and clears its pool at that instant (the poller would have noticed only
+    // at its next heartbeat, 10.005 s).
+    assert_eq!(outcome.at, secs(3) + ms(11));
+    let error = outcome.result.unwrap_err();
+    assert_eq!(error.kind, ApplicationErrorKind::Network);
+    assert!(error.is_retryable());
+    assert!(is(&sim, "a", ServerType::Unknown));
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
+    assert_eq!(sim.pool_clears(), [(secs(3) + ms(11), addr("a"))]);
+    sim.finish_operation(&addr("a"));
+    assert_eq!(sim.topology().operation_count(&addr("a")), 0);
+
+    // The retry's selection waits: no primary. Its immediate-check requests make the pollers
+    // check every minHeartbeatFrequencyMS (500 ms) after their last check ended while it waits.
+    let options = sim.selection_options("insert").with_timeout(secs(30));
+    let retry = sim.start_selection(SelectionCriteria::write(), options);
+    assert!(sim.selection(retry).is_waiting());
+    sim.run_for(secs(4) - sim.elapsed());
+    assert!(sim.selection(retry).is_waiting());
+    sim.elect(&addr("b"));
+    let found = sim.run_selection_to_end(retry).unwrap();
+    assert_eq!(found.address, addr("b"));
+    // b's checks: 3.011 s (ends 3.018 s), 3.518 s, 4.025 s: that one sees the election and its
+    // reply arrives 7 ms later; the selection is polled at that same instant.
+    let b_beats: Vec<Duration> =
+        sim.heartbeats_started(&addr("b")).into_iter().filter(|t| *t > secs(3)).collect();
+    assert_eq!(b_beats[..3], [secs(3) + ms(11), secs(3) + ms(518), secs(4) + ms(25)]);
+    assert_eq!(found.at, secs(4) + ms(25) + ms(7));
+    assert!(found.at - secs(4) <= hb);
+    assert_eq!(sim.selection(retry).started(), secs(3) + ms(11));
+    sim.finish_operation(&addr("b"));
+
+    // a restarts at 5 s. While the retry waited, a's monitor failed a check every 501 ms
+    // (3.012 s, 3.513 s, 4.014 s) and was asked for the next one 500 ms later: it fails at
+    // 4.515 s, after which nothing waits and it sleeps a heartbeat: back at 14.515 s + 5 ms.
+    sim.run_for(secs(5) - sim.elapsed());
+    sim.restart(&addr("a"));
+    let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
+    let a_failed: Vec<Duration> = sim
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(a_failed, [secs(3) + ms(12), secs(3) + ms(513), secs(4) + ms(14), secs(4) + ms(515)]);
+    assert_eq!(back, secs(14) + ms(515) + ms(5));
+    assert_eq!(sim.run_operation(&addr("a"), OperationKind::Read), Ok(()));
+
+    // A write to the old primary, now a secondary, fails with NotWritablePrimary; the error
+    // carries a's current topologyVersion, which the topology already has, so it is stale
+    // and a stays a secondary.
+    let refused = sim.run_operation(&addr("a"), OperationKind::Write).unwrap_err();
+    assert!(matches!(refused.kind, ApplicationErrorKind::Command { code: Some(NOT_WRITABLE_PRIMARY), .. }));
+    assert!(refused.is_retryable());
+    assert!(is(&sim, "a", ServerType::RSSecondary));
+
+    // b crashes too and nobody is elected. The poller has not noticed yet, so a write still
+    // selects b; its operation fails, and the retry fails after serverSelectionTimeoutMS
+    // (2 s), explaining every server.
+    sim.run_for(secs(20) - sim.elapsed());
+    sim.crash(&addr("b"));
+    let options = sim.selection_options("insert");
+    let stale = sim.run_selection(SelectionCriteria::write(), options).unwrap();
+    assert_eq!(stale.address, addr("b"));
+    let error = sim.run_operation(&addr("b"), OperationKind::Write).unwrap_err();
+    assert!(error.is_retryable());
+    sim.finish_operation(&addr("b"));
+    assert!(is(&sim, "b", ServerType::Unknown));
+    let options = sim.selection_options("insert");
+    let error = sim.run_selection(SelectionCriteria::write(), options).unwrap_err();
+    assert_eq!(error.kind, SelectionErrorKind::TimedOut { timeout: secs(2) });
+    assert_eq!(sim.elapsed(), secs(22));
+    let text = error.to_string();
+    assert!(text.contains("timed out after 2000 ms"), "{text}");
+    for host in ["a:27017", "b:27017", "c:27017"] {
+        assert!(text.contains(host), "{host} missing from {text}");
+    }
+    assert_eq!(error.explanation.servers.len(), 3);
+    assert_eq!(error.explanation.verdict(&addr("b")), Some(&Verdict::Rejected(Rejection::Unknown)));
+    let b = error.explanation.server(&addr("b")).unwrap();
+    assert!(b.last_error.as_deref().is_some_and(|e| e.contains("b:27017")), "{b}");
+    assert!(matches!(
+        error.explanation.verdict(&addr("a")),
+        Some(Verdict::Rejected(Rejection::WrongType { server_type: ServerType::RSSecondary, .. }))
+    ));
+}
+
+#[test]
+fn streaming_primary_crash_wakes_the_waiting_write_as_soon_as_the_new_primary_reports() {
+    let hb = secs(10);
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Stream, hb), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(3) - sim.elapsed());
+    let options = sim.selection_options("update");
+    let chosen = sim.run_selection(SelectionCriteria::write(), options).unwrap();
+    assert_eq!(chosen.address, addr("a"));
+    let op = sim.start_operation(&addr("a"), OperationKind::Write, ms(50));
+    sim.run_for(ms(10));
+    sim.crash(&addr("a"));
+    sim.run_until(|s| s.operation(op).is_some(), secs(1)).unwrap();
+    let outcome = sim.operation(op).unwrap().clone();
+    assert_eq!(outcome.at, secs(3) + ms(11));
+    assert!(outcome.result.unwrap_err().is_retryable());
+    // The streaming monitor's awaitable hello was reset at the same instant and got there
+    // first: a is Unknown and its pool cleared once; the operation's error, from the older
+    // pool generation, is stale.
+    assert!(is(&sim, "a", ServerType::Unknown));
+    assert_eq!(sim.pool_clears(), [(secs(3) + ms(11), addr("a"))]);
+    assert_eq!(sim.topology().pool_generation(&addr("a")), Some(1));
+    sim.finish_operation(&addr("a"));
+
+    let options = sim.selection_options("update");
+    let retry = sim.start_selection(SelectionCriteria::write(), options);
+    assert!(sim.selection(retry).is_waiting());
+    sim.run_for(secs(4) - sim.elapsed());
+    sim.elect(&addr("c"));
+    // c's awaitable hello is answered at once; its reply arrives after c's 9 ms latency and
+    // the waiting selection is polled at that instant.
+    let found = sim.run_selection_to_end(retry).unwrap();
+    assert_eq!((found.address.clone(), found.at), (addr("c"), secs(4) + ms(9)));
+    sim.finish_operation(&addr("c"));
+
+    // a restarts at 5 s. Its monitor failed at 3.011 s and on its one retry (3.012 s), then,
+    // asked by the waiting selection, every 501 ms until the selection ended (last at 4.014 s);
+    // it then sleeps a heartbeat and is a secondary 5 ms after its 14.014 s check.
+    sim.run_for(secs(5) - sim.elapsed());
+    sim.restart(&addr("a"));
+    let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
+    let a_failed: Vec<Duration> = sim
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(a_failed, [secs(3) + ms(11), secs(3) + ms(12), secs(3) + ms(513), secs(4) + ms(14)]);
+    assert_eq!(back, secs(14) + ms(14) + ms(5));
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetWithPrimary);
+}
+
+/// m1, m2, m3 at 20, 35 and 40 ms.
+fn three_mongoses(local_threshold: Duration) -> Sim {
+    let cluster = Cluster::sharded()
+        .with(&addr("m1"), Member::new(Role::Mongos).latency(ms(20)))
+        .with(&addr("m2"), Member::new(Role::Mongos).latency(ms(35)))
+        .with(&addr("m3"), Member::new(Role::Mongos).latency(ms(40)));
+    let mut config = TopologyConfig::with_seeds([addr("m1"), addr("m2"), addr("m3")]);
+    config.rng_seed = 3;
+    config.local_threshold = local_threshold;
+    let mut sim = Sim::new(cluster, config, start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(40)));
+    sim
+}
+
+#[test]
+fn mongos_selections_spread_over_the_latency_window() {
+    const N: usize = 2000;
+    // localThresholdMS 15: the window is [20, 35] ms, so m1 and m2 only, about evenly (the
+    // binomial standard deviation is about 22).
+    let mut sim = three_mongoses(ms(15));
+    sim.run_for(secs(5));
+    let rtts: Vec<_> =
+        ["m1", "m2", "m3"].iter().map(|a| sim.server(&addr(a)).unwrap().round_trip_time).collect();
+    assert_eq!(rtts, [Some(ms(20)), Some(ms(35)), Some(ms(40))]);
+    let counts = spread(&mut sim, &SelectionCriteria::write(), N);
+    assert_eq!(count(&counts, "m1") + count(&counts, "m2"), N);
+    assert_eq!(count(&counts, "m3"), 0, "{counts:?}");
+    assert!(count(&counts, "m1").abs_diff(N / 2) < 100, "{counts:?}");
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(sim.topology().operation_count(&addr(m)), 0);
+    }
+
+    // localThresholdMS 30: the window is [20, 50] ms, all three about a third each.
+    let mut sim = three_mongoses(ms(30));
+    let counts = spread(&mut sim, &read(ReadPreferenceMode::Nearest), N);
+    for m in ["m1", "m2", "m3"] {
+        assert!(count(&counts, m).abs_diff(N / 3) < 100, "{counts:?}");
+    }
+}
+
+#[test]
+fn operations_in_flight_steer_the_choice_in_the_window() {
+    let cluster = Cluster::sharded()
+        .with(&addr("m1"), Member::new(Role::Mongos).latency(ms(10)))
+        .with(&addr("m2"), Member::new(Role::Mongos).latency(ms(10)))
+        .with(&addr("m3"), Member::new(Role::Mongos).latency(ms(10)));
+    let mut config = TopologyConfig::with_seeds([addr("m1"), addr("m2"), addr("m3")]);
+    config.rng_seed = 11;
+    let mut sim = Sim::new(cluster, config, start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(10)));
+
+    // Ten long operations go to m1 (an application selector keeps only m1) and stay in flight.
+    let only_m1 = SelectionCriteria::write().with_selector("m1 only", |servers: &mut ServerList<'_>| {
+        servers.retain(|sd| sd.address.host() == "m1");
+    });
+    for _ in 0..10 {
+        let options = sim.selection_options("aggregate");
+        assert_eq!(sim.run_selection(only_m1.clone(), options).unwrap().address, addr("m1"));
+    }
+    assert_eq!(sim.topology().operation_count(&addr("m1")), 10);
+
+    // Of two random candidates the one with fewer operations wins: any pair has m2 or m3, so
+    // short operations (finished right away) never go to m1.
+    let counts = spread(&mut sim, &SelectionCriteria::write(), 600);
+    assert_eq!(count(&counts, "m1"), 0, "{counts:?}");
+    assert!(count(&counts, "m2").abs_diff(300) < 60, "{counts:?}");
+
+    // Operations that stay in flight: of m2 and m3 the one with fewer always wins, so they
+    // stay within one of each other and after 18 hold 9 each, still fewer than m1's 10.
+    let mut held = Vec::new();
+    for _ in 0..18 {
+        let options = sim.selection_options("find");
+        held.push(sim.run_selection(SelectionCriteria::write(), options).unwrap().address);
+    }
+    assert!(held.iter().all(|a| *a != addr("m1")), "{held:?}");
+    assert_eq!(sim.topology().operation_count(&addr("m2")), 9);
+    assert_eq!(sim.topology().operation_count(&addr("m3")), 9);
+    for a in held {
+        sim.finish_operation(&a);
+    }
+
+    // Once m1's operations end, it gets its third again.
+    for _ in 0..10 {
+        sim.finish_operation(&addr("m1"));
+    }
+    assert_eq!(sim.topology().operation_count(&addr("m1")), 0);
+    let counts = spread(&mut sim, &SelectionCriteria::write(), 600);
+    assert!(count(&counts, "m1").abs_diff(200) < 60, "{counts:?}");
+}
+
+#[test]
+fn a_reconfig_moves_tagged_reads_to_the_newly_tagged_member() {
+    let cluster = Cluster::replica_set("rs")
+        .with(&addr("a"), Member::new(Role::Primary).latency(ms(5)).tag("dc", "ny"))
+        .with(&addr("b"), Member::new(Role::Secondary).latency(ms(7)).tag("dc", "ny"))
+        .with(&addr("c"), Member::new(Role::Secondary).latency(ms(9)).tag("dc", "sf"));
+    let mut sim = Sim::new(cluster, rs_config(ServerMonitoringMode::Stream, secs(10)), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(1) - sim.elapsed());
+    let ny = tagged_read(ReadPreferenceMode::Secondary, &[&[("dc", "ny")]]);
+    assert_eq!(spread(&mut sim, &ny, 50), BTreeMap::from([("b".to_owned(), 50)]));
+
+    // Reconfig at 1 s: b moves to sf, c to ny.
+    sim.set_tags(&addr("b"), &[("dc", "sf")]);
+    sim.set_tags(&addr("c"), &[("dc", "ny")]);
+    // Until b's streamed reply (7 ms) the client still sees the old tags.
+    let options = sim.selection_options("find");
+    let stale = sim.run_selection(ny.clone(), options).unwrap();
+    assert_eq!((stale.address.clone(), stale.at), (addr("b"), secs(1)));
+    sim.finish_operation(&stale.address);
+    // From 7 ms to 9 ms no secondary is tagged ny as far as the client knows: a selection
+    // started at 8 ms waits and is chosen c when c's reply arrives, at 9 ms.
+    sim.run_for(ms(8));
+    let waiting = sim.start_selection(ny.clone(), sim.selection_options("find"));
+    assert!(sim.selection(waiting).is_waiting());
+    let moved = sim.run_selection_to_end(waiting).unwrap();
+    assert_eq!((moved.address.clone(), moved.at), (addr("c"), secs(1) + ms(9)));
+    sim.finish_operation(&moved.address);
+    assert_eq!(spread(&mut sim, &ny, 50), BTreeMap::from([("c".to_owned(), 50)]));
+
+    // Ordered tag sets: the first that matches any secondary decides.
+    let la_then_sf = tagged_read(ReadPreferenceMode::Secondary, &[&[("dc", "la")], &[("dc", "sf")]]);
+    assert_eq!(spread(&mut sim, &la_then_sf, 50), BTreeMap::from([("b".to_owned(), 50)]));
+    // With an empty set last, a read falls back to any secondary once no member is tagged ny.
+    let ny_or_any = tagged_read(ReadPreferenceMode::Secondary, &[&[("dc", "ny")], &[]]);
+    assert_eq!(spread(&mut sim, &ny_or_any, 50), BTreeMap::from([("c".to_owned(), 50)]));
+    sim.run_for(secs(2) - sim.elapsed());
+    sim.set_tags(&addr("c"), &[("dc", "sf")]);
+    sim.run_for(ms(9));
+    assert_eq!(sim.server(&addr("c")).unwrap().tags.get("dc"), Some("sf"));
+    let counts = spread(&mut sim, &ny_or_any, 200);
+    assert_eq!(count(&counts, "a"), 0, "{counts:?}");
+    assert!(count(&counts, "b") > 50 && count(&counts, "c") > 50, "{counts:?}");
+    // Without the fallback, the same read cannot be served and times out.
+    let options = sim.selection_options("find").with_timeout(secs(1));
+    let error = sim.run_selection(ny, options).unwrap_err();
+    assert_eq!(error.kind, SelectionErrorKind::TimedOut { timeout: secs(1) });
+    assert!(error.to_string().contains("no tag set matched"), "{error}");
+}
+
+#[test]
+fn a_member_whose_latency_rises_leaves_the_window_when_its_average_does() {
+    // Polling every second: one RTT sample per heartbeat. a 5 ms, b 7 ms, c 9 ms: nearest
+    // reads with localThresholdMS 15 use [5, 20] ms, all three.
+    let hb = secs(1);
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Poll, hb), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    let nearest = read(ReadPreferenceMode::Nearest);
+    let counts = spread(&mut sim, &nearest, 300);
+    assert!(["a", "b", "c"].iter().all(|m| count(&counts, m) > 50), "{counts:?}");
+
+    // c slows to 30 ms at 0.5 s. Its average moves by alpha = 0.2 per sample:
+    // 13.2, 16.56, 19.25 ms (still in the window), then 21.4 ms > 20 ms: out at the 4th.
+    sim.run_for(ms(500) - sim.elapsed());
+    sim.set_latency(&addr("c"), ms(30));
+    let rtt = |s: &Sim| s.server(&addr("c")).and_then(|sd| sd.round_trip_time).unwrap();
+    let mut expected = ms(9);
+    for beat in 1..=4 {
+        let before = rtt(&sim);
+        let at = sim.run_until(|s| rtt(s) != before, hb * 2).expect("a new RTT sample");
+        expected = next_average(Some(expected), ms(30));
+        assert_eq!(rtt(&sim), expected, "sample {beat} at {at:?}");
+        // c's checks start a heartbeat after the previous one ended: 1.014 s, 2.044 s, ...
+        assert_eq!(at, ms(14) + (hb + ms(30)) * beat);
+        let verdict = explain(&sim.description(), &nearest, None).verdict(&addr("c")).cloned();
+        let counts = spread(&mut sim, &nearest, 200);
+        if beat < 4 {
+            assert_eq!(verdict, Some(Verdict::InWindow), "sample {beat}");
+            assert!(count(&counts, "c") > 30, "sample {beat}: {counts:?}");
+        } else {
+            assert!(
+                matches!(verdict, Some(Verdict::Rejected(Rejection::OutsideLatencyWindow { .. }))),
+                "{verdict:?}"
+            );
+            assert_eq!(count(&counts, "c"), 0, "sample {beat}: {counts:?}");
+        }
+    }
+}
+
+#[test]
+fn secondary_preferred_falls_back_to_the_primary_when_the_secondaries_are_down() {
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Stream, secs(10)), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    let preferred = read(ReadPreferenceMode::SecondaryPreferred);
+    let counts = spread(&mut sim, &preferred, 100);
+    assert_eq!(count(&counts, "a"), 0, "{counts:?}");
+
+    sim.run_for(secs(1) - sim.elapsed());
+    sim.crash(&addr("b"));
+    // Streaming monitors see b's reset 1 ms later; a read at the same instant as the crash
+    // still goes to a secondary, and a read on b fails with a retryable network error.
+    sim.crash(&addr("c"));
+    let stale = spread(&mut sim, &preferred, 20);
+    assert_eq!(count(&stale, "a"), 0, "{stale:?}");
+    let error = sim.run_operation(&addr("b"), OperationKind::Read).unwrap_err();
+    assert!(error.is_retryable());
+    let gone = sim.run_until(|s| is(s, "c", ServerType::Unknown), secs(1)).unwrap();
+    assert_eq!(gone, secs(1) + ms(1));
+    assert!(is(&sim, "b", ServerType::Unknown));
+    let counts = spread(&mut sim, &preferred, 100);
+    assert_eq!(counts, BTreeMap::from([("a".to_owned(), 100)]));
+    // A secondary-only read cannot be served.
+    let options = sim.selection_options("find").with_timeout(ms(500));
+    let error = sim.run_selection(read(ReadPreferenceMode::Secondary), options).unwrap_err();
+    assert_eq!(error.kind, SelectionErrorKind::TimedOut { timeout: ms(500) });
+}
+
+#[test]
+fn a_waiting_selection_is_polled_only_on_topology_changes_and_at_its_deadline() {
+    let hb = secs(10);
+    let mut sim = Sim::new(three_members(), rs_config(ServerMonitoringMode::Stream, hb), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(14)));
+    sim.run_for(secs(1) - sim.elapsed());
+    sim.step_down(&addr("a"));
+    sim.run_for(secs(2) - sim.elapsed());
+    assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
+    let steps_before = sim.steps();
+
+    // Nothing changes for the next 3 s (streamed replies come every 10 s): a write with a
+    // 3 s timeout is polled when it starts and at its deadline, nothing in between.
+    let options = SelectionOptions::new("insert").with_timeout(secs(3));
+    let lonely = sim.start_selection(SelectionCriteria::write(), options);
+    let error = sim.run_selection_to_end(lonely).unwrap_err();
+    assert_eq!(error.kind, SelectionErrorKind::TimedOut { timeout: secs(3) });
+    assert_eq!(sim.selection(lonely).poll_times(), [secs(2), secs(5)]);
+    assert!(sim.steps() - steps_before < 20, "{} steps", sim.steps() - steps_before);
+
+    // A write waiting when b is elected at 6 s: a's reply (naming b the primary) at 6.005 s
+    // changes the topology and wakes it; b's own reply at 6.007 s makes b the primary and
+    // the selection succeeds at that instant.
+    sim.run_for(secs(5) + ms(500) - sim.elapsed());
+    let options = SelectionOptions::new("insert").with_timeout(secs(30));
+    let waiting = sim.start_selection(SelectionCriteria::write(), options);
+    sim.run_for(ms(500));
+    sim.elect(&addr("b"));
+    sim.run_selection_to_end(waiting).unwrap();
+    assert_eq!(selected(&sim, waiting), (addr("b"), secs(6) + ms(7)));
+    assert_eq!(sim.selection(waiting).poll_times(), [secs(5) + ms(500), secs(6) + ms(5), secs(6) + ms(7)]);
+    let changes: Vec<Duration> = sim
+        .events()
+        .iter()
+        .filter(|(t, e)| *t > secs(5) && matches!(e, Event::TopologyDescriptionChanged { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(changes[..2], [secs(6) + ms(5), secs(6) + ms(7)]);
+    // The log tells the story: started, waiting (once), succeeded.
+    let log: Vec<(Duration, &SelectionLogKind)> =
+        sim.selection(waiting).log().iter().map(|(t, e)| (*t, &e.kind)).collect();
+    assert!(
+        matches!(
+            log[..],
+            [
+                (t0, SelectionLogKind::Started),
+                (t1, SelectionLogKind::Waiting { remaining_time_ms: 30_000 }),
+                (t2, SelectionLogKind::Succeeded { .. })
+            ] if t0 == secs(5) + ms(500) && t1 == t0 && t2 == secs(6) + ms(7)
+        ),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn operations_fail_as_the_member_would_and_errors_reach_the_topology() {
+    let cluster = Cluster::replica_set("rs")
+        .with(&addr("a"), Member::new(Role::Primary).latency(ms(5)))
+        .with(&addr("b"), Member::new(Role::Secondary).latency(ms(7)))
+        .with(&addr("z"), Member::new(Role::Arbiter).latency(ms(3)));
+    let mut sim = Sim::new(cluster, rs_config(ServerMonitoringMode::Poll, secs(10)), start());
+    assert_eq!(sim.run_until(all_known, secs(1)), Some(ms(12)));
+    let code = |e: &sdam::ApplicationError| match &e.kind {
+        ApplicationErrorKind::Command { code, .. } => *code,
+        _ => None,
+    };
+    assert_eq!(sim.run_operation(&addr("a"), OperationKind::Write), Ok(()));
+    assert_eq!(sim.run_operation(&addr("b"), OperationKind::Read), Ok(()));
+    let e = sim.run_operation(&addr("b"), OperationKind::Write).unwrap_err();
+    assert_eq!(code(&e), Some(NOT_WRITABLE_PRIMARY));
+    let e = sim.run_operation(&addr("z"), OperationKind::Read).unwrap_err();
+    assert_eq!(code(&e), Some(NOT_PRIMARY_OR_SECONDARY));
+    assert!(e.is_retryable());
+    // Both errors carry the member's topologyVersion, which the topology has already seen:
+    // stale, nothing changes.
+    assert!(is(&sim, "b", ServerType::RSSecondary) && is(&sim, "z", ServerType::RSArbiter));
+    assert!(sim.pool_clears().is_empty());
+
+    // An operation on a member that is not there fails with a network error; the topology
+    // ignores errors for servers it does not know.
+    let e = sim.run_operation(&addr("nowhere"), OperationKind::Read).unwrap_err();
+    assert_eq!(e.kind, ApplicationErrorKind::Network);
+    assert_eq!(sim.description().servers.len(), 3);
+
+    // A slow write in flight on a when it steps down is refused when a answers: the error's
+    // topologyVersion is newer than the topology's, so a is marked Unknown at that instant
+    // (not writable primary: no pool clear) and checked again at once.
+    sim.run_for(secs(1) - sim.elapsed());
+    let op = sim.start_operation(&addr("a"), OperationKind::Write, ms(100));
+    sim.run_for(ms(50));
+    sim.step_down(&addr("a"));
+    sim.run_until(|s| s.operation(op).is_some(), secs(1)).unwrap();
+    let outcome = sim.operation(op).unwrap().clone();
+    assert_eq!(outcome.at, secs(1) + ms(100));
+    assert_eq!(code(&outcome.result.unwrap_err()), Some(NOT_WRITABLE_PRIMARY));
+    assert!(is(&sim, "a", ServerType::Unknown));
+    assert!(sim.pool_clears().is_empty());
+    let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), secs(1)).unwrap();
+    assert_eq!(back, secs(1) + ms(100) + ms(5));
 }

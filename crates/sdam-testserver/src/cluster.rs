@@ -11,6 +11,7 @@ use std::time::Duration;
 use bson::oid::ObjectId;
 use sdam::ServerAddress;
 
+use crate::builder::check_role;
 use crate::connection::Connection;
 use crate::listener::{bind, Acceptor};
 use crate::member::{Deployment, Fault, MemberSpec, MemberState, Role, State};
@@ -54,12 +55,12 @@ impl From<io::Error> for ClusterError {
 /// State shared by the handle and every server thread.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
     /// Notified on every state change (streaming waits watch it).
     pub(crate) changed: Condvar,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsMaterial>,
+    pub(crate) tls: Option<crate::tls::TlsMaterial>,
 }
 
 impl Inner {
@@ -69,130 +70,16 @@ impl Inner {
     }
 }
 
-/// Builds a deployment. Start from [`ReplicaSet::builder`], [`Mongos::builder`] or
-/// [`Standalone::builder`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct ClusterBuilder {
-    deployment: Deployment,
-    members: Vec<MemberSpec>,
-    tls: bool,
-}
-
-/// Replica set deployments.
-#[derive(Debug)]
-pub struct ReplicaSet;
-
-impl ReplicaSet {
-    /// A replica set named `name`; add members with [`ClusterBuilder::member`].
-    pub fn builder(name: &str) -> ClusterBuilder {
-        ClusterBuilder {
-            deployment: Deployment::ReplicaSet(name.to_owned()),
-            members: Vec::new(),
-            tls: false,
-        }
-    }
-}
-
-/// Sharded deployments: a set of mongos routers.
-#[derive(Debug)]
-pub struct Mongos;
-
-impl Mongos {
-    /// A set of mongoses; add them with [`ClusterBuilder::member`] (`Role::Mongos`).
-    pub fn builder() -> ClusterBuilder {
-        ClusterBuilder { deployment: Deployment::Sharded, members: Vec::new(), tls: false }
-    }
-}
-
-/// Standalone servers.
-#[derive(Debug)]
-pub struct Standalone;
-
-impl Standalone {
-    /// One standalone server.
-    pub fn builder() -> ClusterBuilder {
-        ClusterBuilder {
-            deployment: Deployment::Standalone,
-            members: vec![MemberSpec::new(Role::Standalone)],
-            tls: false,
-        }
-    }
-}
-
-impl ClusterBuilder {
-    /// Adds a member.
-    pub fn member(mut self, spec: MemberSpec) -> Self {
-        self.members.push(spec);
-        self
-    }
-
-    /// Serves over TLS with a certificate generated at start (see [`Cluster::ca_pem`]).
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self) -> Self {
-        self.tls = true;
-        self
-    }
-
-    /// Binds every member's listener on 127.0.0.1 (ephemeral ports), then starts serving.
-    pub fn start(self) -> Result<Cluster, ClusterError> {
-        if self.members.is_empty() {
-            return Err(ClusterError::NoMembers);
-        }
-        for spec in &self.members {
-            check_role(&self.deployment, spec.role)?;
-        }
-        let mut listeners = Vec::new();
-        let mut state = State::new(self.deployment);
-        for spec in &self.members {
-            let listener = bind(0)?;
-            state.members.push(MemberState::new(spec, listener.local_addr()?.port()));
-            // A member that starts down only reserves its port.
-            listeners.push(spec.up.then_some(listener));
-        }
-        #[cfg(feature = "tls")]
-        let tls = if self.tls { Some(crate::tls::generate().map_err(ClusterError::Tls)?) } else { None };
-        let _ = self.tls;
-        let inner = Arc::new(Inner {
-            state: Mutex::new(state),
-            changed: Condvar::new(),
-            threads: Mutex::new(Vec::new()),
-            #[cfg(feature = "tls")]
-            tls,
-        });
-        let cluster = Cluster { inner };
-        for (index, listener) in listeners.into_iter().enumerate() {
-            if let Some(listener) = listener {
-                cluster.serve(index, listener)?;
-            }
-        }
-        Ok(cluster)
-    }
-}
-
-fn check_role(deployment: &Deployment, role: Role) -> Result<(), ClusterError> {
-    let fits = match deployment {
-        Deployment::ReplicaSet(_) => !matches!(role, Role::Mongos | Role::Standalone),
-        Deployment::Sharded => role == Role::Mongos,
-        Deployment::Standalone => role == Role::Standalone,
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(ClusterError::InvalidRole(role))
-    }
-}
-
 /// A running scripted deployment. Every method is thread-safe; dropping the handle shuts
 /// every server down (see [`Cluster::shutdown`]).
 #[derive(Debug)]
 pub struct Cluster {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Cluster {
     /// Starts accepting on `listener` for member `index`, in its current incarnation.
-    fn serve(&self, index: usize, listener: TcpListener) -> Result<(), ClusterError> {
+    pub(crate) fn serve(&self, index: usize, listener: TcpListener) -> Result<(), ClusterError> {
         let incarnation = self.inner.lock().members[index].incarnation;
         let inner = Arc::clone(&self.inner);
         let acceptor = Acceptor::spawn(listener, move |stream| accept(&inner, index, incarnation, stream))?;

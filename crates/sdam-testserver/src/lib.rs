@@ -34,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod builder;
 mod cluster;
 mod connection;
 pub mod jongodb;
@@ -44,7 +45,8 @@ pub mod scenarios;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use cluster::{Cluster, ClusterBuilder, ClusterError, Mongos, ReplicaSet, Standalone};
+pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone};
+pub use cluster::{Cluster, ClusterError};
 pub use member::{Fault, MemberSpec, Role, MAX_WIRE_VERSION, MIN_WIRE_VERSION};
 pub use raw_client::{RawClient, RawReply};
 

@@ -21,6 +21,10 @@ use crate::server_description::{ServerDescription, ServerType};
 use crate::topology_description::{TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
 
+mod seedlist;
+
+pub use seedlist::{DEFAULT_DNS_TIMEOUT, SRV_RETRY_BACKOFF};
+
 /// The smallest heartbeat frequency accepted (server-monitoring.md, "heartbeatFrequencyMS").
 pub const MIN_HEARTBEAT_FREQUENCY: Duration = crate::monitor::MIN_HEARTBEAT_FREQUENCY;
 
@@ -56,10 +60,20 @@ pub struct TopologyConfig {
     pub compressors: Vec<String>,
     /// The seed of the topology's random number generator (the adapters seed it from the OS).
     pub rng_seed: u64,
-    /// For `mongodb+srv`: the SRV query whose answers [`Input::SrvRecords`] carries.
+    /// For `mongodb+srv`: the SRV query. With no `seeds`, [`Topology::new`] resolves the seed
+    /// list itself: it sends [`Command::ResolveSrv`] and [`Command::ResolveTxt`], and the
+    /// topology has no servers until their answers arrive and pass validation. With `seeds`
+    /// (a seed list already resolved, e.g. by
+    /// [`ConnectionString::resolve_srv`](crate::ConnectionString::resolve_srv)), it only polls.
+    /// Either way the SRV records are polled while the topology is Unknown or Sharded.
     pub srv: Option<crate::connection_string::srv::SrvQuery>,
     /// `srvMaxHosts`: the most hosts taken from SRV records (0: no limit).
     pub srv_max_hosts: u32,
+    /// The connection string's options, when the configuration came from one. Only
+    /// `mongodb+srv` discovery reads them: a TXT record's `authSource`, `replicaSet` and
+    /// `loadBalanced` apply only where the connection string (or the fields above) left them
+    /// unset, and the merged options are published by [`Topology::srv_resolution`].
+    pub uri_options: Option<Arc<crate::connection_string::Options>>,
 }
 
 impl Default for TopologyConfig {
@@ -79,6 +93,7 @@ impl Default for TopologyConfig {
             rng_seed: 0,
             srv: None,
             srv_max_hosts: 0,
+            uri_options: None,
         }
     }
 }
@@ -89,9 +104,10 @@ impl TopologyConfig {
         Self { seeds: seeds.into_iter().collect(), ..Self::default() }
     }
 
-    /// The topology options of a parsed connection string: its hosts (for `mongodb+srv`, the
-    /// resolved seed list: see [`ConnectionString::resolve_srv`](crate::ConnectionString::resolve_srv))
-    /// and every SDAM option it sets; the rest keep their defaults.
+    /// The topology options of a parsed connection string: its hosts and every SDAM option it
+    /// sets; the rest keep their defaults. For `mongodb+srv` the hosts are empty, so the
+    /// topology resolves them (see [`srv`](Self::srv)), unless the connection string is one
+    /// [`ConnectionString::resolve_srv`](crate::ConnectionString::resolve_srv) returned.
     pub fn from_connection_string(cs: &crate::ConnectionString) -> Self {
         let o = cs.options();
         let defaults = Self::default();
@@ -112,6 +128,7 @@ impl TopologyConfig {
             rng_seed: defaults.rng_seed,
             srv: cs.srv_query(),
             srv_max_hosts: o.srv_max_hosts.unwrap_or(0),
+            uri_options: cs.is_srv().then(|| Arc::new(o.clone())),
         }
     }
 
@@ -138,9 +155,15 @@ impl TopologyConfig {
     }
 
     /// Checks the combinations the spec forbids ("Allowed configuration combinations").
+    ///
+    /// A `mongodb+srv` configuration ([`srv`](Self::srv) set) may have no seeds: they are
+    /// resolved later and checked again then.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.seeds.is_empty() {
+        if self.seeds.is_empty() && self.srv.is_none() {
             return Err(ConfigError::NoSeeds);
+        }
+        if self.srv.is_some() && self.direct_connection == Some(true) {
+            return Err(ConfigError::DirectConnectionWithSrv);
         }
         if self.seeds.len() > MAX_SEEDS {
             return Err(ConfigError::TooManySeeds(self.seeds.len()));
@@ -181,6 +204,8 @@ pub enum ConfigError {
     TooManySeeds(usize),
     /// `directConnection=true` with more than one seed.
     DirectConnectionWithMultipleSeeds,
+    /// `directConnection=true` with `mongodb+srv`, which may resolve to several hosts.
+    DirectConnectionWithSrv,
     /// `loadBalanced=true` with more than one seed.
     LoadBalancedWithMultipleSeeds,
     /// `loadBalanced=true` with `replicaSet`.
@@ -201,6 +226,9 @@ impl fmt::Display for ConfigError {
             Self::DirectConnectionWithMultipleSeeds => {
                 f.write_str("directConnection=true requires exactly one seed")
             }
+            Self::DirectConnectionWithSrv => f.write_str(
+                "directConnection=true cannot be used with mongodb+srv, which may resolve to several hosts",
+            ),
             Self::LoadBalancedWithMultipleSeeds => f.write_str("loadBalanced=true requires exactly one seed"),
             Self::LoadBalancedWithReplicaSet => {
                 f.write_str("loadBalanced=true cannot be used with replicaSet")
@@ -263,20 +291,16 @@ pub enum Input<'a> {
     },
     /// An application operation saw an error on one of a server's connections.
     ApplicationError(ApplicationError),
-    /// The answer to a rescan of the SRV records (an empty slice when the lookup failed):
-    /// hosts are added and removed per polling-srv-records-for-mongos-discovery.md, at most
-    /// `srvMaxHosts` of them. Ignored unless the topology came from `mongodb+srv` and is
-    /// Unknown or Sharded.
-    SrvRecords(&'a [crate::connection_string::srv::SrvRecord]),
-    /// The answer to a [`Command::ResolveSrv`](crate::Command::ResolveSrv): the records, or
-    /// why the lookup failed (including its timeout).
+    /// The answer to a [`Command::ResolveSrv`]: the records, or
+    /// why the lookup failed (including its timeout). An empty answer is treated as the spec
+    /// says for "no SRV records". Answers to lookups that are not in flight are ignored.
     SrvResolved {
         /// The lookup this answers.
         request: RequestId,
         /// The records found, or the lookup's error.
         result: Result<&'a [crate::connection_string::srv::SrvRecord], String>,
     },
-    /// The answer to a [`Command::ResolveTxt`](crate::Command::ResolveTxt): the records (empty
+    /// The answer to a [`Command::ResolveTxt`]: the records (empty
     /// when the name has none), or why the lookup failed.
     TxtResolved {
         /// The lookup this answers.
@@ -322,7 +346,8 @@ enum Purpose {
 ///
 /// - **getters** — [`description`](Self::description) returns the current immutable snapshot
 ///   (an `Arc`, cheap to clone and safe to send to other threads); [`pool_generation`](Self::pool_generation),
-///   [`operation_count`](Self::operation_count).
+///   [`operation_count`](Self::operation_count); for `mongodb+srv`,
+///   [`srv_resolution`](Self::srv_resolution) and [`srv_last_error`](Self::srv_last_error).
 /// - **`handle_*`** — [`handle`](Self::handle) feeds one [`Input`] (a monitor's reply or
 ///   failure, an application error, a hello from an application handshake, a request to
 ///   check, close) with the current time; [`handle_timeout`](Self::handle_timeout) tells it the
@@ -348,6 +373,10 @@ enum Purpose {
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
+///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
+///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
+///                 spawn_srv_lookup(request, name, timeout),
+///             Output::Command(Command::ResolveTxt { request, name, timeout }) => spawn_txt_lookup(...),
 ///             _ => {}
 ///         }
 ///     }
@@ -403,6 +432,8 @@ pub struct Topology {
     next_id: u64,
     last_now: Instant,
     metadata: bson::Document,
+    /// `mongodb+srv` discovery and polling, when configured.
+    srv: Option<seedlist::SrvDiscovery>,
 }
 
 impl Topology {
@@ -411,6 +442,17 @@ impl Topology {
     ///
     /// The first outputs are `TopologyOpening`, a `TopologyDescriptionChanged` from the empty
     /// description to the seeds, and one `ServerOpening` per seed.
+    ///
+    /// A `mongodb+srv` configuration without seeds starts with no servers (in the initial
+    /// topology type; Unknown unless `replicaSet` or `loadBalanced` is set) and its first
+    /// outputs after `TopologyOpening` are a [`Command::ResolveSrv`] and a
+    /// [`Command::ResolveTxt`] (timeout: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] if
+    /// that is 0). Once both answers are in and valid, the TXT options are applied (replicaSet
+    /// makes it ReplicaSetNoPrimary with that set name, loadBalanced makes it LoadBalanced)
+    /// and the seeds open. A failed, timed-out or invalid answer is retried after
+    /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
+    /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
+    /// quote it.
     pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = Rng::new(config.rng_seed);
@@ -445,6 +487,7 @@ impl Topology {
             next_id: 0,
             last_now: now,
             metadata: bson::Document::new(),
+            srv: None,
         };
         topology.metadata = topology.config.metadata.to_document();
         // The first "previous" description is the empty Unknown one (SDAM monitoring tests).
@@ -452,28 +495,36 @@ impl Topology {
         empty.heartbeat_frequency = topology.config.heartbeat_frequency;
         empty.local_threshold = topology.config.local_threshold;
         topology.emit(Event::TopologyOpening { topology_id: id });
-        topology.emit(Event::TopologyDescriptionChanged {
-            topology_id: id,
-            previous: Arc::new(empty),
-            new: Arc::clone(&description),
-        });
+        // A mongodb+srv topology may start as the empty description: no change to publish.
+        if *description != empty {
+            topology.emit(Event::TopologyDescriptionChanged {
+                topology_id: id,
+                previous: Arc::new(empty),
+                new: Arc::clone(&description),
+            });
+        }
         for seed in description.servers.addresses() {
             topology.emit(Event::ServerOpening { topology_id: id, address: seed.clone() });
             topology.start_monitor(seed, now);
         }
         if topology_type == TopologyType::LoadBalanced {
-            // Load balancers are not monitored: the one server is a LoadBalancer from the
-            // start (load-balancers.md, "Server Discovery Logging and Monitoring").
-            let seed = topology.config.seeds[0].clone();
-            let mut lb = ServerDescription::unknown(seed);
-            lb.server_type = ServerType::LoadBalancer;
-            topology.replace_servers(now, |td, _| {
-                td.insert_server(lb);
-                true
-            });
+            topology.make_load_balancer(now);
         }
+        topology.start_srv(now);
         topology.run_timers(now);
         Ok(topology)
+    }
+
+    /// Load balancers are not monitored: the one server is a LoadBalancer from the start
+    /// (load-balancers.md, "Server Discovery Logging and Monitoring").
+    fn make_load_balancer(&mut self, now: Instant) {
+        let Some(seed) = self.config.seeds.first().cloned() else { return };
+        let mut lb = ServerDescription::unknown(seed);
+        lb.server_type = ServerType::LoadBalancer;
+        self.replace_servers(now, |td, _| {
+            td.insert_server(lb);
+            true
+        });
     }
 
     /// The topology's id, as it appears in events.
@@ -481,7 +532,9 @@ impl Topology {
         self.id
     }
 
-    /// The configuration the topology was created with.
+    /// The configuration the topology was created with; for `mongodb+srv`, once the seed list
+    /// is resolved, with the resolved `seeds` and the TXT record's `replica_set_name` and
+    /// `load_balanced` filled in.
     pub fn config(&self) -> &TopologyConfig {
         &self.config
     }
@@ -510,14 +563,17 @@ impl Topology {
         if self.closed {
             return None;
         }
+        let srv = self.srv.as_ref().and_then(|s| s.next_deadline(self.description.topology_type));
         self.servers
             .values()
             .filter_map(|s| s.monitor.as_ref()?.next_deadline())
+            .chain(srv)
             .min()
             .map(|t| t.max(self.last_now))
     }
 
-    /// Starts whatever is due at `now`: checks and RTT measurements.
+    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups (and counts
+    /// SRV and TXT lookups unanswered past their timeout as failed).
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.closed {
             self.run_timers(now);
@@ -541,7 +597,7 @@ impl Topology {
     /// [`Input::OperationFinished`] when the operation ends. On `Wait` with
     /// `request_immediate_check`, the monitors are asked for an immediate check (throttled by
     /// minHeartbeatFrequencyMS), so the caller only has to wait for the next
-    /// [`Command::WakeSelections`](crate::Command::WakeSelections) or the `until` deadline.
+    /// [`Command::WakeSelections`] or the `until` deadline.
     pub fn select(&mut self, selection: &mut Selection, now: Instant) -> SelectionPoll {
         let counts = |address: &ServerAddress| self.servers.get(address).map_or(0, |s| s.operations);
         let poll = selection.poll(&self.description, &counts, &mut self.rng, now);
@@ -601,15 +657,8 @@ impl Topology {
                 self.on_monitor_failed(request, kind, error, now);
             }
             Input::ApplicationError(error) => self.handle_application_error(error, now),
-            Input::SrvRecords(records) => self.apply_srv_records(records, now),
-            // Scheduling of SRV and TXT lookups lands with SRV polling; until then an
-            // answer is applied like a rescan and TXT answers carry nothing to apply.
-            Input::SrvResolved { request: _, result } => {
-                if let Ok(records) = result {
-                    self.apply_srv_records(records, now);
-                }
-            }
-            Input::TxtResolved { .. } => {}
+            Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
+            Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
             Input::RequestImmediateCheck => {
                 for state in self.servers.values_mut() {
                     if let Some(m) = state.monitor.as_mut() {
@@ -822,40 +871,6 @@ impl Topology {
     }
 }
 
-/// SRV polling (polling-srv-records-for-mongos-discovery.md).
-impl Topology {
-    /// Applies a new SRV record set: removed hosts are closed, new ones added up to srvMaxHosts.
-    fn apply_srv_records(&mut self, records: &[crate::connection_string::srv::SrvRecord], now: Instant) {
-        let Some(query) = self.config.srv.clone() else { return };
-        if !crate::connection_string::srv::rescans_srv(self.description.topology_type) {
-            return;
-        }
-        let current: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
-        let rescan = query.rescan(
-            &current,
-            records,
-            self.config.srv_max_hosts,
-            self.config.heartbeat_frequency,
-            &mut self.rng,
-        );
-        if rescan.added.is_empty() && rescan.removed.is_empty() {
-            return;
-        }
-        self.replace_servers(now, |td, changes| {
-            for gone in &rescan.removed {
-                td.remove(gone, changes);
-            }
-            for new in &rescan.added {
-                if !td.servers.contains(new) {
-                    td.insert_server(ServerDescription::unknown(new.clone()));
-                    changes.added.push(new.clone());
-                }
-            }
-            true
-        });
-    }
-}
-
 /// Monitoring: the monitor schedules turned into commands (server-monitoring.md).
 impl Topology {
     fn next_id(&mut self) -> u64 {
@@ -930,6 +945,7 @@ impl Topology {
             self.start_check_if_due(&address, now);
             self.start_rtt_if_due(&address, now);
         }
+        self.run_srv_timers(now);
     }
 
     fn start_check_if_due(&mut self, address: &ServerAddress, now: Instant) {
@@ -1215,6 +1231,62 @@ mod tests {
         while t.poll_output().is_some() {}
     }
 
+    fn commands(t: &mut Topology) -> Vec<Command> {
+        std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                Output::Command(c) => Some(c),
+                Output::Event(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
+        let (mut t, now) = rs_topology();
+        let first = commands(&mut t);
+        let Some(Command::SendHello { request, connection, .. }) =
+            first.iter().find(|c| matches!(c, Command::SendHello { .. })).cloned()
+        else {
+            panic!("no check started: {first:?}");
+        };
+        // An operation's network error marks the server Unknown and clears its pool: the check
+        // in flight is cancelled and its connection closed.
+        let later = now + Duration::from_millis(100);
+        t.handle(
+            Input::ApplicationError(ApplicationError::new(addr("a"), ApplicationErrorKind::Network)),
+            later,
+        );
+        let after = commands(&mut t);
+        assert!(after.iter().any(|c| matches!(c, Command::ClearPool { .. })), "{after:?}");
+        assert!(
+            after.iter().any(|c| matches!(c, Command::CloseConnection { connection: c } if *c == connection)),
+            "{after:?}"
+        );
+        // The cancelled exchange's late reply is dropped.
+        let reply = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"], "maxWireVersion": 21};
+        t.handle(
+            Input::MonitorReply {
+                request,
+                reply: &reply,
+                round_trip_time: Duration::ZERO,
+                more_to_come: false,
+            },
+            later,
+        );
+        assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+        // The server is checked again, on a new connection.
+        let next = t.poll_timeout().expect("a check is scheduled");
+        assert!(next > later, "no immediate hot retry");
+        t.handle_timeout(next);
+        let again = commands(&mut t);
+        assert!(
+            again.iter().any(
+                |c| matches!(c, Command::SendHello { connection: c, open: Some(_), .. } if *c != connection)
+            ),
+            "{again:?}"
+        );
+    }
+
     #[test]
     fn rejects_forbidden_configurations() {
         let now = crate::test_instant();
@@ -1429,32 +1501,5 @@ mod tests {
         assert!(closed, "b's monitoring connection is closed");
         assert_eq!(t.description().servers.len(), 1);
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)), "only a's schedule remains");
-    }
-
-    #[test]
-    fn srv_records_add_and_remove_hosts_within_srv_max_hosts() {
-        use crate::connection_string::srv::{SrvQuery, SrvRecord};
-        let now = crate::test_instant();
-        let mut config = TopologyConfig::with_seeds([addr("m1.example.com"), addr("m2.example.com")]);
-        config.srv = Some(SrvQuery::new("cluster.example.com", "mongodb").unwrap());
-        config.srv_max_hosts = 2;
-        let mut t = Topology::new(config, now).unwrap();
-        while t.poll_output().is_some() {}
-        let rec = |h: &str| SrvRecord { target: h.into(), port: 27017, ttl: None };
-        let records = [rec("m2.example.com"), rec("m3.example.com"), rec("m4.example.com")];
-        t.handle(Input::SrvRecords(&records), now);
-        let (mut opened, mut closed) = (0, 0);
-        while let Some(o) = t.poll_output() {
-            opened += usize::from(matches!(o, Output::Event(Event::ServerOpening { .. })));
-            closed += usize::from(matches!(o, Output::Event(Event::ServerClosed { .. })));
-        }
-        let td = t.description();
-        assert_eq!(td.servers.len(), 2, "srvMaxHosts caps the hosts");
-        assert!(td.server(&addr("m2.example.com")).is_some(), "existing hosts are kept");
-        assert!(td.server(&addr("m1.example.com")).is_none(), "hosts no longer listed are removed");
-        assert_eq!((opened, closed), (1, 1));
-        // A failed lookup (no records) changes nothing.
-        t.handle(Input::SrvRecords(&[]), now);
-        assert_eq!(t.description().servers.len(), 2);
     }
 }

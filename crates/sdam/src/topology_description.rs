@@ -177,6 +177,13 @@ pub struct TopologyDescription {
     pub heartbeat_frequency: Duration,
     /// localThresholdMS: the width of the latency window.
     pub local_threshold: Duration,
+    /// For `mongodb+srv`: why the seed list is not known yet, i.e. the last failure of initial
+    /// DNS seedlist discovery (a failed or timed-out SRV or TXT lookup, or answers that fail
+    /// validation). The topology has no servers meanwhile and keeps retrying; a server
+    /// selection that times out quotes this. `None` once the seed list is resolved, and for
+    /// `mongodb://` topologies. Failures of later SRV rescans never show here (they must not
+    /// change the topology).
+    pub srv_error: Option<String>,
 }
 
 impl TopologyDescription {
@@ -192,6 +199,7 @@ impl TopologyDescription {
             logical_session_timeout_minutes: None,
             heartbeat_frequency: Duration::from_secs(10),
             local_threshold: Duration::from_millis(15),
+            srv_error: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! An adapter implements [`Harness`] (a blocking view of its client) in its integration test
 //! and expands [`scenario_tests!`](crate::scenario_tests) there, one `#[test]` per scenario:
 //!
-//! ```ignore
+//! ```text
 //! struct StdHarness(sdam_std::Client);
 //! impl sdam_testserver::scenarios::Harness for StdHarness { /* ... */ }
 //! sdam_testserver::scenario_tests!(StdHarness);

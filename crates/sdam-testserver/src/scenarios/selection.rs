@@ -74,39 +74,50 @@ fn spread<H: Harness>(client: &H, n: usize) -> BTreeMap<ServerAddress, usize> {
     counts
 }
 
-/// Three mongoses 20, 30 and 45 ms away: with the default 15 ms latency window, selections
-/// spread over the first two and never reach the third; with localThresholdMS=30 they reach
-/// all three. (30 rather than 35 for the second keeps it clear of the window's edge when
-/// measured round trips jitter.)
+/// Three mongoses: with the default 15 ms latency window, selections spread over the two
+/// inside it and never reach the third; with localThresholdMS=30 they reach all three.
+///
+/// The default-window case uses 20, 30 and 45 ms rather than the 20/35/40: 35 ms sits
+/// exactly on the window's edge, where real round-trip jitter decides (the simulator checks
+/// 20/35/40 exactly, in virtual time). The wide case uses 20/35/40 (10 ms inside the window).
+/// Each case first waits until the measured averages reflect the scripted latencies (within
+/// 5 ms), so a loaded machine delays the test rather than failing it.
 pub fn mongos_latency_window<H: Harness>() {
-    let latencies = [20, 30, 45].map(Duration::from_millis);
-    let cluster = latencies
+    let cluster = [20, 30, 45]
         .iter()
-        .fold(Mongos::builder(), |b, l| b.member(MemberSpec::new(Role::Mongos).latency(*l)))
+        .fold(Mongos::builder(), |b, ms| {
+            b.member(MemberSpec::new(Role::Mongos).latency(Duration::from_millis(*ms)))
+        })
         .start()
         .expect("the mongoses start");
     let (a, b, c) = (addr(&cluster, 0), addr(&cluster, 1), addr(&cluster, 2));
-    let all_measured = |d: &sdam::TopologyDescription| {
-        d.topology_type == TopologyType::Sharded
-            && [&a, &b, &c].iter().all(|m| {
-                d.server(m)
-                    .is_some_and(|s| s.server_type == ServerType::Mongos && s.round_trip_time.is_some())
-            })
+    let measured = |latencies: [u64; 3]| {
+        let servers = [a.clone(), b.clone(), c.clone()];
+        move |d: &sdam::TopologyDescription| {
+            d.topology_type == TopologyType::Sharded
+                && servers.iter().zip(latencies).all(|(m, ms)| {
+                    d.server(m).and_then(|s| s.round_trip_time).is_some_and(|rtt| {
+                        rtt >= Duration::from_millis(ms) && rtt < Duration::from_millis(ms + 5)
+                    })
+                })
+        }
     };
     let n = 60;
 
     let client: H = start(config(&cluster, cluster.addresses()), None);
-    wait_for(&client, "three measured mongoses", Duration::from_secs(10), all_measured);
+    wait_for(&client, "mongoses measured at 20/30/45 ms", Duration::from_secs(20), measured([20, 30, 45]));
     let counts = spread(&client, n);
     let count = |m: &ServerAddress| counts.get(m).copied().unwrap_or(0);
     assert_eq!(count(&c), 0, "the 45 ms mongos is outside the 15 ms window: {counts:?}");
     assert!(count(&a) >= n / 6 && count(&b) >= n / 6, "uneven spread over the window: {counts:?}");
     client.close();
 
+    cluster.set_latency(1, Duration::from_millis(35)).expect("member exists");
+    cluster.set_latency(2, Duration::from_millis(40)).expect("member exists");
     let mut wide = config(&cluster, cluster.addresses());
     wide.local_threshold = Duration::from_millis(30);
     let client: H = start(wide, None);
-    wait_for(&client, "three measured mongoses", Duration::from_secs(10), all_measured);
+    wait_for(&client, "mongoses measured at 20/35/40 ms", Duration::from_secs(20), measured([20, 35, 40]));
     let counts = spread(&client, n);
     for m in [&a, &b, &c] {
         let k = counts.get(m).copied().unwrap_or(0);

@@ -26,7 +26,10 @@
 
 use std::time::Duration;
 
-use super::{check_topology_options, parse_txt_options, ConnectionString, ConnectionStringError, MAX_HOSTS};
+use super::{
+    check_topology_options, parse_txt_options, ConnectionString, ConnectionStringError, Options, Warning,
+    MAX_HOSTS,
+};
 use crate::address::ServerAddress;
 use crate::rng::Rng;
 use crate::topology_description::TopologyType;
@@ -314,21 +317,82 @@ impl ConnectionString {
                 rescan_interval: MIN_RESCAN_INTERVAL,
             });
         };
+        let resolution = query.resolve(srv, txt, &self.options, rng)?;
+        Ok(ResolvedSeedList {
+            connection_string: self.with_resolution(
+                resolution.hosts,
+                resolution.options,
+                resolution.warnings,
+            ),
+            rescan_interval: resolution.rescan_interval,
+        })
+    }
+}
+
+impl ConnectionString {
+    /// This `mongodb+srv` connection string as `resolution` resolved it: the seed list as
+    /// [`hosts`](Self::hosts), the merged options, and the TXT record's warnings appended. Use
+    /// it with [`Topology::srv_resolution`](crate::Topology::srv_resolution) to see the
+    /// connection string the topology is working from.
+    pub fn with_srv_resolution(&self, resolution: &SrvResolution) -> Self {
+        self.with_resolution(
+            resolution.hosts.clone(),
+            resolution.options.clone(),
+            resolution.warnings.clone(),
+        )
+    }
+}
+
+/// The seed list and options of a `mongodb+srv` host once its SRV and TXT answers passed
+/// validation; see [`SrvQuery::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvResolution {
+    /// The seed list (at most `srvMaxHosts` hosts when that is positive).
+    pub hosts: Vec<ServerAddress>,
+    /// The options given, with the TXT record's `authSource`, `replicaSet` and `loadBalanced`
+    /// filled in where the given options left them unset.
+    pub options: Options,
+    /// What the TXT record held that was ignored (for WARN logs).
+    pub warnings: Vec<Warning>,
+    /// When to poll the SRV records again (see [`rescan_interval`]).
+    pub rescan_interval: Duration,
+}
+
+impl SrvQuery {
+    /// Applies the answers to the SRV and TXT lookups (initial-dns-seedlist-discovery.md,
+    /// "Seedlist Discovery" and "Default Connection String Options") to `options`, the
+    /// options the client was given (a connection string's, or a topology configuration's).
+    ///
+    /// `srv` is the SRV answer (empty if there was none: that is
+    /// [`ConnectionStringError::NoSrvRecords`]); `txt` is the TXT answer (empty if there is
+    /// none, which is not an error). Every SRV record must be valid (see
+    /// [`SrvQuery::validate`]); at most one TXT record may exist and it may only set
+    /// `authSource`, `replicaSet` and `loadBalanced`, which `options` override. The option
+    /// checks are then run again on the merged options and the resolved hosts. With a positive
+    /// `srvMaxHosts` smaller than the number of records, `rng` picks the hosts (shuffle, then
+    /// take).
+    pub fn resolve(
+        &self,
+        srv: &[SrvRecord],
+        txt: &[TxtRecord],
+        options: &Options,
+        rng: &mut Rng,
+    ) -> Result<SrvResolution, ConnectionStringError> {
         if srv.is_empty() {
-            return Err(ConnectionStringError::NoSrvRecords { name: query.srv_name() });
+            return Err(ConnectionStringError::NoSrvRecords { name: self.srv_name() });
         }
         if srv.len() > MAX_HOSTS {
             return Err(ConnectionStringError::TooManyHosts { count: srv.len() });
         }
         let mut hosts: Vec<ServerAddress> = Vec::with_capacity(srv.len());
         for record in srv {
-            let address = query.validate(record)?;
+            let address = self.validate(record)?;
             if !hosts.contains(&address) {
                 hosts.push(address);
             }
         }
 
-        let mut options = self.options.clone();
+        let mut options = options.clone();
         let mut warnings = Vec::new();
         match txt {
             [] => {}
@@ -344,7 +408,7 @@ impl ConnectionString {
             }
             _ => {
                 return Err(ConnectionStringError::MultipleTxtRecords {
-                    name: query.txt_name().to_owned(),
+                    name: self.txt_name().to_owned(),
                     count: txt.len(),
                 })
             }
@@ -360,10 +424,7 @@ impl ConnectionString {
             rng.shuffle(&mut hosts);
             hosts.truncate(max);
         }
-        Ok(ResolvedSeedList {
-            connection_string: self.with_resolution(hosts, options, warnings),
-            rescan_interval: rescan_interval(srv),
-        })
+        Ok(SrvResolution { hosts, options, warnings, rescan_interval: rescan_interval(srv) })
     }
 }
 

@@ -236,10 +236,15 @@ impl Explanation {
 
     /// A one-line summary in the spirit of server-selection.md, "Server Selection Errors":
     /// with available servers, `no server is suitable for {criteria}`; otherwise the servers'
-    /// check errors (one if they are all the same).
+    /// check errors (one if they are all the same). With no servers because `mongodb+srv`
+    /// seed list discovery keeps failing, the discovery error
+    /// ([`TopologyDescription::srv_error`]).
     pub fn summary(&self) -> String {
         if self.servers.is_empty() {
-            return format!("no servers known for {}", self.criteria);
+            return match &self.topology.srv_error {
+                Some(e) => format!("no servers known for {}: {e}", self.criteria),
+                None => format!("no servers known for {}", self.criteria),
+            };
         }
         if self.any_available() {
             return format!("no server is suitable for {}", self.criteria);
@@ -259,7 +264,11 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} in a {} topology", self.criteria, self.topology.topology_type)?;
         if self.servers.is_empty() {
-            return f.write_str(": no servers");
+            f.write_str(": no servers")?;
+            if let Some(e) = &self.topology.srv_error {
+                write!(f, " ({e})")?;
+            }
+            return Ok(());
         }
         for s in &self.servers {
             write!(f, "\n  {s}")?;

@@ -1,0 +1,328 @@
+//! The client handle: construction, server selection, snapshots, events, errors, close.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sdam::selection::{Selection, SelectionCriteria, SelectionOptions, SelectionPoll};
+use sdam::{
+    ApplicationError, ConnectionString, Input, ServerAddress, ServerDescription, ServerType, Topology,
+    TopologyConfig, TopologyDescription,
+};
+
+use crate::driver::Driver;
+use crate::events::{ClientEvent, Subscription};
+use crate::shared::Shared;
+use crate::{ClientOptions, Error, SelectError};
+
+/// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
+/// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
+/// closes it.
+#[derive(Clone)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.handle.shared.lock();
+        f.debug_struct("Client")
+            .field("topology_id", &core.topology.id())
+            .field("closed", &core.topology.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+    driver: Mutex<Option<JoinHandle<()>>>,
+    selection_timeout: Duration,
+}
+
+impl Handle {
+    fn close(&self) {
+        // Held while joining, so a concurrent close() returns only once everything is gone.
+        let mut driver = self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(thread) = driver.take() {
+            self.shared.handle(Input::Close);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Client {
+    /// Starts monitoring the configured seeds. Never blocks and never fails because a server
+    /// is down; fails only on a configuration the spec forbids.
+    pub fn new(config: TopologyConfig) -> Result<Self, Error> {
+        Self::with_options(config, ClientOptions::default())
+    }
+
+    /// [`Client::new`] with TLS and other adapter options.
+    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        if config.rng_seed == 0 {
+            config.rng_seed = os_seed();
+        }
+        #[cfg(feature = "tls")]
+        let tls = options.tls.as_ref().map(crate::tls::client_config).transpose().map_err(Error::Tls)?;
+        #[cfg(not(feature = "tls"))]
+        let tls = {
+            let ClientOptions {} = options;
+            crate::connection::TlsContext
+        };
+        let selection_timeout = config.server_selection_timeout;
+        let topology = Topology::new(config, Instant::now())?;
+        let shared = Arc::new(Shared::new(topology));
+        let driver = Driver::new(Arc::clone(&shared), tls);
+        let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
+        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
+    }
+
+    /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
+    /// feature, `tls=true`, `tlsCAFile`, `tlsAllowInvalidCertificates` and `tlsInsecure`
+    /// configure TLS.
+    pub fn from_uri(uri: &str) -> Result<Self, Error> {
+        let cs = ConnectionString::parse(uri)?;
+        let config = TopologyConfig::from_connection_string(&cs);
+        Self::with_options(config, options_from(&cs)?)
+    }
+
+    /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable
+    /// one. The returned guard counts as an operation in progress until it is dropped.
+    pub fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
+        let shared = &self.handle.shared;
+        let options = SelectionOptions::new("selectServer").with_timeout(self.handle.selection_timeout);
+        let mut selection = Selection::new(criteria, options, Instant::now());
+        let mut core = shared.lock();
+        loop {
+            if core.topology.is_closed() {
+                return Err(SelectError::Closed);
+            }
+            let seen = core.wake_generation;
+            let poll = core.topology.select(&mut selection, Instant::now());
+            while let Some(event) = selection.poll_event() {
+                shared.subscribers.publish(ClientEvent::Selection(event));
+            }
+            let until = match poll {
+                SelectionPoll::Selected(chosen) => {
+                    let guard = ServerGuard {
+                        shared: Arc::clone(shared),
+                        address: chosen.address,
+                        description: chosen.description,
+                    };
+                    return Ok(guard);
+                }
+                SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
+                SelectionPoll::Wait { until, .. } => until,
+                _ => Instant::now() + Duration::from_millis(10),
+            };
+            // An immediate check may have been scheduled: let the driver see it.
+            core.dirty = true;
+            shared.driver_wake.notify_one();
+            while core.wake_generation == seen && !core.topology.is_closed() {
+                let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                    break;
+                };
+                core = shared
+                    .selection_wake
+                    .wait_timeout(core, left)
+                    .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
+            }
+        }
+    }
+
+    /// The current topology description (an immutable snapshot).
+    pub fn description(&self) -> Arc<TopologyDescription> {
+        self.handle.shared.lock().topology.description()
+    }
+
+    /// The servers whose type is not Unknown.
+    pub fn nodes(&self) -> Vec<ServerAddress> {
+        let description = self.description();
+        description
+            .servers
+            .iter()
+            .filter(|s| s.server_type != ServerType::Unknown)
+            .map(|s| s.address.clone())
+            .collect()
+    }
+
+    /// Subscribes to the client's events from now on.
+    pub fn subscribe(&self) -> Subscription {
+        self.handle.shared.subscribers.subscribe()
+    }
+
+    /// Reports an error an application operation saw on a server's connection.
+    pub fn report_error(&self, error: ApplicationError) {
+        self.handle.shared.handle(Input::ApplicationError(error));
+    }
+
+    /// Asks for every server to be checked as soon as the monitors allow.
+    pub fn request_check(&self) {
+        self.handle.shared.handle(Input::RequestImmediateCheck);
+    }
+
+    /// Closes the client: publishes `ServerClosed` for each server and `TopologyClosed`
+    /// last, then returns once every thread has ended and every socket is closed.
+    /// Subscriptions end after the last event; selections fail with [`SelectError::Closed`].
+    pub fn close(&self) {
+        self.handle.close();
+    }
+
+    /// Threads of this client still running (the driver, connections, DNS).
+    #[cfg(test)]
+    pub(crate) fn live_threads(&self) -> usize {
+        self.handle.shared.live_threads()
+    }
+}
+
+/// A selected server. Dropping it ends the operation (the in-window choice counts
+/// operations in progress).
+#[derive(Debug)]
+pub struct ServerGuard {
+    shared: Arc<Shared>,
+    address: ServerAddress,
+    description: Arc<ServerDescription>,
+}
+
+impl ServerGuard {
+    /// The server's address.
+    pub fn address(&self) -> &ServerAddress {
+        &self.address
+    }
+
+    /// The server's description when it was selected.
+    pub fn description(&self) -> &Arc<ServerDescription> {
+        &self.description
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.shared.handle(Input::OperationFinished(self.address.clone()));
+    }
+}
+
+/// A random seed from the OS (std's hasher keys are drawn from OS randomness).
+fn os_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5d_a3);
+    hasher.finish().max(1)
+}
+
+#[cfg(feature = "tls")]
+fn options_from(cs: &ConnectionString) -> Result<ClientOptions, Error> {
+    let o = cs.options();
+    let tls = cs.tls_enabled().then(|| crate::TlsOptions {
+        ca_file: o.tls_ca_file.as_ref().map(std::path::PathBuf::from),
+        allow_invalid_certificates: o.tls_allow_invalid_certificates.or(o.tls_insecure).unwrap_or(false),
+    });
+    Ok(ClientOptions { tls })
+}
+
+#[cfg(not(feature = "tls"))]
+fn options_from(cs: &ConnectionString) -> Result<ClientOptions, Error> {
+    if cs.tls_enabled() {
+        return Err(Error::Tls(
+            "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
+        ));
+    }
+    Ok(ClientOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+
+    fn wait(what: &str, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn close_joins_every_thread_and_closes_every_socket() {
+        let set = ReplicaSet::builder("rs0")
+            .member(MemberSpec::new(Role::Primary))
+            .member(MemberSpec::new(Role::Secondary))
+            .member(MemberSpec::new(Role::Secondary).streaming(false))
+            .start()
+            .unwrap();
+        let mut config = TopologyConfig::with_seeds(set.addresses());
+        config.replica_set_name = Some("rs0".into());
+        config.heartbeat_frequency = Duration::from_millis(500);
+        let client = Client::new(config).unwrap();
+        let clone = client.clone();
+        wait("discovery", || client.nodes().len() == 3);
+        // Streaming members get an RTT connection a heartbeat later.
+        wait("monitoring and RTT connections", || set.total_open_connections() >= 5);
+        assert!(client.live_threads() >= 6, "driver + one thread per connection: {}", client.live_threads());
+        let events = client.subscribe();
+        clone.close();
+        assert_eq!(client.live_threads(), 0, "close() returns after every thread ended");
+        wait("server-side connections to close", || set.total_open_connections() == 0);
+        let last = events.into_iter().last();
+        assert!(matches!(last, Some(ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))), "{last:?}");
+        assert!(matches!(client.select_server(SelectionCriteria::write()), Err(SelectError::Closed)));
+        client.close(); // idempotent
+    }
+
+    #[test]
+    fn dropping_the_last_clone_closes() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let client = Client::new(TopologyConfig::with_seeds(set.addresses())).unwrap();
+        wait("discovery", || client.nodes().len() == 1);
+        let events = client.subscribe();
+        drop(client);
+        assert!(events
+            .into_iter()
+            .any(|e| matches!(e, ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))));
+        wait("server-side connections to close", || set.total_open_connections() == 0);
+    }
+
+    #[test]
+    fn bad_configurations_are_errors() {
+        let err = Client::new(TopologyConfig::default()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid topology configuration: the seed list is empty");
+        let err = Client::from_uri("mongodb://a,b/?directConnection=true").unwrap_err();
+        assert!(err.to_string().contains("directConnection"), "{err}");
+        assert!(matches!(Client::from_uri("http://a"), Err(Error::ConnectionString(_))));
+    }
+
+    #[test]
+    fn selection_times_out_with_an_explanation() {
+        // Nothing listens on this port once the listener is dropped.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut config = TopologyConfig::with_seeds([ServerAddress::tcp("127.0.0.1", port).unwrap()]);
+        config.server_selection_timeout = Duration::from_millis(300);
+        let client = Client::new(config).unwrap();
+        let events = client.subscribe();
+        let err = client.select_server(SelectionCriteria::write()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("timed out after 300 ms"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        let selection_events = events.try_iter_selection();
+        assert!(selection_events >= 2, "started and failed log events: {selection_events}");
+        client.close();
+    }
+
+    trait CountSelection {
+        fn try_iter_selection(&self) -> usize;
+    }
+
+    impl CountSelection for Subscription {
+        fn try_iter_selection(&self) -> usize {
+            std::iter::from_fn(|| self.try_recv()).filter(|e| matches!(e, ClientEvent::Selection(_))).count()
+        }
+    }
+}

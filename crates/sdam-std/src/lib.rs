@@ -1,0 +1,47 @@
+//! # sdam-std
+//!
+//! The blocking adapter of the [`sdam`] core, on std threads and `std::net`: the core decides
+//! everything, this crate carries out its commands.
+//!
+//! - One driver thread sleeps until the core's next deadline (or new input), drains its
+//!   outputs, publishes events and hands commands to the I/O threads.
+//! - One thread per monitoring connection (and per RTT connection when streaming) opens its
+//!   socket with the command's connect timeout, sends the prebuilt `hello` as `OP_MSG`
+//!   (`sdam-wire`), reads replies under the command's timeout and reports them. Malformed or
+//!   oversized frames fail the exchange and close the connection.
+//! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
+//!   description changes (`Command::WakeSelections`) or the selection's deadline.
+//! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
+//!   one DNS thread.
+//! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
+//!   `tlsAllowInvalidCertificates`; the server name is each address's host.
+//!
+//! ```no_run
+//! use sdam::selection::SelectionCriteria;
+//!
+//! let client = sdam_std::Client::from_uri("mongodb://db1.example.com,db2.example.com/?replicaSet=rs0")?;
+//! let server = client.select_server(SelectionCriteria::write())?;
+//! println!("writing to {}", server.address());
+//! drop(server);
+//! client.close();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod client;
+mod connection;
+mod dns;
+mod driver;
+mod error;
+mod events;
+mod options;
+mod shared;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
+
+pub use client::{Client, ServerGuard};
+pub use error::{Error, SelectError};
+pub use events::{ClientEvent, Subscription};
+pub use options::ClientOptions;
+#[cfg(feature = "tls")]
+pub use options::TlsOptions;
