@@ -52,7 +52,12 @@ async fn main() -> Result<(), Error> {
         let criteria = SelectionCriteria::read(ReadPreference::new(mode));
         let server = client.select_server(criteria).await?;
         command(server.address(), rawdoc! {"find": "orders", "$db": "shop"}).await?;
-        say(&format!("find with {} -> {} ({})", mode.as_str(), server.address(), server.description().server_type));
+        say(&format!(
+            "find with {} -> {} ({})",
+            mode.as_str(),
+            server.address(),
+            server.description().server_type
+        ));
     }
 
     println!("\n== 3. The primary dies\n");
@@ -157,8 +162,9 @@ async fn spread(mongos: &Cluster, threshold: Option<u64>, say: &impl Fn(&str)) -
 /// Selects the primary and runs an insert there.
 async fn run_write(client: &Client, what: &str) -> Result<ServerAddress, Error> {
     let server = client.select_server(SelectionCriteria::write()).await?;
-    let reply = command(server.address(), rawdoc! {"insert": "orders", "documents": [{"what": what}], "$db": "shop"})
-        .await?;
+    let reply =
+        command(server.address(), rawdoc! {"insert": "orders", "documents": [{"what": what}], "$db": "shop"})
+            .await?;
     if reply.get_f64("ok").unwrap_or(0.0) != 1.0 && reply.get_i32("ok").unwrap_or(0) != 1 {
         return Err(format!("{what} failed: {reply:?}").into());
     }
@@ -166,7 +172,10 @@ async fn run_write(client: &Client, what: &str) -> Result<ServerAddress, Error> 
 }
 
 /// Sends one command on a fresh connection, as an application operation would.
-async fn command(address: &ServerAddress, body: bson::RawDocumentBuf) -> std::io::Result<bson::RawDocumentBuf> {
+async fn command(
+    address: &ServerAddress,
+    body: bson::RawDocumentBuf,
+) -> std::io::Result<bson::RawDocumentBuf> {
     let target = address.to_string();
     tokio::task::spawn_blocking(move || RawClient::connect(target)?.command(&body))
         .await
@@ -197,6 +206,7 @@ fn tags(pairs: &[(&str, &str)]) -> TagSet {
 
 /// `a:1 RSPrimary, b:2 RSSecondary, ...`
 fn describe(td: &TopologyDescription) -> String {
-    let servers: Vec<String> = td.servers.iter().map(|s| format!("{} {}", s.address, s.server_type)).collect();
+    let servers: Vec<String> =
+        td.servers.iter().map(|s| format!("{} {}", s.address, s.server_type)).collect();
     format!("{} [{}]", td.topology_type, servers.join(", "))
 }

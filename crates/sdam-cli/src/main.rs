@@ -10,8 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod render;
 mod replay;
+mod select;
+mod watch;
 
 /// Shows a MongoDB deployment the way a driver sees it (Server Discovery and Monitoring,
 /// Server Selection).
@@ -24,9 +27,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Connect to a deployment and show it live the way a driver sees it: one row per server
+    /// (type, set, RTT, tags, staleness, wire versions, last error) and the SDAM event log.
+    Watch(watch::Args),
+    /// Run one server selection and print the chosen server and, for every server, why it
+    /// was or was not eligible; exits 1 with the explained error on timeout.
+    Select(select::Args),
     /// Replay a scenario in the SDAM spec-test format and print each phase's topology and
     /// events, and where the file carries expected outcomes, the differences.
     Replay(replay::Args),
+    /// Watch an in-process scripted replica set while a storyline runs on it (failover,
+    /// rejoin, tag change, reconfig): no server needed.
+    Demo(demo::Args),
 }
 
 /// Prints `error: {message}` and returns the exit code for bad input (2).
@@ -38,7 +50,20 @@ pub(crate) fn fail(message: &str) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = render::Style::for_stdout();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     match &cli.command {
         Command::Replay(args) => replay::run(args, style),
+        Command::Watch(args) => match runtime() {
+            Ok(rt) => rt.block_on(watch::run(args, style)),
+            Err(e) => fail(&format!("cannot start the runtime: {e}")),
+        },
+        Command::Select(args) => match runtime() {
+            Ok(rt) => rt.block_on(select::run(args, style)),
+            Err(e) => fail(&format!("cannot start the runtime: {e}")),
+        },
+        Command::Demo(args) => match runtime() {
+            Ok(rt) => rt.block_on(demo::run(args, style)),
+            Err(e) => fail(&format!("cannot start the runtime: {e}")),
+        },
     }
 }

@@ -69,7 +69,7 @@ impl Style {
 /// Milliseconds with up to one decimal ("3", "12.5").
 pub(crate) fn ms(d: Duration) -> String {
     let tenths = d.as_micros() / 100;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}", tenths / 10)
     } else {
         format!("{}.{}", tenths / 10, tenths % 10)

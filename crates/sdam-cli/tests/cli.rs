@@ -21,7 +21,7 @@ fn stderr(o: &Output) -> String {
 fn every_subcommand_has_help() {
     let top = sdam(&["--help"]);
     assert!(top.status.success());
-    for sub in ["replay"] {
+    for sub in ["watch", "select", "replay", "demo"] {
         assert!(stdout(&top).contains(sub), "{sub} missing from --help");
         let help = sdam(&[sub, "--help"]);
         assert!(help.status.success(), "{sub} --help failed");
@@ -92,4 +92,108 @@ fn replay_rejects_bad_input_with_a_clear_error() {
     let out = sdam(&["replay", bad_uri.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not an SDAM scenario"), "{}", stderr(&out));
+}
+
+fn replica_set() -> sdam_testserver::Cluster {
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    ReplicaSet::builder("rs0")
+        .member(MemberSpec::new(Role::Primary).tags([("dc", "ny")]))
+        .member(MemberSpec::new(Role::Secondary).tags([("dc", "ny")]))
+        .member(MemberSpec::new(Role::Secondary).tags([("dc", "sf")]))
+        .start()
+        .expect("scripted replica set")
+}
+
+#[test]
+fn select_prints_the_chosen_server_and_why() {
+    let rs = replica_set();
+    let uri = format!("{}&heartbeatFrequencyMS=500", rs.uri());
+    let sf = rs.address(2).expect("member").to_string();
+    let out = sdam(&["select", &uri, "--read-preference", "secondary", "--tags", "dc:sf"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("selected: {sf} (RSSecondary")), "{text}");
+    // Every server appears in the explanation with its verdict.
+    for i in 0..3 {
+        assert!(text.contains(&rs.address(i).expect("member").to_string()), "{text}");
+    }
+    assert!(text.contains("selected"), "{text}");
+
+    let out = sdam(&["select", &uri, "--write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("selected: {} (RSPrimary", rs.address(0).expect("member"))));
+
+    // Nothing matches: the explained error after the timeout, exit code 1.
+    let out = sdam(&["select", &uri, "-r", "secondary", "--tags", "dc:mars", "--timeout", "800"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("server selection timed out after 800 ms"), "{err}");
+    assert!(err.contains("tag set"), "{err}");
+}
+
+#[test]
+fn select_rejects_bad_arguments_with_exit_code_2() {
+    let bad_uri = sdam(&["select", "mongodb://a,b/?directConnection=true"]);
+    assert_eq!(bad_uri.status.code(), Some(2));
+    assert!(stderr(&bad_uri).contains("invalid"), "{}", stderr(&bad_uri));
+    let not_a_uri = sdam(&["select", "http://example.com"]);
+    assert_eq!(not_a_uri.status.code(), Some(2));
+    assert!(stderr(&not_a_uri).contains("invalid URI"), "{}", stderr(&not_a_uri));
+    let bad_mode = sdam(&["select", "mongodb://a", "-r", "fastest"]);
+    assert_eq!(bad_mode.status.code(), Some(2));
+    assert!(stderr(&bad_mode).contains("unknown mode"), "{}", stderr(&bad_mode));
+    let conflict = sdam(&["select", "mongodb://a", "--write", "--tags", "dc:ny"]);
+    assert_eq!(conflict.status.code(), Some(2));
+    let primary_tags = sdam(&["select", "mongodb://a", "-r", "primary", "--tags", "dc:ny"]);
+    assert_eq!(primary_tags.status.code(), Some(2));
+    assert!(stderr(&primary_tags).contains("invalid read preference"), "{}", stderr(&primary_tags));
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect()
+}
+
+#[test]
+fn watch_shows_the_deployment_as_json_lines_and_as_a_table() {
+    let rs = replica_set();
+    let uri = format!("{}&heartbeatFrequencyMS=500", rs.uri());
+    let out = sdam(&["watch", &uri, "--json", "--duration", "1.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let primary = rs.address(0).expect("member").to_string();
+    assert!(
+        events.iter().any(|e| e["event"] == "ServerDescriptionChangedEvent"
+            && e["address"] == primary.as_str()
+            && e["newDescription"]["type"] == "RSPrimary"),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "ServerHeartbeatSucceededEvent"), "heartbeats in JSON");
+    assert!(events.iter().all(|e| e["time"].is_u64()), "every event has a time");
+
+    let out = sdam(&["watch", &uri, "--duration", "1.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ADDRESS") && text.contains("RTT avg/min ms"), "{text}");
+    assert!(text.contains(&format!("server {primary} Unknown -> RSPrimary")), "{text}");
+    assert!(!text.contains('\x1b'), "no colour when not on a terminal");
+}
+
+#[test]
+fn demo_runs_the_storyline_without_a_server() {
+    let out = sdam(&["demo", "--json", "--duration", "4", "--step", "0.4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let notes: Vec<&str> = events.iter().filter_map(|e| e["note"].as_str()).collect();
+    assert!(notes.iter().any(|n| n.starts_with("killed the primary")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("won the election")), "{notes:?}");
+    // The client saw the primary go Unknown and a new one elected.
+    let changes: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "ServerDescriptionChangedEvent")
+        .filter_map(|e| {
+            Some((e["previousDescription"]["type"].as_str()?, e["newDescription"]["type"].as_str()?))
+        })
+        .collect();
+    assert!(changes.contains(&("RSPrimary", "Unknown")), "{changes:?}");
+    assert!(changes.contains(&("RSSecondary", "RSPrimary")), "{changes:?}");
 }
