@@ -389,7 +389,14 @@ enum Purpose {
 /// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
 /// assert_eq!(description.servers.len(), 2);
 /// ```
-#[derive(Debug)]
+///
+/// # Cloning
+///
+/// `clone` forks the state machine: both copies go on independently from the same state
+/// (pending requests, schedules, queued outputs). Only one of them may drive real I/O; the
+/// other is for what-if analysis, replay and benchmarks that start every run from the same
+/// state.
+#[derive(Debug, Clone)]
 pub struct Topology {
     config: TopologyConfig,
     id: TopologyId,
