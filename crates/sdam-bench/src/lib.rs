@@ -280,11 +280,7 @@ impl ApplyHello {
     pub fn run(&self, topology: &mut Topology) -> Result<Applied, WorkloadError> {
         let reply = RawDocument::from_bytes(&self.reply).map_err(|e| err(e.to_string()))?;
         topology.handle(
-            Input::HelloReply {
-                address: self.address.clone(),
-                reply,
-                round_trip_time: self.round_trip_time,
-            },
+            Input::HelloReply { address: self.address.clone(), reply, round_trip_time: self.round_trip_time },
             self.now,
         );
         let description = topology.description();
@@ -316,7 +312,9 @@ impl SelectInWindow {
             let set = set.as_object().ok_or_else(|| err("W2 tag set is not an object"))?;
             let pairs = set
                 .iter()
-                .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())).ok_or_else(|| err("W2 tag value")))
+                .map(|(k, v)| {
+                    v.as_str().map(|v| (k.clone(), v.to_owned())).ok_or_else(|| err("W2 tag value"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             tag_sets.push(TagSet(pairs));
         }

@@ -168,7 +168,9 @@ fn main() -> ExitCode {
                 }
             }
         } else if arg.starts_with('-') {
-            eprintln!("usage: sdam-bench [--time-ms MS] [W1|W2|W3_10|W3_100|W3_1000|W4_10|W4_100|W4_1000 ...]");
+            eprintln!(
+                "usage: sdam-bench [--time-ms MS] [W1|W2|W3_10|W3_100|W3_1000|W4_10|W4_100|W4_1000 ...]"
+            );
             return ExitCode::from(2);
         } else {
             only.push(arg);

@@ -24,6 +24,7 @@ pub mod rng;
 pub mod rtt;
 pub mod selection;
 pub mod server_description;
+mod server_map;
 pub mod topology;
 pub mod topology_description;
 mod update_rules;

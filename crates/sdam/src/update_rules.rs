@@ -189,27 +189,14 @@ impl TopologyDescription {
         };
     }
 
-    /// "Checking wire protocol compatibility", over every server.
+    /// "Checking wire protocol compatibility", over every server (the first incompatible
+    /// server in address order names the error).
     pub(crate) fn update_compatibility(&mut self) {
-        self.compatibility_error = self
-            .servers
-            .iter()
-            .filter(|sd| !compatibility::is_compatible(sd))
-            .find_map(|sd| compatibility::check(sd));
+        self.compatibility_error = self.servers.first_incompatible().and_then(|sd| compatibility::check(sd));
     }
 
     /// "Logical Session Timeout": the minimum over data-bearing servers, null if any is null.
     pub(crate) fn update_logical_session_timeout(&mut self) {
-        let mut min: Option<i64> = None;
-        for sd in self.servers.iter().filter(|sd| sd.server_type.is_data_bearing()) {
-            match sd.logical_session_timeout_minutes {
-                None => {
-                    self.logical_session_timeout_minutes = None;
-                    return;
-                }
-                Some(v) => min = Some(min.map_or(v, |m| m.min(v))),
-            }
-        }
-        self.logical_session_timeout_minutes = min;
+        self.logical_session_timeout_minutes = self.servers.logical_session_timeout();
     }
 }
