@@ -12,6 +12,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
@@ -27,6 +28,37 @@ fn target_chunk(len: usize) -> usize {
     len.isqrt().max(MIN_CHUNK)
 }
 
+/// A set of server types, for filters that run over many servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TypeSet(u16);
+
+impl TypeSet {
+    /// No type.
+    pub(crate) const NONE: Self = Self(0);
+
+    /// The set of these types.
+    pub(crate) const fn of(types: &[ServerType]) -> Self {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < types.len() {
+            bits |= 1 << types[i] as u16;
+            i += 1;
+        }
+        Self(bits)
+    }
+
+    /// Every type but these.
+    pub(crate) const fn except(types: &[ServerType]) -> Self {
+        Self(!Self::of(types).0)
+    }
+
+    /// Whether `t` is in the set.
+    #[inline]
+    pub(crate) fn contains(self, t: ServerType) -> bool {
+        self.0 & (1 << t as u16) != 0
+    }
+}
+
 /// Facts about the servers of one chunk that the topology-wide rules read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Summary {
@@ -40,12 +72,15 @@ struct Summary {
     session_timeout_null: u32,
     /// The smallest `logicalSessionTimeoutMinutes` of the others.
     session_timeout_min: Option<i64>,
+    /// Whether a round-trip time is too long for [`Entry::rtt_nanos`].
+    huge_rtt: bool,
 }
 
 impl Summary {
-    fn of(entries: &[Arc<ServerDescription>]) -> Self {
+    fn of(entries: &[Entry]) -> Self {
         let mut s = Self::default();
-        for sd in entries {
+        for Entry { sd, rtt_nanos, .. } in entries {
+            s.huge_rtt |= *rtt_nanos == HUGE_RTT;
             s.primaries += u32::from(sd.server_type == ServerType::RSPrimary);
             s.incompatible += u32::from(!compatibility::is_compatible(sd));
             if sd.server_type.is_data_bearing() {
@@ -60,15 +95,40 @@ impl Summary {
     }
 }
 
+/// One server of a chunk: its description, with the two fields selection filters on copied
+/// beside the pointer, so a scan reads one contiguous array instead of every description.
+#[derive(Debug, Clone)]
+struct Entry {
+    sd: Arc<ServerDescription>,
+    /// The round-trip time in nanoseconds; [`NO_RTT`] for none, [`HUGE_RTT`] for one too
+    /// long to count in nanoseconds (then the chunk's summary says so).
+    rtt_nanos: u64,
+    server_type: ServerType,
+}
+
+/// [`Entry::rtt_nanos`] of a server without a round-trip time.
+const NO_RTT: u64 = u64::MAX;
+/// [`Entry::rtt_nanos`] of a round-trip time of more than 584 years.
+const HUGE_RTT: u64 = u64::MAX - 1;
+
+impl Entry {
+    fn new(sd: Arc<ServerDescription>) -> Self {
+        let rtt_nanos = sd
+            .round_trip_time
+            .map_or(NO_RTT, |d| u64::try_from(d.as_nanos()).unwrap_or(HUGE_RTT).min(HUGE_RTT));
+        Self { server_type: sd.server_type, rtt_nanos, sd }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Chunk {
     /// Never empty while the chunk is in a map.
-    entries: Vec<Arc<ServerDescription>>,
+    entries: Vec<Entry>,
     summary: Summary,
 }
 
 impl Chunk {
-    fn new(entries: Vec<Arc<ServerDescription>>) -> Arc<Self> {
+    fn new(entries: Vec<Entry>) -> Arc<Self> {
         let summary = Summary::of(&entries);
         Arc::new(Self { entries, summary })
     }
@@ -92,7 +152,7 @@ pub struct ServerMap {
 impl ServerMap {
     /// The description of the server at `address`.
     pub fn get(&self, address: &ServerAddress) -> Option<&Arc<ServerDescription>> {
-        self.locate(address).ok().map(|(c, i)| &self.chunks[c].entries[i])
+        self.locate(address).ok().map(|(c, i)| &self.chunks[c].entries[i].sd)
     }
 
     /// Whether the server at `address` is in the topology.
@@ -126,9 +186,9 @@ impl ServerMap {
         // The first chunk whose last address is not below `address` (else the last chunk).
         let c = self
             .chunks
-            .partition_point(|chunk| chunk.entries.last().is_some_and(|sd| sd.address < *address))
+            .partition_point(|chunk| chunk.entries.last().is_some_and(|e| e.sd.address < *address))
             .min(last);
-        match self.chunks[c].entries.binary_search_by(|sd| sd.address.cmp(address)) {
+        match self.chunks[c].entries.binary_search_by(|e| e.sd.address.cmp(address)) {
             Ok(i) => Ok((c, i)),
             Err(i) => Err((c, i)),
         }
@@ -139,12 +199,12 @@ impl ServerMap {
         match self.locate(&sd.address) {
             Ok((c, i)) => {
                 let chunk = Arc::make_mut(&mut self.chunks[c]);
-                let old = std::mem::replace(&mut chunk.entries[i], sd);
+                let old = std::mem::replace(&mut chunk.entries[i], Entry::new(sd)).sd;
                 chunk.resummarize();
                 Some(old)
             }
             Err(_) if self.chunks.is_empty() => {
-                self.chunks.push(Chunk::new(vec![sd]));
+                self.chunks.push(Chunk::new(vec![Entry::new(sd)]));
                 self.len = 1;
                 None
             }
@@ -152,7 +212,7 @@ impl ServerMap {
                 self.len += 1;
                 let limit = 2 * target_chunk(self.len);
                 let chunk = Arc::make_mut(&mut self.chunks[c]);
-                chunk.entries.insert(i, sd);
+                chunk.entries.insert(i, Entry::new(sd));
                 if chunk.entries.len() > limit {
                     let upper = chunk.entries.split_off(chunk.entries.len() / 2);
                     chunk.resummarize();
@@ -169,7 +229,7 @@ impl ServerMap {
     pub(crate) fn remove(&mut self, address: &ServerAddress) -> Option<Arc<ServerDescription>> {
         let (c, i) = self.locate(address).ok()?;
         let chunk = Arc::make_mut(&mut self.chunks[c]);
-        let sd = chunk.entries.remove(i);
+        let sd = chunk.entries.remove(i).sd;
         self.len -= 1;
         if chunk.entries.is_empty() {
             self.chunks.remove(c);
@@ -190,19 +250,19 @@ impl ServerMap {
         let mut c = 0;
         while c < self.chunks.len() {
             let drop_mask: SmallVec<[bool; 128]> =
-                self.chunks[c].entries.iter().map(|sd| !keep(sd)).collect();
+                self.chunks[c].entries.iter().map(|e| !keep(&e.sd)).collect();
             if !drop_mask.contains(&true) {
                 c += 1;
                 continue;
             }
             let chunk = Arc::make_mut(&mut self.chunks[c]);
             let mut kept = Vec::with_capacity(chunk.entries.len());
-            for (sd, gone) in chunk.entries.drain(..).zip(drop_mask) {
+            for (entry, gone) in chunk.entries.drain(..).zip(drop_mask) {
                 if gone {
                     self.len -= 1;
-                    removed(sd);
+                    removed(entry.sd);
                 } else {
-                    kept.push(sd);
+                    kept.push(entry);
                 }
             }
             if kept.is_empty() {
@@ -223,7 +283,7 @@ impl ServerMap {
         if self.chunks.len() <= 2 * (self.len / target) + 2 {
             return;
         }
-        let all: Vec<Arc<ServerDescription>> = self.iter().cloned().collect();
+        let all: Vec<Entry> = self.chunks.iter().flat_map(|c| c.entries.iter().cloned()).collect();
         self.chunks = all.chunks(target).map(|part| Chunk::new(part.to_vec())).collect();
     }
 
@@ -234,13 +294,13 @@ impl ServerMap {
     /// The first server of type RSPrimary.
     pub(crate) fn primary(&self) -> Option<&Arc<ServerDescription>> {
         let (_, chunk) = self.summaries().find(|(s, _)| s.primaries > 0)?;
-        chunk.entries.iter().find(|sd| sd.server_type == ServerType::RSPrimary)
+        chunk.entries.iter().find(|e| e.server_type == ServerType::RSPrimary).map(|e| &e.sd)
     }
 
     /// The first server whose wire versions do not overlap this client's.
     pub(crate) fn first_incompatible(&self) -> Option<&Arc<ServerDescription>> {
         let (_, chunk) = self.summaries().find(|(s, _)| s.incompatible > 0)?;
-        chunk.entries.iter().find(|sd| !compatibility::is_compatible(sd))
+        chunk.entries.iter().map(|e| &e.sd).find(|sd| !compatibility::is_compatible(sd))
     }
 
     /// Whether any server is of a data-bearing type.
@@ -261,6 +321,52 @@ impl ServerMap {
             }
         }
         min
+    }
+
+    /// Appends to `out`, in address order, the servers whose type is in `types` and whose
+    /// round-trip time is within `local_threshold` of the fastest of them (servers without one
+    /// stay): the latency window of server-selection.md over a type filter, read from the
+    /// chunks' compact entries without touching the descriptions.
+    ///
+    /// Returns `false`, adding nothing, if a round-trip time is too long to compare in
+    /// nanoseconds (more than 584 years); the caller then takes the general path.
+    pub(crate) fn in_window_of_type<'a>(
+        &'a self,
+        types: TypeSet,
+        local_threshold: Duration,
+        out: &mut SmallVec<[&'a Arc<ServerDescription>; crate::selection::INLINE_SERVERS]>,
+    ) -> bool {
+        if self.chunks.iter().any(|c| c.summary.huge_rtt) {
+            return false;
+        }
+        let mut fastest = NO_RTT;
+        let mut count = 0;
+        for chunk in &self.chunks {
+            for e in &chunk.entries {
+                let wanted = types.contains(e.server_type);
+                count += usize::from(wanted);
+                fastest = if wanted { fastest.min(e.rtt_nanos) } else { fastest };
+            }
+        }
+        if count > out.inline_size() {
+            out.reserve_exact(count);
+        }
+        // No server with a round-trip time: all stay. Else those within the bound, and those
+        // without one.
+        let threshold = u64::try_from(local_threshold.as_nanos()).unwrap_or(u64::MAX);
+        let bound = if fastest == NO_RTT { NO_RTT } else { fastest.saturating_add(threshold) };
+        for chunk in &self.chunks {
+            out.extend(
+                chunk
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        types.contains(e.server_type) && (e.rtt_nanos <= bound || e.rtt_nanos == NO_RTT)
+                    })
+                    .map(|e| &e.sd),
+            );
+        }
+        true
     }
 
     /// Calls `f(previous, new)` for every address in both maps whose description is not the
@@ -320,7 +426,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn get(&self) -> Option<&'a Arc<ServerDescription>> {
-        self.chunk()?.entries.get(self.index)
+        self.chunk()?.entries.get(self.index).map(|e| &e.sd)
     }
 
     fn skip_chunk(&mut self) {
@@ -390,8 +496,8 @@ impl<'a> IntoIterator for &'a ServerMap {
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
     chunks: std::slice::Iter<'a, Arc<Chunk>>,
-    front: std::slice::Iter<'a, Arc<ServerDescription>>,
-    back: std::slice::Iter<'a, Arc<ServerDescription>>,
+    front: std::slice::Iter<'a, Entry>,
+    back: std::slice::Iter<'a, Entry>,
     remaining: usize,
 }
 
@@ -401,16 +507,16 @@ impl<'a> Iterator for Iter<'a> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(sd) = self.front.next() {
+            if let Some(e) = self.front.next() {
                 self.remaining -= 1;
-                return Some(sd);
+                return Some(&e.sd);
             }
             match self.chunks.next() {
                 Some(chunk) => self.front = chunk.entries.iter(),
                 None => {
-                    let sd = self.back.next()?;
+                    let e = self.back.next()?;
                     self.remaining -= 1;
-                    return Some(sd);
+                    return Some(&e.sd);
                 }
             }
         }
@@ -424,27 +530,27 @@ impl<'a> Iterator for Iter<'a> {
     where
         F: FnMut(B, Self::Item) -> B,
     {
-        let mut acc = self.front.fold(init, &mut f);
+        let mut acc = self.front.map(|e| &e.sd).fold(init, &mut f);
         for chunk in self.chunks {
-            acc = chunk.entries.iter().fold(acc, &mut f);
+            acc = chunk.entries.iter().map(|e| &e.sd).fold(acc, &mut f);
         }
-        self.back.fold(acc, f)
+        self.back.map(|e| &e.sd).fold(acc, f)
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(sd) = self.back.next_back() {
+            if let Some(e) = self.back.next_back() {
                 self.remaining -= 1;
-                return Some(sd);
+                return Some(&e.sd);
             }
             match self.chunks.next_back() {
                 Some(chunk) => self.back = chunk.entries.iter(),
                 None => {
-                    let sd = self.front.next_back()?;
+                    let e = self.front.next_back()?;
                     self.remaining -= 1;
-                    return Some(sd);
+                    return Some(&e.sd);
                 }
             }
         }
@@ -471,6 +577,8 @@ mod tests {
         assert!(addresses.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
         for chunk in &map.chunks {
             assert!(!chunk.entries.is_empty());
+            assert!(chunk.entries.iter().all(|e| e.server_type == e.sd.server_type
+                && e.rtt_nanos == e.sd.round_trip_time.map_or(NO_RTT, |d| d.as_nanos() as u64)));
             assert_eq!(chunk.summary, Summary::of(&chunk.entries));
         }
     }
