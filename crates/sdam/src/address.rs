@@ -139,6 +139,27 @@ impl ServerAddress {
         }
     }
 
+    /// The address in `sorted` (ascending) that `s` parses to, found without allocating when
+    /// `s` is written in normalized `host:port` form; `None` when it is not there or `s` is
+    /// written otherwise (then parse it).
+    pub(crate) fn find_normalized<'s>(s: &str, sorted: &'s [Self]) -> Option<&'s Self> {
+        if s.len() > MAX_HOST_LEN {
+            return None;
+        }
+        let (host, port) = s.rsplit_once(':')?;
+        if host.is_empty() || host.contains(':') || host.starts_with('[') {
+            return None;
+        }
+        let port = parse_port(port).ok()?;
+        let i = sorted
+            .binary_search_by(|a| match a {
+                Self::Tcp { host: h, port: p } => (&**h, *p).cmp(&(host, port)),
+                Self::Unix { .. } => std::cmp::Ordering::Greater,
+            })
+            .ok()?;
+        sorted.get(i)
+    }
+
     /// Whether `s` names this address once normalized, without allocating.
     pub fn matches_str(&self, s: &str) -> bool {
         match (self, s.rfind(':')) {

@@ -12,6 +12,7 @@
 
 pub mod address;
 pub mod app_error;
+mod bson_scan;
 pub mod compatibility;
 pub mod connection_string;
 pub mod events;

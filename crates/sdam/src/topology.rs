@@ -597,7 +597,10 @@ impl Topology {
         self.last_now = self.last_now.max(now);
         match input {
             Input::HelloReply { address, reply, round_trip_time } => {
-                let new = match ServerDescription::from_hello(address.clone(), reply, now) {
+                let previous = self.description.server(&address).cloned();
+                let parsed =
+                    ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
+                let new = match parsed {
                     Ok(mut sd) => {
                         if sd.server_type != ServerType::Unknown {
                             sd.round_trip_time = Some(round_trip_time);
@@ -1093,7 +1096,8 @@ impl Topology {
         let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, &address) else { return };
         let Phase::Checking { started, awaited, handshake, .. } = m.phase else { return };
         let connection = m.connection.unwrap_or(ConnectionId(0));
-        let parsed = ServerDescription::from_hello(address.clone(), reply, now);
+        let previous = self.description.server(&address).map(Arc::clone);
+        let parsed = ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
         let failure = match &parsed {
             Ok(sd) if sd.server_type == ServerType::Unknown => sd.error.as_deref().map(str::to_owned),
             Ok(_) => None,
