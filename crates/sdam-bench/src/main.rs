@@ -79,7 +79,7 @@ struct Figures {
 }
 
 /// How long one timed batch should take.
-const BATCH: Duration = Duration::from_micros(500);
+const BATCH: Duration = Duration::from_micros(50);
 
 /// Times `op` in batches of operations, each prepared by `setup` before its batch's clock
 /// starts (and dropped after it stops), for about `budget` of timed batches.

@@ -105,23 +105,28 @@ pub(crate) struct Elements<'a> {
     failed: bool,
 }
 
+#[inline]
 fn split_i32(bytes: &[u8]) -> Option<(i32, &[u8])> {
     let (head, rest) = bytes.split_first_chunk::<4>()?;
     Some((i32::from_le_bytes(*head), rest))
 }
 
+#[inline]
 fn split_u64(bytes: &[u8]) -> Option<([u8; 8], &[u8])> {
     let (head, rest) = bytes.split_first_chunk::<8>()?;
     Some((*head, rest))
 }
 
 /// A C string: the bytes before the first zero, and what follows the zero.
+#[inline]
 fn split_cstring(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = bytes.iter().position(|&b| b == 0)?;
-    Some((&bytes[..end], &bytes[end + 1..]))
+    // `from_bytes_until_nul` searches a word at a time.
+    let end = std::ffi::CStr::from_bytes_until_nul(bytes).ok()?.count_bytes();
+    Some((bytes.get(..end)?, bytes.get(end + 1..)?))
 }
 
 /// A length-prefixed string (`i32` length including the trailing zero, bytes, zero).
+#[inline]
 fn split_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = split_i32(bytes)?;
     let len = usize::try_from(len).ok().filter(|&l| l >= 1 && l <= rest.len())?;
@@ -138,6 +143,7 @@ impl<'a> Elements<'a> {
         Some(Err(ScanError { what, at: self.offset }))
     }
 
+    #[inline]
     fn value(kind: u8, bytes: &'a [u8]) -> Result<(Value<'a>, &'a [u8]), &'static str> {
         const SHORT: &str = "element value runs past the end of the document";
         let fixed = |n: usize| if bytes.len() >= n { Ok(bytes.split_at(n)) } else { Err(SHORT) };
@@ -220,6 +226,7 @@ impl<'a> Elements<'a> {
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<(&'a [u8], Value<'a>), ScanError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;

@@ -186,19 +186,35 @@ impl<'p> Known<'p> {
         }
     }
 
-    /// The address `s` names (`field` is for errors).
-    fn address(&self, field: &'static str, s: &str) -> Result<ServerAddress, HelloError> {
-        let known =
-            self.lists.iter().find_map(|list| ServerAddress::find_normalized(s, list)).or_else(|| {
-                self.singles
-                    .iter()
-                    .flatten()
-                    .find_map(|a| ServerAddress::find_normalized(s, std::slice::from_ref(*a)))
-            });
+    /// The address `s` names if it is the `index`th of known list `list` (the common case: a
+    /// member list repeated in the same order).
+    fn at(&self, list: usize, index: usize, parts: Option<(&str, u16)>) -> Option<&'p ServerAddress> {
+        let (host, port) = parts?;
+        self.lists.get(list)?.get(index).filter(|a| a.is_parts(host, port))
+    }
+
+    /// The address `s` names (`field` is for errors; `parts` is `normalized_parts(s)`).
+    fn address_of(
+        &self,
+        field: &'static str,
+        s: &str,
+        parts: Option<(&str, u16)>,
+    ) -> Result<ServerAddress, HelloError> {
+        let known = parts.and_then(|(host, port)| {
+            self.lists
+                .iter()
+                .find_map(|list| ServerAddress::find_parts(host, port, list))
+                .or_else(|| self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied())
+        });
         match known {
             Some(a) => Ok(a.clone()),
             None => as_address(field, s),
         }
+    }
+
+    /// The address `s` names (`field` is for errors).
+    fn address(&self, field: &'static str, s: &str) -> Result<ServerAddress, HelloError> {
+        self.address_of(field, s, ServerAddress::normalized_parts(s))
     }
 }
 
@@ -206,6 +222,7 @@ impl<'p> Known<'p> {
 /// against `budget` so a hostile reply cannot make the work unbounded.
 fn address_list(
     field: &'static str,
+    list_index: usize,
     v: Value<'_>,
     out: &mut Vec<ServerAddress>,
     budget: &mut usize,
@@ -217,6 +234,9 @@ fn address_list(
         other => return Err(wrong(field, "an array of strings", other)),
     };
     let mut list: SmallVec<[ServerAddress; 8]> = SmallVec::new();
+    // Whether every item so far is the same-position item of the known list (which is sorted
+    // and free of duplicates, so the new list is too).
+    let mut as_known = true;
     for item in arr.iter() {
         let (_, item) = item.map_err(bson_err)?;
         if *budget == 0 {
@@ -224,12 +244,136 @@ fn address_list(
         }
         *budget -= 1;
         let s = as_str(field, item)?.ok_or_else(|| wrong(field, "an array of strings", item))?;
-        list.push(known.address(field, s)?);
+        let parts = ServerAddress::normalized_parts(s);
+        match known.at(list_index, list.len(), parts).filter(|_| as_known) {
+            Some(a) => list.push(a.clone()),
+            None => {
+                as_known = false;
+                list.push(known.address_of(field, s, parts)?);
+            }
+        }
     }
-    list.sort_unstable();
-    list.dedup();
+    if !as_known {
+        list.sort_unstable();
+        list.dedup();
+    }
     *out = list.into_vec();
     Ok(())
+}
+
+/// The hello fields the parser reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ok,
+    IsWritablePrimary,
+    Ismaster,
+    Secondary,
+    ArbiterOnly,
+    Hidden,
+    Isreplicaset,
+    Msg,
+    Errmsg,
+    HelloOk,
+    Iscryptd,
+    SetName,
+    SetVersion,
+    ElectionId,
+    ServiceId,
+    Primary,
+    Me,
+    Hosts,
+    Passives,
+    Arbiters,
+    MinWireVersion,
+    MaxWireVersion,
+    LogicalSessionTimeoutMinutes,
+    MaxBsonObjectSize,
+    MaxMessageSizeBytes,
+    MaxWriteBatchSize,
+    ConnectionId,
+    Tags,
+    LastWrite,
+    TopologyVersion,
+    Compression,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::IsWritablePrimary => "isWritablePrimary",
+            Self::Ismaster => "ismaster",
+            Self::Secondary => "secondary",
+            Self::ArbiterOnly => "arbiterOnly",
+            Self::Hidden => "hidden",
+            Self::Isreplicaset => "isreplicaset",
+            Self::Msg => "msg",
+            Self::Errmsg => "errmsg",
+            Self::HelloOk => "helloOk",
+            Self::Iscryptd => "iscryptd",
+            Self::SetName => "setName",
+            Self::SetVersion => "setVersion",
+            Self::ElectionId => "electionId",
+            Self::ServiceId => "serviceId",
+            Self::Primary => "primary",
+            Self::Me => "me",
+            Self::Hosts => "hosts",
+            Self::Passives => "passives",
+            Self::Arbiters => "arbiters",
+            Self::MinWireVersion => "minWireVersion",
+            Self::MaxWireVersion => "maxWireVersion",
+            Self::LogicalSessionTimeoutMinutes => "logicalSessionTimeoutMinutes",
+            Self::MaxBsonObjectSize => "maxBsonObjectSize",
+            Self::MaxMessageSizeBytes => "maxMessageSizeBytes",
+            Self::MaxWriteBatchSize => "maxWriteBatchSize",
+            Self::ConnectionId => "connectionId",
+            Self::Tags => "tags",
+            Self::LastWrite => "lastWrite",
+            Self::TopologyVersion => "topologyVersion",
+            Self::Compression => "compression",
+        }
+    }
+
+    /// The field named `key`, found by a jump on its length and first and last bytes and one
+    /// comparison (not a comparison with every name).
+    fn of(key: &[u8]) -> Option<Self> {
+        let (&first, &last) = (key.first()?, key.last()?);
+        let field = match (key.len(), first, last) {
+            (2, b'o', b'k') => Self::Ok,
+            (17, b'i', b'y') => Self::IsWritablePrimary,
+            (8, b'i', b'r') => Self::Ismaster,
+            (9, b's', b'y') => Self::Secondary,
+            (11, b'a', b'y') => Self::ArbiterOnly,
+            (6, b'h', b'n') => Self::Hidden,
+            (12, b'i', b't') => Self::Isreplicaset,
+            (3, b'm', b'g') => Self::Msg,
+            (6, b'e', b'g') => Self::Errmsg,
+            (7, b'h', b'k') => Self::HelloOk,
+            (8, b'i', b'd') => Self::Iscryptd,
+            (7, b's', b'e') => Self::SetName,
+            (10, b's', b'n') => Self::SetVersion,
+            (10, b'e', b'd') => Self::ElectionId,
+            (9, b's', b'd') => Self::ServiceId,
+            (7, b'p', b'y') => Self::Primary,
+            (2, b'm', b'e') => Self::Me,
+            (5, b'h', b's') => Self::Hosts,
+            (8, b'p', b's') => Self::Passives,
+            (8, b'a', b's') => Self::Arbiters,
+            (14, b'm', b'n') if key.get(1) == Some(&b'i') => Self::MinWireVersion,
+            (14, b'm', b'n') => Self::MaxWireVersion,
+            (28, b'l', b's') => Self::LogicalSessionTimeoutMinutes,
+            (17, b'm', b'e') if key.get(3) == Some(&b'B') => Self::MaxBsonObjectSize,
+            (17, b'm', b'e') => Self::MaxWriteBatchSize,
+            (19, b'm', b's') => Self::MaxMessageSizeBytes,
+            (12, b'c', b'd') => Self::ConnectionId,
+            (4, b't', b's') => Self::Tags,
+            (9, b'l', b'e') => Self::LastWrite,
+            (15, b't', b'n') => Self::TopologyVersion,
+            (11, b'c', b'n') => Self::Compression,
+            _ => return None,
+        };
+        (field.name().as_bytes() == key).then_some(field)
+    }
 }
 
 /// The raw flags of a reply that decide its server type.
@@ -292,7 +436,7 @@ impl ServerDescription {
         address: ServerAddress,
         reply: &RawDocument,
         now: Instant,
-        previous: Option<&ServerDescription>,
+        previous: Option<&Self>,
     ) -> Result<Self, HelloError> {
         let doc = Doc::new(reply.as_bytes()).map_err(bson_err)?;
         let mut sd = Self::unknown(address.clone());
@@ -310,54 +454,74 @@ impl ServerDescription {
 
         for element in doc.iter() {
             let (key, value) = element.map_err(bson_err)?;
-            match key {
-                b"ok" => flags.ok = as_bool("ok", value)?.unwrap_or(false),
-                b"isWritablePrimary" => flags.writable_primary = as_bool("isWritablePrimary", value)?,
-                b"ismaster" => flags.legacy_primary = as_bool("ismaster", value)?,
-                b"secondary" => flags.secondary = as_bool("secondary", value)?.unwrap_or(false),
-                b"arbiterOnly" => flags.arbiter_only = as_bool("arbiterOnly", value)?.unwrap_or(false),
-                b"hidden" => flags.hidden = as_bool("hidden", value)?.unwrap_or(false),
-                b"isreplicaset" => flags.is_replica_set = as_bool("isreplicaset", value)?.unwrap_or(false),
-                b"msg" => flags.msg = as_str("msg", value)?,
-                b"errmsg" => flags.errmsg = as_str("errmsg", value)?,
-                b"helloOk" => sd.hello_ok = as_bool("helloOk", value)?.unwrap_or(false),
-                b"iscryptd" => sd.iscryptd = as_bool("iscryptd", value)?.unwrap_or(false),
-                b"setName" => set_name = as_str("setName", value)?,
-                b"setVersion" => sd.set_version = as_i64("setVersion", value)?,
-                b"electionId" => sd.election_id = as_oid("electionId", value)?,
-                b"serviceId" => sd.service_id = as_oid("serviceId", value)?,
-                b"primary" => {
+            match Field::of(key) {
+                Some(Field::Ok) => flags.ok = as_bool("ok", value)?.unwrap_or(false),
+                Some(Field::IsWritablePrimary) => {
+                    flags.writable_primary = as_bool("isWritablePrimary", value)?;
+                }
+                Some(Field::Ismaster) => flags.legacy_primary = as_bool("ismaster", value)?,
+                Some(Field::Secondary) => flags.secondary = as_bool("secondary", value)?.unwrap_or(false),
+                Some(Field::ArbiterOnly) => {
+                    flags.arbiter_only = as_bool("arbiterOnly", value)?.unwrap_or(false);
+                }
+                Some(Field::Hidden) => flags.hidden = as_bool("hidden", value)?.unwrap_or(false),
+                Some(Field::Isreplicaset) => {
+                    flags.is_replica_set = as_bool("isreplicaset", value)?.unwrap_or(false);
+                }
+                Some(Field::Msg) => flags.msg = as_str("msg", value)?,
+                Some(Field::Errmsg) => flags.errmsg = as_str("errmsg", value)?,
+                Some(Field::HelloOk) => sd.hello_ok = as_bool("helloOk", value)?.unwrap_or(false),
+                Some(Field::Iscryptd) => sd.iscryptd = as_bool("iscryptd", value)?.unwrap_or(false),
+                Some(Field::SetName) => set_name = as_str("setName", value)?,
+                Some(Field::SetVersion) => sd.set_version = as_i64("setVersion", value)?,
+                Some(Field::ElectionId) => sd.election_id = as_oid("electionId", value)?,
+                Some(Field::ServiceId) => sd.service_id = as_oid("serviceId", value)?,
+                Some(Field::Primary) => {
                     primary = as_str("primary", value)?.map(|s| known.address("primary", s)).transpose()?;
                 }
-                b"me" => me = as_str("me", value)?.map(|s| known.address("me", s)).transpose()?,
-                b"hosts" => address_list("hosts", value, &mut hosts, &mut budget, &known)?,
-                b"passives" => address_list("passives", value, &mut passives, &mut budget, &known)?,
-                b"arbiters" => address_list("arbiters", value, &mut arbiters, &mut budget, &known)?,
-                b"minWireVersion" => sd.min_wire_version = as_i32("minWireVersion", value)?.unwrap_or(0),
-                b"maxWireVersion" => sd.max_wire_version = as_i32("maxWireVersion", value)?.unwrap_or(0),
-                b"logicalSessionTimeoutMinutes" => {
+                Some(Field::Me) => me = as_str("me", value)?.map(|s| known.address("me", s)).transpose()?,
+                Some(Field::Hosts) => address_list("hosts", 0, value, &mut hosts, &mut budget, &known)?,
+                Some(Field::Passives) => {
+                    address_list("passives", 1, value, &mut passives, &mut budget, &known)?;
+                }
+                Some(Field::Arbiters) => {
+                    address_list("arbiters", 2, value, &mut arbiters, &mut budget, &known)?;
+                }
+                Some(Field::MinWireVersion) => {
+                    sd.min_wire_version = as_i32("minWireVersion", value)?.unwrap_or(0);
+                }
+                Some(Field::MaxWireVersion) => {
+                    sd.max_wire_version = as_i32("maxWireVersion", value)?.unwrap_or(0);
+                }
+                Some(Field::LogicalSessionTimeoutMinutes) => {
                     sd.logical_session_timeout_minutes = as_i64("logicalSessionTimeoutMinutes", value)?;
                 }
-                b"maxBsonObjectSize" => sd.max_bson_object_size = as_i64("maxBsonObjectSize", value)?,
-                b"maxMessageSizeBytes" => sd.max_message_size_bytes = as_i64("maxMessageSizeBytes", value)?,
-                b"maxWriteBatchSize" => sd.max_write_batch_size = as_i64("maxWriteBatchSize", value)?,
-                b"connectionId" => sd.connection_id = as_i64("connectionId", value)?,
-                b"tags" => {
+                Some(Field::MaxBsonObjectSize) => {
+                    sd.max_bson_object_size = as_i64("maxBsonObjectSize", value)?;
+                }
+                Some(Field::MaxMessageSizeBytes) => {
+                    sd.max_message_size_bytes = as_i64("maxMessageSizeBytes", value)?;
+                }
+                Some(Field::MaxWriteBatchSize) => {
+                    sd.max_write_batch_size = as_i64("maxWriteBatchSize", value)?;
+                }
+                Some(Field::ConnectionId) => sd.connection_id = as_i64("connectionId", value)?,
+                Some(Field::Tags) => {
                     if let Some(doc) = as_doc("tags", value)? {
                         parse_tags(doc, &mut tags)?;
                     }
                 }
-                b"lastWrite" => {
+                Some(Field::LastWrite) => {
                     if let Some(doc) = as_doc("lastWrite", value)? {
                         parse_last_write(doc, &mut sd)?;
                     }
                 }
-                b"topologyVersion" => {
+                Some(Field::TopologyVersion) => {
                     sd.topology_version =
                         as_doc("topologyVersion", value)?.map(topology_version).transpose()?;
                 }
-                b"compression" => sd.compression = parse_compression(value)?,
-                _ => {}
+                Some(Field::Compression) => sd.compression = parse_compression(value)?,
+                None => {}
             }
         }
         sd.hosts = hosts;

@@ -670,6 +670,7 @@ impl Topology {
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        let sd = Arc::new(sd);
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
     }
 

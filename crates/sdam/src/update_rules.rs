@@ -38,7 +38,7 @@ impl TopologyDescription {
     /// than the current description ("Parsing a hello or legacy hello response").
     pub(crate) fn apply(
         &mut self,
-        new: ServerDescription,
+        new: Arc<ServerDescription>,
         settings: RuleSettings,
         changes: &mut Changes,
     ) -> bool {
@@ -60,7 +60,12 @@ impl TopologyDescription {
     }
 
     /// The TopologyType table, after the server is known to be in the topology.
-    fn apply_unchecked(&mut self, new: ServerDescription, settings: RuleSettings, changes: &mut Changes) {
+    fn apply_unchecked(
+        &mut self,
+        new: Arc<ServerDescription>,
+        settings: RuleSettings,
+        changes: &mut Changes,
+    ) {
         let address = new.address.clone();
         let server_type = new.server_type;
         match self.topology_type {
@@ -72,23 +77,23 @@ impl TopologyDescription {
                             && new.set_name.as_ref() != Some(expected) =>
                     {
                         let found = new.set_name.as_deref().unwrap_or("no setName");
-                        ServerDescription::unknown_with_error(
+                        Arc::new(ServerDescription::unknown_with_error(
                             address,
                             format!(
                                 "replica set name mismatch: expected {expected:?}, server reports {found:?}"
                             ),
-                        )
+                        ))
                     }
                     _ => new,
                 };
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
             }
             // "TopologyType LoadBalanced": the one server is always a LoadBalancer.
             TopologyType::LoadBalanced => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
             }
             TopologyType::Unknown => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone => {
                         self.update_unknown_with_standalone(&address, settings, changes);
@@ -108,14 +113,14 @@ impl TopologyDescription {
                 }
             }
             TopologyType::Sharded => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 // "TopologyType Sharded": keep Unknown servers and mongoses, remove others.
                 if !matches!(server_type, ServerType::Unknown | ServerType::Mongos) {
                     self.remove(&address, changes);
                 }
             }
             TopologyType::ReplicaSetNoPrimary => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone | ServerType::Mongos => self.remove(&address, changes),
                     ServerType::RSPrimary => {
@@ -129,7 +134,7 @@ impl TopologyDescription {
                 }
             }
             TopologyType::ReplicaSetWithPrimary => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone | ServerType::Mongos => {
                         self.remove(&address, changes);
