@@ -371,3 +371,24 @@ impl SelectInWindow {
 fn bench_instant() -> Instant {
     Instant::now()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every workload sets up from the fixtures and checks its own expected outcome (W1/W4
+    /// change the server and publish 3 outputs, W2's window is `[b, c]`, W3's sizes are
+    /// 3/32/320).
+    #[test]
+    fn every_workload_sets_up_and_verifies() {
+        let f = Fixtures::load_default().unwrap_or_else(|e| panic!("{e}"));
+        ApplyHello::w1(&f).unwrap();
+        SelectInWindow::w2(&f).unwrap();
+        for n in SIZES {
+            assert!(SelectInWindow::w3(&f, n).unwrap().run() > 0);
+            let w4 = ApplyHello::w4(&f, n).unwrap();
+            let applied = w4.run(&mut w4.fresh()).unwrap();
+            assert_eq!(applied.description.servers.len(), n);
+        }
+    }
+}
