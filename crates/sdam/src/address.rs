@@ -139,6 +139,47 @@ impl ServerAddress {
         }
     }
 
+    /// `s` split into host and port when it is written in normalized `host:port` form (no
+    /// brackets, one colon, a port of 1 to 5 digits in range), without allocating; `None`
+    /// otherwise. Such a string parses to `Tcp { host, port }` whenever `host` is the host
+    /// of a valid address.
+    pub(crate) fn normalized_parts(s: &str) -> Option<(&str, u16)> {
+        if s.len() > MAX_HOST_LEN {
+            return None;
+        }
+        let bytes = s.as_bytes();
+        let colon = bytes.iter().rposition(|&b| b == b':')?;
+        let (host, port) = (bytes.get(..colon)?, bytes.get(colon + 1..)?);
+        if host.is_empty() || host[0] == b'[' || host.contains(&b':') || port.is_empty() || port.len() > 5 {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &d in port {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u32::from(d - b'0');
+        }
+        let port = u16::try_from(n).ok().filter(|&p| p != 0)?;
+        Some((s.get(..colon)?, port))
+    }
+
+    /// Whether this is the TCP address `host:port` (`host` as stored: normalized).
+    pub(crate) fn is_parts(&self, host: &str, port: u16) -> bool {
+        matches!(self, Self::Tcp { host: h, port: p } if *p == port && **h == *host)
+    }
+
+    /// The TCP address `host:port` in `sorted` (ascending), by binary search.
+    pub(crate) fn find_parts<'s>(host: &str, port: u16, sorted: &'s [Self]) -> Option<&'s Self> {
+        let i = sorted
+            .binary_search_by(|a| match a {
+                Self::Tcp { host: h, port: p } => (&**h, *p).cmp(&(host, port)),
+                Self::Unix { .. } => std::cmp::Ordering::Greater,
+            })
+            .ok()?;
+        sorted.get(i)
+    }
+
     /// Whether `s` names this address once normalized, without allocating.
     pub fn matches_str(&self, s: &str) -> bool {
         match (self, s.rfind(':')) {
@@ -214,6 +255,50 @@ impl fmt::Debug for ServerAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A string found by `normalized_parts` + `is_parts` parses to exactly that address.
+    #[test]
+    fn normalized_parts_agree_with_parse() {
+        let stored: Vec<ServerAddress> =
+            ["a:27017", "db1.example.com:1", "10.0.0.1:65535", "[::1]:27017", "/tmp/m.sock"]
+                .iter()
+                .map(|s| ServerAddress::parse(s).unwrap())
+                .collect();
+        let inputs = [
+            "a:27017",
+            "A:27017",
+            "a",
+            "a:027017",
+            "a:0",
+            "a:65536",
+            "a:",
+            ":27017",
+            "db1.example.com:1",
+            "10.0.0.1:65535",
+            "::1:27017",
+            "[::1]:27017",
+            "/tmp/m.sock",
+            "a:2701x",
+            "a b:27017",
+            "a:+1",
+        ];
+        for s in inputs {
+            let Some((host, port)) = ServerAddress::normalized_parts(s) else { continue };
+            for a in &stored {
+                if a.is_parts(host, port) {
+                    assert_eq!(ServerAddress::parse(s).as_ref(), Ok(a), "{s}");
+                }
+            }
+            let mut sorted = stored.clone();
+            sorted.sort();
+            if let Some(found) = ServerAddress::find_parts(host, port, &sorted) {
+                assert_eq!(ServerAddress::parse(s).as_ref(), Ok(found), "{s}");
+            }
+        }
+        assert_eq!(ServerAddress::normalized_parts("a:27017"), Some(("a", 27017)));
+        assert_eq!(ServerAddress::normalized_parts("[::1]:27017"), None);
+        assert_eq!(ServerAddress::normalized_parts("a:0"), None);
+    }
 
     fn p(s: &str) -> String {
         ServerAddress::parse(s).unwrap().to_string()

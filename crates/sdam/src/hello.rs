@@ -8,7 +8,10 @@
 use std::fmt;
 use std::time::Instant;
 
-use bson::raw::{RawArray, RawBsonRef, RawDocument};
+use bson::raw::RawDocument;
+use smallvec::SmallVec;
+
+use crate::bson_scan::{Doc, Value};
 
 use crate::address::{AddressError, ServerAddress};
 use crate::server_description::{OpTime, ServerDescription, ServerType, Tags, TopologyVersion};
@@ -88,7 +91,7 @@ impl fmt::Display for HelloError {
 
 impl std::error::Error for HelloError {}
 
-fn wrong(field: &'static str, expected: &'static str, v: RawBsonRef<'_>) -> HelloError {
+fn wrong(field: &'static str, expected: &'static str, v: Value<'_>) -> HelloError {
     HelloError::WrongType { field, expected, found: format!("{:?}", v.element_type()) }
 }
 
@@ -98,30 +101,30 @@ fn bson_err(e: impl fmt::Display) -> HelloError {
 
 /// A boolean field; numbers are accepted as truthy/falsy (`ok: 1`), as servers and the spec
 /// tests send them.
-fn as_bool(field: &'static str, v: RawBsonRef<'_>) -> Result<Option<bool>, HelloError> {
+fn as_bool(field: &'static str, v: Value<'_>) -> Result<Option<bool>, HelloError> {
     Ok(Some(match v {
-        RawBsonRef::Boolean(b) => b,
-        RawBsonRef::Int32(i) => i != 0,
-        RawBsonRef::Int64(i) => i != 0,
-        RawBsonRef::Double(d) => d != 0.0,
-        RawBsonRef::Null | RawBsonRef::Undefined => return Ok(None),
+        Value::Boolean(b) => b,
+        Value::Int32(i) => i != 0,
+        Value::Int64(i) => i != 0,
+        Value::Double(d) => d != 0.0,
+        Value::Null | Value::Undefined => return Ok(None),
         other => return Err(wrong(field, "a boolean", other)),
     }))
 }
 
 /// An integer field; doubles with an integral value are accepted.
-fn as_i64(field: &'static str, v: RawBsonRef<'_>) -> Result<Option<i64>, HelloError> {
+fn as_i64(field: &'static str, v: Value<'_>) -> Result<Option<i64>, HelloError> {
     Ok(Some(match v {
-        RawBsonRef::Int32(i) => i64::from(i),
-        RawBsonRef::Int64(i) => i,
-        RawBsonRef::Double(d) if d.fract() == 0.0 && d.abs() < 9.0e18 => d as i64,
-        RawBsonRef::Double(d) => return Err(HelloError::OutOfRange { field, value: d.to_string() }),
-        RawBsonRef::Null | RawBsonRef::Undefined => return Ok(None),
+        Value::Int32(i) => i64::from(i),
+        Value::Int64(i) => i,
+        Value::Double(d) if d.fract() == 0.0 && d.abs() < 9.0e18 => d as i64,
+        Value::Double(d) => return Err(HelloError::OutOfRange { field, value: d.to_string() }),
+        Value::Null | Value::Undefined => return Ok(None),
         other => return Err(wrong(field, "an integer", other)),
     }))
 }
 
-fn as_i32(field: &'static str, v: RawBsonRef<'_>) -> Result<Option<i32>, HelloError> {
+fn as_i32(field: &'static str, v: Value<'_>) -> Result<Option<i32>, HelloError> {
     match as_i64(field, v)? {
         Some(n) => {
             i32::try_from(n).map(Some).map_err(|_| HelloError::OutOfRange { field, value: n.to_string() })
@@ -130,26 +133,26 @@ fn as_i32(field: &'static str, v: RawBsonRef<'_>) -> Result<Option<i32>, HelloEr
     }
 }
 
-fn as_str<'a>(field: &'static str, v: RawBsonRef<'a>) -> Result<Option<&'a str>, HelloError> {
+fn as_str<'a>(field: &'static str, v: Value<'a>) -> Result<Option<&'a str>, HelloError> {
     match v {
-        RawBsonRef::String(s) => Ok(Some(s)),
-        RawBsonRef::Null | RawBsonRef::Undefined => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Null | Value::Undefined => Ok(None),
         other => Err(wrong(field, "a string", other)),
     }
 }
 
-fn as_oid(field: &'static str, v: RawBsonRef<'_>) -> Result<Option<bson::oid::ObjectId>, HelloError> {
+fn as_oid(field: &'static str, v: Value<'_>) -> Result<Option<bson::oid::ObjectId>, HelloError> {
     match v {
-        RawBsonRef::ObjectId(o) => Ok(Some(o)),
-        RawBsonRef::Null | RawBsonRef::Undefined => Ok(None),
+        Value::ObjectId(o) => Ok(Some(o)),
+        Value::Null | Value::Undefined => Ok(None),
         other => Err(wrong(field, "an ObjectId", other)),
     }
 }
 
-fn as_doc<'a>(field: &'static str, v: RawBsonRef<'a>) -> Result<Option<&'a RawDocument>, HelloError> {
+fn as_doc<'a>(field: &'static str, v: Value<'a>) -> Result<Option<Doc<'a>>, HelloError> {
     match v {
-        RawBsonRef::Document(d) => Ok(Some(d)),
-        RawBsonRef::Null | RawBsonRef::Undefined => Ok(None),
+        Value::Document(d) => Ok(Some(d)),
+        Value::Null | Value::Undefined => Ok(None),
         other => Err(wrong(field, "a document", other)),
     }
 }
@@ -165,32 +168,212 @@ fn truncate(s: &str) -> String {
     }
 }
 
+/// Addresses the server reported last time: a reply that names them again reuses them
+/// instead of allocating new ones (addresses share their host text).
+struct Known<'p> {
+    lists: [&'p [ServerAddress]; 3],
+    singles: [Option<&'p ServerAddress>; 3],
+}
+
+impl<'p> Known<'p> {
+    fn new(address: &'p ServerAddress, previous: Option<&'p ServerDescription>) -> Self {
+        match previous {
+            Some(p) => Self {
+                lists: [&p.hosts, &p.passives, &p.arbiters],
+                singles: [Some(address), p.me.as_ref(), p.primary.as_ref()],
+            },
+            None => Self { lists: [&[], &[], &[]], singles: [Some(address), None, None] },
+        }
+    }
+
+    /// The address `s` names if it is the `index`th of known list `list` (the common case: a
+    /// member list repeated in the same order).
+    fn at(&self, list: usize, index: usize, parts: Option<(&str, u16)>) -> Option<&'p ServerAddress> {
+        let (host, port) = parts?;
+        self.lists.get(list)?.get(index).filter(|a| a.is_parts(host, port))
+    }
+
+    /// The address `s` names (`field` is for errors; `parts` is `normalized_parts(s)`).
+    fn address_of(
+        &self,
+        field: &'static str,
+        s: &str,
+        parts: Option<(&str, u16)>,
+    ) -> Result<ServerAddress, HelloError> {
+        let known = parts.and_then(|(host, port)| {
+            self.lists
+                .iter()
+                .find_map(|list| ServerAddress::find_parts(host, port, list))
+                .or_else(|| self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied())
+        });
+        match known {
+            Some(a) => Ok(a.clone()),
+            None => as_address(field, s),
+        }
+    }
+
+    /// The address `s` names (`field` is for errors).
+    fn address(&self, field: &'static str, s: &str) -> Result<ServerAddress, HelloError> {
+        self.address_of(field, s, ServerAddress::normalized_parts(s))
+    }
+}
+
 /// Parses an array of address strings into `out` (then sorted and deduplicated), counting
 /// against `budget` so a hostile reply cannot make the work unbounded.
 fn address_list(
     field: &'static str,
-    v: RawBsonRef<'_>,
+    list_index: usize,
+    v: Value<'_>,
     out: &mut Vec<ServerAddress>,
     budget: &mut usize,
+    known: &Known<'_>,
 ) -> Result<(), HelloError> {
-    let arr: &RawArray = match v {
-        RawBsonRef::Array(a) => a,
-        RawBsonRef::Null | RawBsonRef::Undefined => return Ok(()),
+    let arr = match v {
+        Value::Array(a) => a,
+        Value::Null | Value::Undefined => return Ok(()),
         other => return Err(wrong(field, "an array of strings", other)),
     };
-    out.clear();
-    for item in arr {
-        let item = item.map_err(bson_err)?;
+    let mut list: SmallVec<[ServerAddress; 8]> = SmallVec::new();
+    // Whether every item so far is the same-position item of the known list (which is sorted
+    // and free of duplicates, so the new list is too).
+    let mut as_known = true;
+    for item in arr.iter() {
+        let (_, item) = item.map_err(bson_err)?;
         if *budget == 0 {
-            return Err(HelloError::TooMany { field, count: out.len() + 1, limit: MAX_REPORTED_MEMBERS });
+            return Err(HelloError::TooMany { field, count: list.len() + 1, limit: MAX_REPORTED_MEMBERS });
         }
         *budget -= 1;
         let s = as_str(field, item)?.ok_or_else(|| wrong(field, "an array of strings", item))?;
-        out.push(as_address(field, s)?);
+        let parts = ServerAddress::normalized_parts(s);
+        match known.at(list_index, list.len(), parts).filter(|_| as_known) {
+            Some(a) => list.push(a.clone()),
+            None => {
+                as_known = false;
+                list.push(known.address_of(field, s, parts)?);
+            }
+        }
     }
-    out.sort_unstable();
-    out.dedup();
+    if !as_known {
+        list.sort_unstable();
+        list.dedup();
+    }
+    *out = list.into_vec();
     Ok(())
+}
+
+/// The hello fields the parser reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ok,
+    IsWritablePrimary,
+    Ismaster,
+    Secondary,
+    ArbiterOnly,
+    Hidden,
+    Isreplicaset,
+    Msg,
+    Errmsg,
+    HelloOk,
+    Iscryptd,
+    SetName,
+    SetVersion,
+    ElectionId,
+    ServiceId,
+    Primary,
+    Me,
+    Hosts,
+    Passives,
+    Arbiters,
+    MinWireVersion,
+    MaxWireVersion,
+    LogicalSessionTimeoutMinutes,
+    MaxBsonObjectSize,
+    MaxMessageSizeBytes,
+    MaxWriteBatchSize,
+    ConnectionId,
+    Tags,
+    LastWrite,
+    TopologyVersion,
+    Compression,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::IsWritablePrimary => "isWritablePrimary",
+            Self::Ismaster => "ismaster",
+            Self::Secondary => "secondary",
+            Self::ArbiterOnly => "arbiterOnly",
+            Self::Hidden => "hidden",
+            Self::Isreplicaset => "isreplicaset",
+            Self::Msg => "msg",
+            Self::Errmsg => "errmsg",
+            Self::HelloOk => "helloOk",
+            Self::Iscryptd => "iscryptd",
+            Self::SetName => "setName",
+            Self::SetVersion => "setVersion",
+            Self::ElectionId => "electionId",
+            Self::ServiceId => "serviceId",
+            Self::Primary => "primary",
+            Self::Me => "me",
+            Self::Hosts => "hosts",
+            Self::Passives => "passives",
+            Self::Arbiters => "arbiters",
+            Self::MinWireVersion => "minWireVersion",
+            Self::MaxWireVersion => "maxWireVersion",
+            Self::LogicalSessionTimeoutMinutes => "logicalSessionTimeoutMinutes",
+            Self::MaxBsonObjectSize => "maxBsonObjectSize",
+            Self::MaxMessageSizeBytes => "maxMessageSizeBytes",
+            Self::MaxWriteBatchSize => "maxWriteBatchSize",
+            Self::ConnectionId => "connectionId",
+            Self::Tags => "tags",
+            Self::LastWrite => "lastWrite",
+            Self::TopologyVersion => "topologyVersion",
+            Self::Compression => "compression",
+        }
+    }
+
+    /// The field named `key`, found by a jump on its length and first and last bytes and one
+    /// comparison (not a comparison with every name).
+    fn of(key: &[u8]) -> Option<Self> {
+        let (&first, &last) = (key.first()?, key.last()?);
+        let field = match (key.len(), first, last) {
+            (2, b'o', b'k') => Self::Ok,
+            (17, b'i', b'y') => Self::IsWritablePrimary,
+            (8, b'i', b'r') => Self::Ismaster,
+            (9, b's', b'y') => Self::Secondary,
+            (11, b'a', b'y') => Self::ArbiterOnly,
+            (6, b'h', b'n') => Self::Hidden,
+            (12, b'i', b't') => Self::Isreplicaset,
+            (3, b'm', b'g') => Self::Msg,
+            (6, b'e', b'g') => Self::Errmsg,
+            (7, b'h', b'k') => Self::HelloOk,
+            (8, b'i', b'd') => Self::Iscryptd,
+            (7, b's', b'e') => Self::SetName,
+            (10, b's', b'n') => Self::SetVersion,
+            (10, b'e', b'd') => Self::ElectionId,
+            (9, b's', b'd') => Self::ServiceId,
+            (7, b'p', b'y') => Self::Primary,
+            (2, b'm', b'e') => Self::Me,
+            (5, b'h', b's') => Self::Hosts,
+            (8, b'p', b's') => Self::Passives,
+            (8, b'a', b's') => Self::Arbiters,
+            (14, b'm', b'n') if key.get(1) == Some(&b'i') => Self::MinWireVersion,
+            (14, b'm', b'n') => Self::MaxWireVersion,
+            (28, b'l', b's') => Self::LogicalSessionTimeoutMinutes,
+            (17, b'm', b'e') if key.get(3) == Some(&b'B') => Self::MaxBsonObjectSize,
+            (17, b'm', b'e') => Self::MaxWriteBatchSize,
+            (19, b'm', b's') => Self::MaxMessageSizeBytes,
+            (12, b'c', b'd') => Self::ConnectionId,
+            (4, b't', b's') => Self::Tags,
+            (9, b'l', b'e') => Self::LastWrite,
+            (15, b't', b'n') => Self::TopologyVersion,
+            (11, b'c', b'n') => Self::Compression,
+            _ => return None,
+        };
+        (field.name().as_bytes() == key).then_some(field)
+    }
 }
 
 /// The raw flags of a reply that decide its server type.
@@ -244,69 +427,115 @@ impl ServerDescription {
     /// A reply with `ok: 0` yields an Unknown description carrying the server's `errmsg`. The
     /// round-trip time is left unset: the topology fills it from its RTT statistics.
     pub fn from_hello(address: ServerAddress, reply: &RawDocument, now: Instant) -> Result<Self, HelloError> {
-        let mut sd = Self::unknown(address);
+        Self::from_hello_after(address, reply, now, None)
+    }
+
+    /// [`from_hello`](Self::from_hello), reusing what `previous` (the server's current
+    /// description) already holds when the reply repeats it: member addresses and tags.
+    pub(crate) fn from_hello_after(
+        address: ServerAddress,
+        reply: &RawDocument,
+        now: Instant,
+        previous: Option<&Self>,
+    ) -> Result<Self, HelloError> {
+        let doc = Doc::new(reply.as_bytes()).map_err(bson_err)?;
+        let mut sd = Self::unknown(address.clone());
         sd.last_update_time = Some(now);
+        let known = Known::new(&address, previous);
         let mut flags = TypeFlags::default();
         let mut budget = MAX_REPORTED_MEMBERS;
         let mut set_name = None;
-        let mut tags = Vec::new();
+        let mut tags: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+        let mut hosts = Vec::new();
+        let mut passives = Vec::new();
+        let mut arbiters = Vec::new();
+        let mut me = None;
+        let mut primary = None;
 
-        for element in reply {
+        for element in doc.iter() {
             let (key, value) = element.map_err(bson_err)?;
-            match key.as_str() {
-                "ok" => flags.ok = as_bool("ok", value)?.unwrap_or(false),
-                "isWritablePrimary" => flags.writable_primary = as_bool("isWritablePrimary", value)?,
-                "ismaster" => flags.legacy_primary = as_bool("ismaster", value)?,
-                "secondary" => flags.secondary = as_bool("secondary", value)?.unwrap_or(false),
-                "arbiterOnly" => flags.arbiter_only = as_bool("arbiterOnly", value)?.unwrap_or(false),
-                "hidden" => flags.hidden = as_bool("hidden", value)?.unwrap_or(false),
-                "isreplicaset" => flags.is_replica_set = as_bool("isreplicaset", value)?.unwrap_or(false),
-                "msg" => flags.msg = as_str("msg", value)?,
-                "errmsg" => flags.errmsg = as_str("errmsg", value)?,
-                "helloOk" => sd.hello_ok = as_bool("helloOk", value)?.unwrap_or(false),
-                "iscryptd" => sd.iscryptd = as_bool("iscryptd", value)?.unwrap_or(false),
-                "setName" => set_name = as_str("setName", value)?,
-                "setVersion" => sd.set_version = as_i64("setVersion", value)?,
-                "electionId" => sd.election_id = as_oid("electionId", value)?,
-                "serviceId" => sd.service_id = as_oid("serviceId", value)?,
-                "primary" => {
-                    sd.primary = as_str("primary", value)?.map(|s| as_address("primary", s)).transpose()?;
+            match Field::of(key) {
+                Some(Field::Ok) => flags.ok = as_bool("ok", value)?.unwrap_or(false),
+                Some(Field::IsWritablePrimary) => {
+                    flags.writable_primary = as_bool("isWritablePrimary", value)?;
                 }
-                "me" => sd.me = as_str("me", value)?.map(|s| as_address("me", s)).transpose()?,
-                "hosts" => address_list("hosts", value, &mut sd.hosts, &mut budget)?,
-                "passives" => address_list("passives", value, &mut sd.passives, &mut budget)?,
-                "arbiters" => address_list("arbiters", value, &mut sd.arbiters, &mut budget)?,
-                "minWireVersion" => sd.min_wire_version = as_i32("minWireVersion", value)?.unwrap_or(0),
-                "maxWireVersion" => sd.max_wire_version = as_i32("maxWireVersion", value)?.unwrap_or(0),
-                "logicalSessionTimeoutMinutes" => {
+                Some(Field::Ismaster) => flags.legacy_primary = as_bool("ismaster", value)?,
+                Some(Field::Secondary) => flags.secondary = as_bool("secondary", value)?.unwrap_or(false),
+                Some(Field::ArbiterOnly) => {
+                    flags.arbiter_only = as_bool("arbiterOnly", value)?.unwrap_or(false);
+                }
+                Some(Field::Hidden) => flags.hidden = as_bool("hidden", value)?.unwrap_or(false),
+                Some(Field::Isreplicaset) => {
+                    flags.is_replica_set = as_bool("isreplicaset", value)?.unwrap_or(false);
+                }
+                Some(Field::Msg) => flags.msg = as_str("msg", value)?,
+                Some(Field::Errmsg) => flags.errmsg = as_str("errmsg", value)?,
+                Some(Field::HelloOk) => sd.hello_ok = as_bool("helloOk", value)?.unwrap_or(false),
+                Some(Field::Iscryptd) => sd.iscryptd = as_bool("iscryptd", value)?.unwrap_or(false),
+                Some(Field::SetName) => set_name = as_str("setName", value)?,
+                Some(Field::SetVersion) => sd.set_version = as_i64("setVersion", value)?,
+                Some(Field::ElectionId) => sd.election_id = as_oid("electionId", value)?,
+                Some(Field::ServiceId) => sd.service_id = as_oid("serviceId", value)?,
+                Some(Field::Primary) => {
+                    primary = as_str("primary", value)?.map(|s| known.address("primary", s)).transpose()?;
+                }
+                Some(Field::Me) => me = as_str("me", value)?.map(|s| known.address("me", s)).transpose()?,
+                Some(Field::Hosts) => address_list("hosts", 0, value, &mut hosts, &mut budget, &known)?,
+                Some(Field::Passives) => {
+                    address_list("passives", 1, value, &mut passives, &mut budget, &known)?;
+                }
+                Some(Field::Arbiters) => {
+                    address_list("arbiters", 2, value, &mut arbiters, &mut budget, &known)?;
+                }
+                Some(Field::MinWireVersion) => {
+                    sd.min_wire_version = as_i32("minWireVersion", value)?.unwrap_or(0);
+                }
+                Some(Field::MaxWireVersion) => {
+                    sd.max_wire_version = as_i32("maxWireVersion", value)?.unwrap_or(0);
+                }
+                Some(Field::LogicalSessionTimeoutMinutes) => {
                     sd.logical_session_timeout_minutes = as_i64("logicalSessionTimeoutMinutes", value)?;
                 }
-                "maxBsonObjectSize" => sd.max_bson_object_size = as_i64("maxBsonObjectSize", value)?,
-                "maxMessageSizeBytes" => sd.max_message_size_bytes = as_i64("maxMessageSizeBytes", value)?,
-                "maxWriteBatchSize" => sd.max_write_batch_size = as_i64("maxWriteBatchSize", value)?,
-                "connectionId" => sd.connection_id = as_i64("connectionId", value)?,
-                "tags" => {
+                Some(Field::MaxBsonObjectSize) => {
+                    sd.max_bson_object_size = as_i64("maxBsonObjectSize", value)?;
+                }
+                Some(Field::MaxMessageSizeBytes) => {
+                    sd.max_message_size_bytes = as_i64("maxMessageSizeBytes", value)?;
+                }
+                Some(Field::MaxWriteBatchSize) => {
+                    sd.max_write_batch_size = as_i64("maxWriteBatchSize", value)?;
+                }
+                Some(Field::ConnectionId) => sd.connection_id = as_i64("connectionId", value)?,
+                Some(Field::Tags) => {
                     if let Some(doc) = as_doc("tags", value)? {
                         parse_tags(doc, &mut tags)?;
                     }
                 }
-                "lastWrite" => {
+                Some(Field::LastWrite) => {
                     if let Some(doc) = as_doc("lastWrite", value)? {
                         parse_last_write(doc, &mut sd)?;
                     }
                 }
-                "topologyVersion" => {
+                Some(Field::TopologyVersion) => {
                     sd.topology_version =
-                        as_doc("topologyVersion", value)?.map(parse_topology_version).transpose()?;
+                        as_doc("topologyVersion", value)?.map(topology_version).transpose()?;
                 }
-                "compression" => sd.compression = parse_compression(value)?,
-                _ => {}
+                Some(Field::Compression) => sd.compression = parse_compression(value)?,
+                None => {}
             }
         }
+        sd.hosts = hosts;
+        sd.passives = passives;
+        sd.arbiters = arbiters;
+        sd.me = me;
+        sd.primary = primary;
 
         sd.server_type = flags.server_type(set_name);
         sd.set_name = set_name.map(str::to_owned);
-        sd.tags = Tags::new(tags);
+        sd.tags = match previous {
+            Some(p) if Tags::same_as(&p.tags, &tags) => p.tags.clone(),
+            _ => Tags::from_pairs(&tags),
+        };
         if !flags.ok {
             // "ok: 1" not in the reply: the server is Unknown ("type" table), exactly as
             // after a failed check, with the server's errmsg as the reason.
@@ -320,38 +549,47 @@ impl ServerDescription {
     }
 }
 
-fn parse_tags(doc: &RawDocument, out: &mut Vec<(String, String)>) -> Result<(), HelloError> {
-    for element in doc {
+fn parse_tags<'a>(doc: Doc<'a>, out: &mut SmallVec<[(&'a str, &'a str); 8]>) -> Result<(), HelloError> {
+    for element in doc.iter() {
         let (key, value) = element.map_err(bson_err)?;
         if out.len() >= MAX_TAGS {
             return Err(HelloError::TooMany { field: "tags", count: out.len() + 1, limit: MAX_TAGS });
         }
+        let key = std::str::from_utf8(key).map_err(|_| bson_err("a tag name is not valid UTF-8"))?;
         let v = as_str("tags", value)?.ok_or_else(|| wrong("tags", "a document of strings", value))?;
-        out.push((key.as_str().to_owned(), v.to_owned()));
+        out.push((key, v));
     }
     Ok(())
 }
 
-fn parse_last_write(doc: &RawDocument, sd: &mut ServerDescription) -> Result<(), HelloError> {
-    for element in doc {
+fn parse_last_write(doc: Doc<'_>, sd: &mut ServerDescription) -> Result<(), HelloError> {
+    for element in doc.iter() {
         let (key, value) = element.map_err(bson_err)?;
-        match key.as_str() {
-            "lastWriteDate" => {
+        match key {
+            b"lastWriteDate" => {
                 sd.last_write_date = match value {
-                    RawBsonRef::DateTime(d) => Some(d),
+                    Value::DateTime(ms) => Some(bson::DateTime::from_millis(ms)),
                     // The spec tests write dates as plain numbers of milliseconds.
-                    RawBsonRef::Int64(ms) => Some(bson::DateTime::from_millis(ms)),
-                    RawBsonRef::Int32(ms) => Some(bson::DateTime::from_millis(i64::from(ms))),
-                    RawBsonRef::Null | RawBsonRef::Undefined => None,
+                    Value::Int64(ms) => Some(bson::DateTime::from_millis(ms)),
+                    Value::Int32(ms) => Some(bson::DateTime::from_millis(i64::from(ms))),
+                    Value::Null | Value::Undefined => None,
                     other => return Err(wrong("lastWrite.lastWriteDate", "a date", other)),
                 };
             }
-            "opTime" => {
+            b"opTime" => {
                 // The opTime is opaque to SDAM: kept when it has the usual shape.
-                if let RawBsonRef::Document(op) = value {
-                    let ts = op.get("ts").map_err(bson_err)?.and_then(RawBsonRef::as_timestamp);
-                    let t =
-                        op.get("t").map_err(bson_err)?.and_then(|t| t.as_i64().or(t.as_i32().map(i64::from)));
+                if let Value::Document(op) = value {
+                    let (mut ts, mut t) = (None, None);
+                    for element in op.iter() {
+                        match element.map_err(bson_err)? {
+                            (b"ts", Value::Timestamp { time, increment }) => {
+                                ts = Some(bson::Timestamp { time, increment });
+                            }
+                            (b"t", Value::Int64(v)) => t = Some(v),
+                            (b"t", Value::Int32(v)) => t = Some(i64::from(v)),
+                            _ => {}
+                        }
+                    }
                     sd.op_time = ts.map(|ts| OpTime { ts, t: t.unwrap_or(-1) });
                 }
             }
@@ -363,13 +601,17 @@ fn parse_last_write(doc: &RawDocument, sd: &mut ServerDescription) -> Result<(),
 
 /// Parses a `topologyVersion` document (`{processId: ObjectId, counter: int64}`).
 pub fn parse_topology_version(doc: &RawDocument) -> Result<TopologyVersion, HelloError> {
+    topology_version(Doc::new(doc.as_bytes()).map_err(bson_err)?)
+}
+
+fn topology_version(doc: Doc<'_>) -> Result<TopologyVersion, HelloError> {
     let mut process_id = None;
     let mut counter = None;
-    for element in doc {
+    for element in doc.iter() {
         let (key, value) = element.map_err(bson_err)?;
-        match key.as_str() {
-            "processId" => process_id = as_oid("topologyVersion.processId", value)?,
-            "counter" => counter = as_i64("topologyVersion.counter", value)?,
+        match key {
+            b"processId" => process_id = as_oid("topologyVersion.processId", value)?,
+            b"counter" => counter = as_i64("topologyVersion.counter", value)?,
             _ => {}
         }
     }
@@ -383,15 +625,15 @@ pub fn parse_topology_version(doc: &RawDocument) -> Result<TopologyVersion, Hell
     }
 }
 
-fn parse_compression(value: RawBsonRef<'_>) -> Result<Vec<String>, HelloError> {
+fn parse_compression(value: Value<'_>) -> Result<Vec<String>, HelloError> {
     let arr = match value {
-        RawBsonRef::Array(a) => a,
-        RawBsonRef::Null | RawBsonRef::Undefined => return Ok(Vec::new()),
+        Value::Array(a) => a,
+        Value::Null | Value::Undefined => return Ok(Vec::new()),
         other => return Err(wrong("compression", "an array of strings", other)),
     };
     let mut out = Vec::new();
-    for item in arr {
-        let item = item.map_err(bson_err)?;
+    for item in arr.iter() {
+        let (_, item) = item.map_err(bson_err)?;
         if out.len() >= 16 {
             return Err(HelloError::TooMany { field: "compression", count: out.len() + 1, limit: 16 });
         }

@@ -12,6 +12,7 @@
 
 pub mod address;
 pub mod app_error;
+mod bson_scan;
 pub mod compatibility;
 pub mod connection_string;
 pub mod events;
@@ -24,6 +25,7 @@ pub mod rng;
 pub mod rtt;
 pub mod selection;
 pub mod server_description;
+mod server_map;
 pub mod topology;
 pub mod topology_description;
 mod update_rules;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
+use smallvec::SmallVec;
 
 use crate::address::ServerAddress;
 
@@ -92,43 +93,73 @@ impl fmt::Display for ServerType {
 }
 
 /// A server's tags (`tags` in a replica set member's hello reply), sorted by key.
+///
+/// Cloning is cheap: the pairs are shared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Tags(Vec<(String, String)>);
+pub struct Tags(Option<Arc<[(String, String)]>>);
+
+/// Sorts by key keeping the last value of a repeated key.
+fn normalize<T, K: Ord>(pairs: &mut SmallVec<[T; 8]>, key: impl Fn(&T) -> K) {
+    pairs.reverse();
+    pairs.sort_by_key(|p| key(p));
+    pairs.dedup_by(|a, b| key(a) == key(b));
+}
 
 impl Tags {
     /// Builds the tag map; on a repeated key the last value wins.
-    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
-        pairs.reverse();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|a, b| a.0 == b.0);
-        Self(pairs)
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        let mut pairs = SmallVec::from_vec(pairs);
+        normalize(&mut pairs, |(k, _)| k.clone());
+        Self((!pairs.is_empty()).then(|| Arc::from(pairs.into_vec())))
+    }
+
+    /// [`Tags::new`] from borrowed pairs.
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        if pairs.is_empty() {
+            return Self::default();
+        }
+        let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::from_slice(pairs);
+        normalize(&mut pairs, |(k, _)| *k);
+        Self(Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()))
+    }
+
+    /// Whether `Tags::from_pairs(pairs)` would equal `self` (checked without allocating).
+    pub(crate) fn same_as(&self, pairs: &[(&str, &str)]) -> bool {
+        let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::from_slice(pairs);
+        normalize(&mut pairs, |(k, _)| *k);
+        self.len() == pairs.len() && self.iter().zip(&pairs).all(|(a, b)| a == *b)
+    }
+
+    fn pairs(&self) -> &[(String, String)] {
+        self.0.as_deref().unwrap_or(&[])
     }
 
     /// The value of tag `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| self.0[i].1.as_str())
+        let pairs = self.pairs();
+        pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| pairs[i].1.as_str())
     }
 
     /// The tags, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs().is_empty()
     }
 
     /// The number of tags.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs().len()
     }
 }
 
 impl fmt::Display for Tags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }

@@ -1,12 +1,14 @@
 //! The `Topology` state machine: inputs in, outputs drained, time passed in.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
 use bson::raw::RawDocument;
+use smallvec::SmallVec;
 
 use crate::address::ServerAddress;
 use crate::app_error::{
@@ -18,7 +20,7 @@ use crate::monitor::{ConnectionId, FailureKind, Monitor, Phase, RequestId, RttTa
 use crate::rng::Rng;
 use crate::selection::{Selection, SelectionPoll};
 use crate::server_description::{ServerDescription, ServerType};
-use crate::topology_description::{TopologyDescription, TopologyType};
+use crate::topology_description::{ServerMap, TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
 
 mod seedlist;
@@ -329,6 +331,8 @@ struct ServerState {
     operations: u32,
     /// The server's monitor (none in load-balanced mode).
     monitor: Option<Monitor>,
+    /// The monitor's deadline as recorded in `Topology::timers`.
+    timer: Option<Instant>,
 }
 
 /// What an exchange the core asked for is for.
@@ -418,12 +422,23 @@ enum Purpose {
 /// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
 /// assert_eq!(description.servers.len(), 2);
 /// ```
-#[derive(Debug)]
+///
+/// # Cloning
+///
+/// `clone` forks the state machine: both copies go on independently from the same state
+/// (pending requests, schedules, queued outputs). Only one of them may drive real I/O; the
+/// other is for what-if analysis, replay and benchmarks that start every run from the same
+/// state.
+#[derive(Debug, Clone)]
 pub struct Topology {
     config: TopologyConfig,
     id: TopologyId,
     description: Arc<TopologyDescription>,
     servers: BTreeMap<ServerAddress, ServerState>,
+    /// Every monitor's next deadline (see [`ServerState::timer`]), earliest first.
+    timers: BTreeSet<(Instant, ServerAddress)>,
+    /// Servers whose monitor changed since `timers` was last brought up to date.
+    touched: SmallVec<[ServerAddress; 4]>,
     outputs: VecDeque<Output>,
     rng: Rng,
     closed: bool,
@@ -480,6 +495,8 @@ impl Topology {
             id,
             description: Arc::clone(&description),
             servers,
+            timers: BTreeSet::new(),
+            touched: SmallVec::new(),
             outputs: VecDeque::new(),
             rng,
             closed: false,
@@ -563,13 +580,19 @@ impl Topology {
         if self.closed {
             return None;
         }
+        let earliest = if self.touched.is_empty() {
+            self.timers.first().map(|(t, _)| *t)
+        } else {
+            // Not reached: every `&mut self` entry point ends with `run_timers`. Scan instead.
+            self.servers.values().filter_map(|s| s.monitor.as_ref()?.next_deadline()).min()
+        };
+        debug_assert_eq!(
+            earliest,
+            self.servers.values().filter_map(|s| s.monitor.as_ref()?.next_deadline()).min(),
+            "the timer index agrees with the monitors"
+        );
         let srv = self.srv.as_ref().and_then(|s| s.next_deadline(self.description.topology_type));
-        self.servers
-            .values()
-            .filter_map(|s| s.monitor.as_ref()?.next_deadline())
-            .chain(srv)
-            .min()
-            .map(|t| t.max(self.last_now))
+        earliest.into_iter().chain(srv).min().map(|t| t.max(self.last_now))
     }
 
     /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups (and counts
@@ -629,7 +652,10 @@ impl Topology {
         self.last_now = self.last_now.max(now);
         match input {
             Input::HelloReply { address, reply, round_trip_time } => {
-                let new = match ServerDescription::from_hello(address.clone(), reply, now) {
+                let previous = self.description.server(&address).cloned();
+                let parsed =
+                    ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
+                let new = match parsed {
                     Ok(mut sd) => {
                         if sd.server_type != ServerType::Unknown {
                             sd.round_trip_time = Some(round_trip_time);
@@ -660,9 +686,10 @@ impl Topology {
             Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
             Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
             Input::RequestImmediateCheck => {
-                for state in self.servers.values_mut() {
+                for (address, state) in &mut self.servers {
                     if let Some(m) = state.monitor.as_mut() {
                         m.request_check(now);
+                        self.touched.push(address.clone());
                     }
                 }
             }
@@ -691,6 +718,7 @@ impl Topology {
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        let sd = Arc::new(sd);
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
     }
 
@@ -716,18 +744,18 @@ impl Topology {
         }
         let next = Arc::new(next);
         let id = self.id;
-        for sd in next.servers.iter() {
-            if let Some(old) = previous.servers.get(&sd.address) {
-                if !Arc::ptr_eq(old, sd) && **old != **sd {
-                    self.emit(Event::ServerDescriptionChanged {
-                        topology_id: id,
-                        address: sd.address.clone(),
-                        previous: Arc::clone(old),
-                        new: Arc::clone(sd),
-                    });
-                }
+        // Servers whose description changed, in address order; shared chunks are skipped.
+        let outputs = &mut self.outputs;
+        ServerMap::for_each_replaced(&previous.servers, &next.servers, |old, sd| {
+            if **old != **sd {
+                outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
+                    topology_id: id,
+                    address: sd.address.clone(),
+                    previous: Arc::clone(old),
+                    new: Arc::clone(sd),
+                }));
             }
-        }
+        });
         for address in &changes.added {
             self.servers.entry(address.clone()).or_default();
             self.emit(Event::ServerOpening { topology_id: id, address: address.clone() });
@@ -735,7 +763,7 @@ impl Topology {
         }
         for gone in &changes.removed {
             if !next.servers.contains(&gone.address) {
-                if let Some(state) = self.servers.remove(&gone.address) {
+                if let Some(state) = self.remove_server_state(&gone.address) {
                     self.stop_monitor(state.monitor);
                 }
                 self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
@@ -855,12 +883,14 @@ impl Topology {
         let id = self.id;
         let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
         for address in addresses {
-            if let Some(state) = self.servers.remove(&address) {
+            if let Some(state) = self.remove_server_state(&address) {
                 self.stop_monitor(state.monitor);
             }
             self.emit(Event::ServerClosed { topology_id: id, address });
         }
         self.servers.clear();
+        self.timers.clear();
+        self.touched.clear();
         self.requests.clear();
         self.emit(Event::TopologyClosed { topology_id: id });
         self.closed = true;
@@ -886,6 +916,7 @@ impl Topology {
         let streaming = self.config.streaming_enabled();
         if let Some(state) = self.servers.get_mut(address) {
             state.monitor.get_or_insert_with(|| Monitor::new(now, streaming));
+            self.touched.push(address.clone());
         }
     }
 
@@ -906,7 +937,7 @@ impl Topology {
 
     /// Asks the monitor of `address` for an immediate check.
     fn request_check(&mut self, address: &ServerAddress, now: Instant) {
-        if let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) {
+        if let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) {
             m.request_check(now);
         }
     }
@@ -914,7 +945,7 @@ impl Topology {
     /// Cancels the check in flight on `address` and closes its monitoring connection.
     fn cancel_check(&mut self, address: &ServerAddress, now: Instant) {
         let heartbeat = self.config.heartbeat_frequency;
-        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         let cancelled = match m.phase {
             Phase::Checking { request, .. } => Some(request),
             Phase::Idle { .. } => None,
@@ -935,17 +966,44 @@ impl Topology {
     /// Starts every check and RTT measurement due at `now`.
     fn run_timers(&mut self, now: Instant) {
         self.last_now = self.last_now.max(now);
-        let due: Vec<ServerAddress> = self
-            .servers
-            .iter()
-            .filter(|(_, s)| s.monitor.as_ref().and_then(Monitor::next_deadline).is_some_and(|t| t <= now))
-            .map(|(a, _)| a.clone())
-            .collect();
+        self.update_timers();
+        let mut due: SmallVec<[ServerAddress; 4]> =
+            self.timers.iter().take_while(|(t, _)| *t <= now).map(|(_, a)| a.clone()).collect();
+        // In address order, as a scan of the servers would find them.
+        due.sort_unstable();
         for address in due {
             self.start_check_if_due(&address, now);
             self.start_rtt_if_due(&address, now);
         }
         self.run_srv_timers(now);
+        self.update_timers();
+    }
+
+    /// Brings `timers` up to date with the monitors touched since the last call.
+    fn update_timers(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        for address in touched {
+            let Some(state) = self.servers.get_mut(&address) else { continue };
+            let deadline = state.monitor.as_ref().and_then(Monitor::next_deadline);
+            if deadline != state.timer {
+                if let Some(t) = state.timer {
+                    self.timers.remove(&(t, address.clone()));
+                }
+                if let Some(t) = deadline {
+                    self.timers.insert((t, address));
+                }
+                state.timer = deadline;
+            }
+        }
+    }
+
+    /// Removes a server's state and its timer.
+    fn remove_server_state(&mut self, address: &ServerAddress) -> Option<ServerState> {
+        let state = self.servers.remove(address)?;
+        if let Some(t) = state.timer {
+            self.timers.remove(&(t, address.clone()));
+        }
+        Some(state)
     }
 
     fn start_check_if_due(&mut self, address: &ServerAddress, now: Instant) {
@@ -953,7 +1011,7 @@ impl Topology {
         let connection_id = self.next_id();
         let heartbeat = self.config.heartbeat_frequency;
         let connect_timeout = nonzero(self.config.connect_timeout);
-        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         if !matches!(m.phase, Phase::Idle { next_check } if next_check <= now) {
             return;
         }
@@ -999,7 +1057,7 @@ impl Topology {
         let id = self.next_id();
         let connection_id = self.next_id();
         let connect_timeout = nonzero(self.config.connect_timeout);
-        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         let hello_ok = m.hello_ok;
         let Some(task) = m.rtt_task.as_mut().filter(|t| t.request.is_none() && t.next_at <= now) else {
             return;
@@ -1041,7 +1099,7 @@ impl Topology {
         let heartbeat = self.config.heartbeat_frequency;
         if purpose == Purpose::Rtt {
             self.requests.remove(&request);
-            if let Some(m) = self.servers.get_mut(&address).and_then(|s| s.monitor.as_mut()) {
+            if let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, &address) {
                 // The reply's content is ignored; only its duration counts ("Measuring RTT").
                 m.rtt.add_sample(round_trip_time);
                 if let Some(task) = m.rtt_task.as_mut() {
@@ -1051,10 +1109,11 @@ impl Topology {
             }
             return;
         }
-        let Some(m) = self.servers.get_mut(&address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, &address) else { return };
         let Phase::Checking { started, awaited, handshake, .. } = m.phase else { return };
         let connection = m.connection.unwrap_or(ConnectionId(0));
-        let parsed = ServerDescription::from_hello(address.clone(), reply, now);
+        let previous = self.description.server(&address).map(Arc::clone);
+        let parsed = ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
         let failure = match &parsed {
             Ok(sd) if sd.server_type == ServerType::Unknown => sd.error.as_deref().map(str::to_owned),
             Ok(_) => None,
@@ -1133,11 +1192,8 @@ impl Topology {
             self.requests.remove(&request);
             let heartbeat = self.config.heartbeat_frequency;
             let mut close = None;
-            if let Some(task) = self
-                .servers
-                .get_mut(&address)
-                .and_then(|s| s.monitor.as_mut())
-                .and_then(|m| m.rtt_task.as_mut())
+            if let Some(task) =
+                monitor_mut(&mut self.servers, &mut self.touched, &address).and_then(|m| m.rtt_task.as_mut())
             {
                 task.request = None;
                 close = task.connection.take();
@@ -1165,7 +1221,7 @@ impl Topology {
         let heartbeat = self.config.heartbeat_frequency;
         let was_known =
             self.description.server(address).is_some_and(|sd| sd.server_type != ServerType::Unknown);
-        let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return };
+        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         let Phase::Checking { started, awaited, .. } = m.phase else { return };
         // 1. Close the monitoring connection (the RTT one stays: it has its own schedule).
         let connection = m.connection.take();
@@ -1200,6 +1256,17 @@ impl Topology {
     fn command(&mut self, command: Command) {
         self.outputs.push_back(Output::Command(command));
     }
+}
+
+/// The monitor of `address`, recorded as touched so its timer is brought up to date.
+fn monitor_mut<'s>(
+    servers: &'s mut BTreeMap<ServerAddress, ServerState>,
+    touched: &mut SmallVec<[ServerAddress; 4]>,
+    address: &ServerAddress,
+) -> Option<&'s mut Monitor> {
+    let monitor = servers.get_mut(address)?.monitor.as_mut()?;
+    touched.push(address.clone());
+    Some(monitor)
 }
 
 /// A zero duration means "no limit" for connectTimeoutMS.

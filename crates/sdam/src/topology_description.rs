@@ -8,7 +8,9 @@ use std::time::Duration;
 use bson::oid::ObjectId;
 
 use crate::address::ServerAddress;
-use crate::server_description::{ServerDescription, ServerType};
+use crate::server_description::ServerDescription;
+
+pub use crate::server_map::{Iter as ServerIter, ServerMap};
 
 /// The kind of deployment (server-discovery-and-monitoring.md, "TopologyType").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -64,91 +66,6 @@ impl TopologyType {
 impl fmt::Display for TopologyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The servers of a topology, sorted by address, each description shared behind an `Arc`.
-///
-/// Replacing one server's description clones pointers, never other descriptions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerMap {
-    entries: Vec<Arc<ServerDescription>>,
-}
-
-impl ServerMap {
-    /// The description of the server at `address`.
-    pub fn get(&self, address: &ServerAddress) -> Option<&Arc<ServerDescription>> {
-        self.position(address).ok().map(|i| &self.entries[i])
-    }
-
-    /// Whether the server at `address` is in the topology.
-    pub fn contains(&self, address: &ServerAddress) -> bool {
-        self.position(address).is_ok()
-    }
-
-    /// The servers, sorted by address.
-    pub fn iter(&self) -> std::slice::Iter<'_, Arc<ServerDescription>> {
-        self.entries.iter()
-    }
-
-    /// The number of servers.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no servers.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The addresses, sorted.
-    pub fn addresses(&self) -> impl Iterator<Item = &ServerAddress> {
-        self.entries.iter().map(|sd| &sd.address)
-    }
-
-    fn position(&self, address: &ServerAddress) -> Result<usize, usize> {
-        self.entries.binary_search_by(|sd| sd.address.cmp(address))
-    }
-
-    /// Inserts or replaces the description of its address; returns the previous one.
-    pub(crate) fn insert(&mut self, sd: Arc<ServerDescription>) -> Option<Arc<ServerDescription>> {
-        match self.position(&sd.address) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i], sd)),
-            Err(i) => {
-                self.entries.insert(i, sd);
-                None
-            }
-        }
-    }
-
-    /// Removes the server at `address`; returns its description.
-    pub(crate) fn remove(&mut self, address: &ServerAddress) -> Option<Arc<ServerDescription>> {
-        self.position(address).ok().map(|i| self.entries.remove(i))
-    }
-
-    /// Keeps only the servers for which `keep` is true; calls `removed` for each other one.
-    pub(crate) fn retain(
-        &mut self,
-        mut keep: impl FnMut(&ServerDescription) -> bool,
-        mut removed: impl FnMut(Arc<ServerDescription>),
-    ) {
-        let mut kept = Vec::with_capacity(self.entries.len());
-        for sd in self.entries.drain(..) {
-            if keep(&sd) {
-                kept.push(sd);
-            } else {
-                removed(sd);
-            }
-        }
-        self.entries = kept;
-    }
-}
-
-impl<'a> IntoIterator for &'a ServerMap {
-    type Item = &'a Arc<ServerDescription>;
-    type IntoIter = std::slice::Iter<'a, Arc<ServerDescription>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
     }
 }
 
@@ -215,12 +132,12 @@ impl TopologyDescription {
 
     /// The primary, if one is known.
     pub fn primary(&self) -> Option<&Arc<ServerDescription>> {
-        self.servers.iter().find(|sd| sd.server_type == ServerType::RSPrimary)
+        self.servers.primary()
     }
 
     /// Whether a server of a data-bearing type is known (handy for "is the deployment up?").
     pub fn has_data_bearing_server(&self) -> bool {
-        self.servers.iter().any(|sd| sd.server_type.is_data_bearing())
+        self.servers.has_data_bearing()
     }
 
     /// Inserts or replaces a server description (for tests and tools that build a

@@ -38,7 +38,7 @@ impl TopologyDescription {
     /// than the current description ("Parsing a hello or legacy hello response").
     pub(crate) fn apply(
         &mut self,
-        new: ServerDescription,
+        new: Arc<ServerDescription>,
         settings: RuleSettings,
         changes: &mut Changes,
     ) -> bool {
@@ -60,7 +60,12 @@ impl TopologyDescription {
     }
 
     /// The TopologyType table, after the server is known to be in the topology.
-    fn apply_unchecked(&mut self, new: ServerDescription, settings: RuleSettings, changes: &mut Changes) {
+    fn apply_unchecked(
+        &mut self,
+        new: Arc<ServerDescription>,
+        settings: RuleSettings,
+        changes: &mut Changes,
+    ) {
         let address = new.address.clone();
         let server_type = new.server_type;
         match self.topology_type {
@@ -72,23 +77,23 @@ impl TopologyDescription {
                             && new.set_name.as_ref() != Some(expected) =>
                     {
                         let found = new.set_name.as_deref().unwrap_or("no setName");
-                        ServerDescription::unknown_with_error(
+                        Arc::new(ServerDescription::unknown_with_error(
                             address,
                             format!(
                                 "replica set name mismatch: expected {expected:?}, server reports {found:?}"
                             ),
-                        )
+                        ))
                     }
                     _ => new,
                 };
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
             }
             // "TopologyType LoadBalanced": the one server is always a LoadBalancer.
             TopologyType::LoadBalanced => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
             }
             TopologyType::Unknown => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone => {
                         self.update_unknown_with_standalone(&address, settings, changes);
@@ -108,14 +113,14 @@ impl TopologyDescription {
                 }
             }
             TopologyType::Sharded => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 // "TopologyType Sharded": keep Unknown servers and mongoses, remove others.
                 if !matches!(server_type, ServerType::Unknown | ServerType::Mongos) {
                     self.remove(&address, changes);
                 }
             }
             TopologyType::ReplicaSetNoPrimary => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone | ServerType::Mongos => self.remove(&address, changes),
                     ServerType::RSPrimary => {
@@ -129,7 +134,7 @@ impl TopologyDescription {
                 }
             }
             TopologyType::ReplicaSetWithPrimary => {
-                self.servers.insert(Arc::new(new));
+                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone | ServerType::Mongos => {
                         self.remove(&address, changes);
@@ -189,27 +194,14 @@ impl TopologyDescription {
         };
     }
 
-    /// "Checking wire protocol compatibility", over every server.
+    /// "Checking wire protocol compatibility", over every server (the first incompatible
+    /// server in address order names the error).
     pub(crate) fn update_compatibility(&mut self) {
-        self.compatibility_error = self
-            .servers
-            .iter()
-            .filter(|sd| !compatibility::is_compatible(sd))
-            .find_map(|sd| compatibility::check(sd));
+        self.compatibility_error = self.servers.first_incompatible().and_then(|sd| compatibility::check(sd));
     }
 
     /// "Logical Session Timeout": the minimum over data-bearing servers, null if any is null.
     pub(crate) fn update_logical_session_timeout(&mut self) {
-        let mut min: Option<i64> = None;
-        for sd in self.servers.iter().filter(|sd| sd.server_type.is_data_bearing()) {
-            match sd.logical_session_timeout_minutes {
-                None => {
-                    self.logical_session_timeout_minutes = None;
-                    return;
-                }
-                Some(v) => min = Some(min.map_or(v, |m| m.min(v))),
-            }
-        }
-        self.logical_session_timeout_minutes = min;
+        self.logical_session_timeout_minutes = self.servers.logical_session_timeout();
     }
 }

@@ -279,6 +279,9 @@ impl fmt::Display for Explanation {
 
 /// Records rejections while the selection pipeline runs. The fast path uses [`Ignore`].
 pub(crate) trait Observer {
+    /// Whether `reject` records anything; when false, callers skip the passes that only
+    /// find servers to reject.
+    const RECORDS: bool = true;
     /// `server` is out, for the reason `why` builds (called only by observers that record,
     /// so the fast path never builds one).
     fn reject(&mut self, server: &ServerDescription, why: impl FnOnce() -> Rejection);
@@ -290,6 +293,7 @@ pub(crate) trait Observer {
 pub(crate) struct Ignore;
 
 impl Observer for Ignore {
+    const RECORDS: bool = false;
     #[inline]
     fn reject(&mut self, _: &ServerDescription, _: impl FnOnce() -> Rejection) {}
     #[inline]

@@ -17,7 +17,7 @@ use super::criteria::SelectionCriteria;
 use super::explanation::{Ignore, Observer, Rejection};
 use super::in_window::{choose_in_window, OperationCounts};
 use super::latency_window::retain_in_window;
-use super::topology_rules::Rules;
+use super::topology_rules::{type_filter, Rules};
 use super::ServerList;
 
 /// Why a selection attempt cannot succeed whatever the servers' state: it fails at once
@@ -139,6 +139,16 @@ pub(crate) fn window_with<'a, O: Observer>(
     criteria: &SelectionCriteria,
     observer: &mut O,
 ) -> Result<ServerList<'a>, ImmediateFailure> {
+    if !O::RECORDS {
+        if let Some(keep) = type_filter(topology, criteria) {
+            // The same answer as the general path below, without its intermediate list.
+            check_preconditions(topology, criteria)?;
+            let mut servers = ServerList::new();
+            if topology.servers.in_window_of_type(keep, topology.local_threshold, &mut servers) {
+                return Ok(servers);
+            }
+        }
+    }
     let mut servers = suitable_with(topology, criteria, observer)?;
     // Step 5: filter by the latency window.
     retain_in_window(&mut servers, topology.local_threshold, observer);

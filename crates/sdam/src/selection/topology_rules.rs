@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::read_preference::{ReadPreference, ReadPreferenceMode};
 use crate::server_description::{ServerDescription, ServerType};
+use crate::server_map::TypeSet;
 use crate::topology_description::{TopologyDescription, TopologyType};
 
 use super::criteria::{Operation, SelectionCriteria};
@@ -51,7 +52,7 @@ impl<'a, 'c, O: Observer> Rules<'a, 'c, O> {
     pub(crate) fn suitable(mut self) -> ServerList<'a> {
         // server-selection.md, "Server Selection Algorithm", step 3: filter out deprioritized
         // servers first.
-        if self.skip_deprioritized {
+        if self.skip_deprioritized && O::RECORDS {
             for sd in &self.topology.servers {
                 if self.criteria.is_deprioritized(&sd.address) {
                     self.observer.reject(sd, || Rejection::Deprioritized);
@@ -87,21 +88,38 @@ impl<'a, 'c, O: Observer> Rules<'a, 'c, O> {
     /// The servers this pass looks at.
     fn servers(&self) -> impl Iterator<Item = &'a Arc<ServerDescription>> + '_ {
         let topology: &'a TopologyDescription = self.topology;
-        topology
-            .servers
-            .iter()
-            .filter(move |sd| !(self.skip_deprioritized && self.criteria.is_deprioritized(&sd.address)))
+        let skip = self.skip_deprioritized && !self.criteria.deprioritized().is_empty();
+        topology.servers.iter().filter(move |sd| !(skip && self.criteria.is_deprioritized(&sd.address)))
+    }
+
+    /// The servers this pass looks at whose type `keep` accepts, in one pass and with at most
+    /// one allocation.
+    fn collect_types(&self, keep: impl Fn(ServerType) -> bool) -> ServerList<'a> {
+        let mut list = ServerList::new();
+        let n = self.topology.servers.len();
+        if n > list.inline_size() {
+            list.reserve_exact(n);
+        }
+        self.servers().for_each(|sd| {
+            if keep(sd.server_type) {
+                list.push(sd);
+            }
+        });
+        list
     }
 
     /// The servers whose type `keep` accepts; the others are rejected (as Unknown when they
     /// are, else under `rule`).
     fn of_type(&mut self, keep: impl Fn(ServerType) -> bool, rule: &'static str) -> ServerList<'a> {
         self.reject_types(&keep, rule);
-        self.servers().filter(|sd| keep(sd.server_type)).collect()
+        self.collect_types(keep)
     }
 
     /// Rejects the servers whose type `handled` does not accept.
     fn reject_types(&mut self, handled: &dyn Fn(ServerType) -> bool, rule: &'static str) {
+        if !O::RECORDS {
+            return;
+        }
         let topology: &'a TopologyDescription = self.topology;
         for sd in topology.servers.iter() {
             if self.skip_deprioritized && self.criteria.is_deprioritized(&sd.address) {
@@ -164,7 +182,7 @@ impl<'a, 'c, O: Observer> Rules<'a, 'c, O> {
     /// The candidates of the given types that pass `maxStalenessSeconds` and then the tag
     /// sets (server-selection.md: "maxStalenessSeconds" is applied before "tag_sets").
     fn eligible(&mut self, rp: &ReadPreference, candidate: impl Fn(ServerType) -> bool) -> ServerList<'a> {
-        let mut list: ServerList<'a> = self.servers().filter(|sd| candidate(sd.server_type)).collect();
+        let mut list = self.collect_types(candidate);
         if let Some(max) = rp.max_staleness() {
             let topology = self.topology;
             let observer = &mut *self.observer;
@@ -204,4 +222,34 @@ impl<'a, 'c, O: Observer> Rules<'a, 'c, O> {
             keep
         });
     }
+}
+
+/// When the suitable servers for `criteria` are exactly the servers of some types (no tag
+/// sets, no staleness bound, no selector, nothing deprioritized), those types; the fast path
+/// then reads the types and round-trip times straight from the server map.
+pub(crate) fn type_filter(topology: &TopologyDescription, criteria: &SelectionCriteria) -> Option<TypeSet> {
+    use ServerType::{LoadBalancer, Mongos, RSPrimary, RSSecondary, Unknown};
+    if criteria.selector().is_some() || !criteria.deprioritized().is_empty() {
+        return None;
+    }
+    Some(match topology.topology_type {
+        TopologyType::Unknown => TypeSet::NONE,
+        TopologyType::Single => TypeSet::except(&[Unknown]),
+        TopologyType::Sharded => TypeSet::of(&[Mongos]),
+        TopologyType::LoadBalanced => TypeSet::of(&[LoadBalancer]),
+        TopologyType::ReplicaSetWithPrimary | TopologyType::ReplicaSetNoPrimary => match criteria.operation()
+        {
+            Operation::Write if topology.topology_type == TopologyType::ReplicaSetWithPrimary => {
+                TypeSet::of(&[RSPrimary])
+            }
+            Operation::Write => TypeSet::NONE,
+            Operation::Read(rp) => match rp.mode() {
+                ReadPreferenceMode::Primary => TypeSet::of(&[RSPrimary]),
+                _ if !rp.tag_sets().is_empty() || rp.max_staleness().is_some() => return None,
+                ReadPreferenceMode::Secondary => TypeSet::of(&[RSSecondary]),
+                ReadPreferenceMode::Nearest => TypeSet::of(&[RSPrimary, RSSecondary]),
+                _ => return None,
+            },
+        },
+    })
 }
