@@ -24,6 +24,9 @@ pub mod rng;
 pub mod rtt;
 pub mod selection;
 pub mod server_description;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod topology;
 pub mod topology_description;
 mod update_rules;
