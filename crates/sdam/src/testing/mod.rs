@@ -13,6 +13,7 @@
 
 pub mod bytes;
 pub mod harness;
+pub mod hello_fields;
 pub mod invariants;
 pub mod plan;
 pub mod selection_case;

@@ -145,3 +145,16 @@ fn a_replica_set_is_discovered_through_the_harness() {
     assert_eq!(td.servers.iter().filter(|sd| sd.is_available()).count(), 2);
     assert_eq!(Plan::from_bytes(&plan.to_bytes()), plan);
 }
+
+proptest! {
+    /// Hello documents with fields of any type never make the parser panic, and a rejected
+    /// one says why.
+    #[test]
+    fn hello_fields_of_any_type_parse_or_are_explained(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let doc = super::hello_fields::hello_fields(&mut super::bytes::Reader::new(&bytes));
+        let address = crate::ServerAddress::parse("a:27017").unwrap();
+        if let Err(e) = crate::ServerDescription::from_hello(address, &doc, crate::test_instant()) {
+            prop_assert!(e.to_string().starts_with("malformed hello reply"), "{}", e);
+        }
+    }
+}
