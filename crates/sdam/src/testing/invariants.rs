@@ -457,3 +457,84 @@ pub fn check_selection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bson::oid::ObjectId;
+
+    use super::*;
+
+    fn addr(s: &str) -> ServerAddress {
+        ServerAddress::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_event_checker_rejects_broken_streams() {
+        let id = TopologyId(ObjectId::from_bytes([1; 12]));
+        let sd = |t: ServerType| {
+            let mut sd = ServerDescription::unknown(addr("a"));
+            sd.server_type = t;
+            Arc::new(sd)
+        };
+        let change = |previous, new| Event::ServerDescriptionChanged {
+            topology_id: id,
+            address: addr("a"),
+            previous,
+            new,
+        };
+        // Nothing before TopologyOpening.
+        let mut c = EventChecker::new();
+        assert!(c.observe(&Event::ServerOpening { topology_id: id, address: addr("a") }).is_err());
+        // A change for a server never opened, then a previous that is not the last new.
+        let mut c = EventChecker::new();
+        c.observe(&Event::TopologyOpening { topology_id: id }).unwrap();
+        assert!(c.observe(&change(sd(ServerType::Unknown), sd(ServerType::Standalone))).is_err());
+        c.observe(&Event::ServerOpening { topology_id: id, address: addr("a") }).unwrap();
+        c.observe(&change(sd(ServerType::Unknown), sd(ServerType::Standalone))).unwrap();
+        assert!(c.observe(&change(sd(ServerType::Unknown), sd(ServerType::Mongos))).is_err());
+        // TopologyClosed while a server is open, and anything after it.
+        assert!(c.observe(&Event::TopologyClosed { topology_id: id }).is_err());
+        c.observe(&Event::ServerClosed { topology_id: id, address: addr("a") }).unwrap();
+        c.observe(&Event::TopologyClosed { topology_id: id }).unwrap();
+        assert!(c.observe(&Event::TopologyOpening { topology_id: id }).is_err());
+    }
+
+    #[test]
+    fn election_tuples_must_not_go_backwards() {
+        let eid = |n: u8| Some(ObjectId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]));
+        let td = |e, s| {
+            let mut td = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
+            td.max_election_id = e;
+            td.max_set_version = s;
+            td
+        };
+        // 6.0+: a newer electionId may come with a lower setVersion; before 6.0, the reverse.
+        assert!(check_max_election(&td(eid(1), Some(5)), &td(eid(2), Some(1))).is_ok());
+        assert!(check_max_election(&td(eid(2), Some(1)), &td(eid(1), Some(5))).is_ok());
+        assert!(check_max_election(&td(eid(2), Some(5)), &td(eid(1), Some(4))).is_err());
+        assert!(check_max_election(&td(eid(2), Some(5)), &td(None, None)).is_err());
+    }
+
+    #[test]
+    fn descriptions_of_impossible_shapes_are_rejected() {
+        let config = TopologyConfig::with_seeds([addr("a")]);
+        let server = |host: &str, t: ServerType, set: Option<&str>| {
+            let mut sd = ServerDescription::unknown(addr(host));
+            sd.server_type = t;
+            sd.set_name = set.map(str::to_owned);
+            sd
+        };
+        let mut td = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
+        td.set_name = Some("rs".into());
+        td.insert_server(server("a", ServerType::RSPrimary, Some("rs")));
+        assert!(check_description(&td, &config).is_ok());
+        td.insert_server(server("b", ServerType::RSSecondary, Some("other")));
+        assert!(check_description(&td, &config).unwrap_err().contains("of set"));
+        td.insert_server(server("b", ServerType::RSPrimary, Some("rs")));
+        assert!(check_description(&td, &config).unwrap_err().contains("2 RSPrimary"));
+        let mut single = TopologyDescription::new(TopologyType::Single);
+        single.insert_server(server("a", ServerType::Standalone, None));
+        single.insert_server(server("b", ServerType::Standalone, None));
+        assert!(check_description(&single, &config).unwrap_err().contains("2 servers"));
+    }
+}
