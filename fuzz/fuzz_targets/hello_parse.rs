@@ -1,11 +1,18 @@
 //! Arbitrary bytes as a hello reply: BSON validation, then hello parsing, then the update
-//! rules of a topology. Nothing may panic; a parse error must name a field.
+//! rules of a topology. The same bytes also build two valid BSON documents (a modelled reply,
+//! and hello field names with values of any type) so the fuzzer gets past BSON validation.
+//! Nothing may panic; a parse error must say what was malformed; the description keeps its
+//! invariants.
 #![no_main]
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use sdam::testing::bytes::{Codec, Reader};
+use sdam::testing::hello_fields::hello_fields;
+use sdam::testing::invariants;
+use sdam::testing::plan::Reply;
 use sdam::{Input, ServerAddress, ServerDescription, Topology, TopologyConfig};
 
 fn origin() -> Instant {
@@ -14,11 +21,20 @@ fn origin() -> Instant {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The bytes as they are (most are not BSON) ...
+    check(data);
+    // ... and as two valid documents: a modelled reply, and hello fields of any type.
+    let address = ServerAddress::parse("a:27017").unwrap();
+    check(Reply::from_bytes(data).to_document(&address).as_bytes());
+    check(hello_fields(&mut Reader::new(data)).as_bytes());
+});
+
+fn check(data: &[u8]) {
     let Ok(doc) = bson::RawDocument::from_bytes(data) else { return };
     let address = ServerAddress::parse("a:27017").unwrap();
     match ServerDescription::from_hello(address.clone(), doc, origin()) {
         Ok(sd) => assert!(sd.hosts.len() + sd.passives.len() + sd.arbiters.len() <= sdam::hello::MAX_REPORTED_MEMBERS),
-        Err(e) => assert!(!e.to_string().is_empty()),
+        Err(e) => assert!(e.to_string().starts_with("malformed hello reply"), "{e}"),
     }
     // The same reply through a replica set topology: every update rule may run.
     let mut config = TopologyConfig::with_seeds([address.clone()]);
@@ -27,5 +43,7 @@ fuzz_target!(|data: &[u8]| {
     topology.handle(Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1) }, origin());
     while topology.poll_output().is_some() {}
     let td = topology.description();
-    assert!(td.servers.iter().filter(|s| s.server_type == sdam::ServerType::RSPrimary).count() <= 1);
-});
+    if let Err(violation) = invariants::check_description(&td, topology.config()) {
+        panic!("{violation}");
+    }
+}

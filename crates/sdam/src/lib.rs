@@ -26,6 +26,9 @@ pub mod rtt;
 pub mod selection;
 pub mod server_description;
 mod server_map;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod topology;
 pub mod topology_description;
 mod update_rules;

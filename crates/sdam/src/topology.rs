@@ -603,6 +603,14 @@ impl Topology {
         }
     }
 
+    /// Every server the topology tracks, with whether its monitor exists: for the invariant
+    /// checks of [`crate::testing`] (each described server has a monitor, no other does).
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub fn monitor_census(&self) -> Vec<(ServerAddress, bool)> {
+        self.servers.iter().map(|(a, s)| (a.clone(), s.monitor.is_some())).collect()
+    }
+
     /// Whether the topology was closed.
     pub fn is_closed(&self) -> bool {
         self.closed

@@ -159,7 +159,9 @@ impl TopologyDescription {
         settings: RuleSettings,
         changes: &mut Changes,
     ) {
-        if settings.single_seed {
+        // "settings.seeds has one seed": SRV polling may have added hosts to a one-seed
+        // topology, and Single holds exactly one server, so the seed must still be alone.
+        if settings.single_seed && self.servers.len() == 1 {
             self.topology_type = TopologyType::Single;
         } else {
             self.remove(address, changes);
@@ -203,5 +205,44 @@ impl TopologyDescription {
     /// "Logical Session Timeout": the minimum over data-bearing servers, null if any is null.
     pub(crate) fn update_logical_session_timeout(&mut self) {
         self.logical_session_timeout_minutes = self.servers.logical_session_timeout();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standalone(host: &str) -> ServerDescription {
+        let mut sd = ServerDescription::unknown(ServerAddress::parse(host).unwrap());
+        sd.server_type = ServerType::Standalone;
+        sd.max_wire_version = 21;
+        sd
+    }
+
+    /// Found by the property tests: one seed, a host added by SRV polling, then the seed
+    /// answers as a standalone. Single would hold two servers; the standalone is removed.
+    #[test]
+    fn a_standalone_seed_is_not_single_once_srv_added_hosts() {
+        let mut td = TopologyDescription::new(TopologyType::Unknown);
+        td.insert_server(ServerDescription::unknown(ServerAddress::parse("s1.example.com").unwrap()));
+        td.insert_server(ServerDescription::unknown(ServerAddress::parse("s3.example.com").unwrap()));
+        let mut changes = Changes::default();
+        assert!(td.apply(
+            Arc::new(standalone("s1.example.com")),
+            RuleSettings { single_seed: true },
+            &mut changes
+        ));
+        assert_eq!(td.topology_type, TopologyType::Unknown);
+        assert_eq!(td.servers.len(), 1);
+        assert_eq!(changes.removed.len(), 1);
+
+        let mut alone = TopologyDescription::new(TopologyType::Unknown);
+        alone.insert_server(ServerDescription::unknown(ServerAddress::parse("a").unwrap()));
+        assert!(alone.apply(
+            Arc::new(standalone("a")),
+            RuleSettings { single_seed: true },
+            &mut Changes::default()
+        ));
+        assert_eq!(alone.topology_type, TopologyType::Single);
     }
 }
