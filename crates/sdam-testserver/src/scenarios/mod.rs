@@ -25,6 +25,7 @@ use crate::Cluster;
 mod discovery;
 mod failover;
 mod faults;
+mod interop;
 mod selection;
 #[cfg(feature = "tls")]
 mod tls;
@@ -32,6 +33,7 @@ mod tls;
 pub use discovery::{close_releases_everything, discovery_from_one_seed, streaming_and_polling_members};
 pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
+pub use interop::jongodb_interop;
 pub use selection::{mongos_latency_window, secondary_preferred_and_tag_sets};
 #[cfg(feature = "tls")]
 pub use tls::{plaintext_client_against_tls_fails, tls_discovery, write_ca_file};
@@ -105,6 +107,10 @@ macro_rules! scenario_tests {
         #[test]
         fn malformed_replies_fail_checks() {
             $crate::scenarios::malformed_replies_fail_checks::<$harness>();
+        }
+        #[test]
+        fn jongodb_interop() {
+            $crate::scenarios::jongodb_interop::<$harness>();
         }
         #[cfg(feature = "tls")]
         #[test]

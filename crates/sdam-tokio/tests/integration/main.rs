@@ -5,7 +5,6 @@
 
 mod adapter;
 mod harness;
-mod jongodb;
 
 mod scenarios {
     sdam_testserver::scenario_tests!(crate::harness::TokioHarness);
