@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// What an interop test prints when the binary is absent.
 pub const SKIP_MESSAGE: &str = "skipped: jongodb not installed, run scripts/install-jongodb.sh";
 
+/// Set (as `.ci/run` does) to make the interop scenario fail instead of skipping when the
+/// binary is absent.
+pub const REQUIRE_ENV: &str = "SDAM_REQUIRE_JONGODB";
+
 /// The environment variable naming the binary.
 pub const BIN_ENV: &str = "SDAM_JONGODB_BIN";
 

@@ -11,9 +11,6 @@ use sdam::{ConnectionString, Event, ServerType, TopologyConfig, TopologyType};
 use super::{start, wait_for, EventStream, Harness, HEARTBEAT};
 use crate::jongodb::{self, Jongodb, Profile};
 
-/// Set (as `.ci/run` does) to fail instead of skipping when jongodb is absent.
-pub const REQUIRE_ENV: &str = "SDAM_REQUIRE_JONGODB";
-
 fn config_for(uri: &str) -> TopologyConfig {
     let cs =
         ConnectionString::parse(uri).unwrap_or_else(|e| panic!("jongodb printed an invalid URI {uri}: {e}"));
@@ -34,7 +31,11 @@ fn only_type(d: &sdam::TopologyDescription) -> Option<ServerType> {
 pub fn jongodb_interop<H: Harness>() {
     let Some(binary) = jongodb::binary() else {
         // CI installs jongodb and sets this, so the suite cannot pass there by skipping.
-        assert!(std::env::var_os(REQUIRE_ENV).is_none(), "{REQUIRE_ENV} is set but jongodb is not installed");
+        assert!(
+            std::env::var_os(jongodb::REQUIRE_ENV).is_none(),
+            "{} is set but jongodb is not installed",
+            jongodb::REQUIRE_ENV
+        );
         println!("{}", jongodb::SKIP_MESSAGE);
         return;
     };
