@@ -146,8 +146,10 @@ async fn wakeups_follow_the_heartbeat() {
         "3-member set, 500 ms heartbeat: {wakeups} driver wakeups and {} hellos sent in 3 s",
         after.hellos_sent - before.hellos_sent
     );
-    // Per member and second: two streamed replies and two RTT samples at most.
-    assert!(wakeups <= 3 * 3 * 4 + 10, "{wakeups} wakeups in 3 s");
+    // Per member and second at most: two streamed replies (one wakeup each) and two RTT
+    // samples (two wakeups each: the reply, then the timer for the next one), plus slack for
+    // the first checks. A driver that spun would wake thousands of times.
+    assert!(wakeups <= 3 * 3 * 6 + 10, "{wakeups} wakeups in 3 s");
     client.close().await;
 }
 
