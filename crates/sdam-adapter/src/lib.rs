@@ -1,0 +1,69 @@
+//! # sdam-adapter
+//!
+//! The runtime-independent half of the [`sdam`] adapters: everything `sdam-std` (threads and
+//! `std::net`) and `sdam-tokio` (tasks and tokio sockets) have in common, written once.
+//!
+//! - [`ClientEvent`]: what a client publishes to its subscribers.
+//! - [`Error`] and [`SelectError`]: why a client could not be built, why a selection failed.
+//! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
+//! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
+//!   client configuration built from them.
+//! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
+//!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
+//!   adapters run the resolver on their runtime).
+//!
+//! Both adapters re-export these items (`sdam_std::ClientEvent`, `sdam_tokio::Error`, ...), so
+//! they are the **same types** in both: code that handles events or errors, or a connection
+//! pool that listens for [`ClientEvent::PoolCleared`], works unchanged with either adapter.
+//! Applications normally use an adapter and never name this crate.
+
+#![forbid(unsafe_code)]
+
+pub mod dns;
+mod error;
+mod events;
+mod guard;
+pub mod tls;
+mod uri;
+
+pub use error::{Error, SelectError};
+pub use events::ClientEvent;
+pub use guard::{InputSink, ServerGuard};
+pub use tls::TlsOptions;
+pub use uri::config_from_uri;
+
+use std::hash::{BuildHasher, Hasher};
+
+use sdam::{ServerAddress, ServerType, TopologyDescription};
+
+/// The servers of `description` whose type is known (not Unknown): what `Client::nodes`
+/// returns.
+pub fn known_servers(description: &TopologyDescription) -> Vec<ServerAddress> {
+    description
+        .servers
+        .iter()
+        .filter(|sd| sd.server_type != ServerType::Unknown)
+        .map(|sd| sd.address.clone())
+        .collect()
+}
+
+/// A random, non-zero seed for [`sdam::TopologyConfig::rng_seed`] when the configuration
+/// leaves it at 0 (std's hasher keys are drawn from the operating system's randomness).
+pub fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5d_a3);
+    hasher.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_seeds_are_never_zero_and_differ() {
+        let seeds: Vec<u64> = (0..8).map(|_| random_seed()).collect();
+        assert!(seeds.iter().all(|&s| s != 0));
+        assert!(seeds.windows(2).any(|w| w[0] != w[1]), "{seeds:?}");
+    }
+}
