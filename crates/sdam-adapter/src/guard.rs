@@ -24,7 +24,11 @@ pub struct ServerGuard {
 impl ServerGuard {
     /// For adapters: the guard of the server a selection chose; `sink` is told when the
     /// operation ends.
-    pub fn new(sink: Arc<dyn InputSink>, address: ServerAddress, description: Arc<ServerDescription>) -> Self {
+    pub fn new(
+        sink: Arc<dyn InputSink>,
+        address: ServerAddress,
+        description: Arc<ServerDescription>,
+    ) -> Self {
         Self { sink, address, description }
     }
 

@@ -34,7 +34,10 @@ mod tests {
         let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsCAFile=/etc/ca.pem").unwrap();
         assert_eq!(
             tls,
-            Some(TlsOptions { ca_file: Some(PathBuf::from("/etc/ca.pem")), allow_invalid_certificates: false })
+            Some(TlsOptions {
+                ca_file: Some(PathBuf::from("/etc/ca.pem")),
+                allow_invalid_certificates: false
+            })
         );
         let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsInsecure=true").unwrap();
         assert!(tls.unwrap().allow_invalid_certificates);

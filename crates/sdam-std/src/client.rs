@@ -1,20 +1,16 @@
 //! The client handle: construction, server selection, snapshots, events, errors, close.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sdam::selection::{Selection, SelectionCriteria, SelectionOptions, SelectionPoll};
-use sdam::{
-    ApplicationError, ConnectionString, Input, ServerAddress, ServerDescription, ServerType, Topology,
-    TopologyConfig, TopologyDescription,
-};
+use sdam::{ApplicationError, Input, ServerAddress, Topology, TopologyConfig, TopologyDescription};
 
 use crate::driver::Driver;
-use crate::events::{ClientEvent, Subscription};
+use crate::events::Subscription;
 use crate::shared::Shared;
-use crate::{ClientOptions, Error, SelectError};
+use crate::{ClientEvent, ClientOptions, Error, SelectError, ServerGuard};
 
 /// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
 /// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
@@ -68,10 +64,11 @@ impl Client {
     /// [`Client::new`] with TLS and other adapter options.
     pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
         if config.rng_seed == 0 {
-            config.rng_seed = os_seed();
+            config.rng_seed = sdam_adapter::random_seed();
         }
         #[cfg(feature = "tls")]
-        let tls = options.tls.as_ref().map(crate::tls::client_config).transpose().map_err(Error::Tls)?;
+        let tls =
+            options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
         let tls = {
             let ClientOptions {} = options;
@@ -89,9 +86,19 @@ impl Client {
     /// feature, `tls=true`, `tlsCAFile`, `tlsAllowInvalidCertificates` and `tlsInsecure`
     /// configure TLS.
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let cs = ConnectionString::parse(uri)?;
-        let config = TopologyConfig::from_connection_string(&cs);
-        Self::with_options(config, options_from(&cs)?)
+        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
+        #[cfg(feature = "tls")]
+        let options = ClientOptions { tls };
+        #[cfg(not(feature = "tls"))]
+        let options = match tls {
+            None => ClientOptions::default(),
+            Some(_) => {
+                return Err(Error::Unsupported(
+                    "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
+                ))
+            }
+        };
+        Self::with_options(config, options)
     }
 
     /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable
@@ -112,12 +119,7 @@ impl Client {
             }
             let until = match poll {
                 SelectionPoll::Selected(chosen) => {
-                    let guard = ServerGuard {
-                        shared: Arc::clone(shared),
-                        address: chosen.address,
-                        description: chosen.description,
-                    };
-                    return Ok(guard);
+                    return Ok(ServerGuard::new(Arc::clone(shared) as _, chosen.address, chosen.description));
                 }
                 SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
                 SelectionPoll::Wait { until, .. } => until,
@@ -145,13 +147,7 @@ impl Client {
 
     /// The servers whose type is not Unknown.
     pub fn nodes(&self) -> Vec<ServerAddress> {
-        let description = self.description();
-        description
-            .servers
-            .iter()
-            .filter(|s| s.server_type != ServerType::Unknown)
-            .map(|s| s.address.clone())
-            .collect()
+        sdam_adapter::known_servers(&self.description())
     }
 
     /// Subscribes to the client's events from now on.
@@ -181,60 +177,6 @@ impl Client {
     pub(crate) fn live_threads(&self) -> usize {
         self.handle.shared.live_threads()
     }
-}
-
-/// A selected server. Dropping it ends the operation (the in-window choice counts
-/// operations in progress).
-#[derive(Debug)]
-pub struct ServerGuard {
-    shared: Arc<Shared>,
-    address: ServerAddress,
-    description: Arc<ServerDescription>,
-}
-
-impl ServerGuard {
-    /// The server's address.
-    pub fn address(&self) -> &ServerAddress {
-        &self.address
-    }
-
-    /// The server's description when it was selected.
-    pub fn description(&self) -> &Arc<ServerDescription> {
-        &self.description
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.shared.handle(Input::OperationFinished(self.address.clone()));
-    }
-}
-
-/// A random seed from the OS (std's hasher keys are drawn from OS randomness).
-fn os_seed() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0x5d_a3);
-    hasher.finish().max(1)
-}
-
-#[cfg(feature = "tls")]
-fn options_from(cs: &ConnectionString) -> Result<ClientOptions, Error> {
-    let o = cs.options();
-    let tls = cs.tls_enabled().then(|| crate::TlsOptions {
-        ca_file: o.tls_ca_file.as_ref().map(std::path::PathBuf::from),
-        allow_invalid_certificates: o.tls_allow_invalid_certificates.or(o.tls_insecure).unwrap_or(false),
-    });
-    Ok(ClientOptions { tls })
-}
-
-#[cfg(not(feature = "tls"))]
-fn options_from(cs: &ConnectionString) -> Result<ClientOptions, Error> {
-    if cs.tls_enabled() {
-        return Err(Error::Tls(
-            "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
-        ));
-    }
-    Ok(ClientOptions::default())
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hickory_resolver::proto::rr::{RData, Record};
 use hickory_resolver::TokioResolver;
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
 use sdam::{Input, RequestId};
+use sdam_adapter::dns::{srv_answer, timed_out, txt_answer};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::shared::Shared;
@@ -118,20 +118,14 @@ async fn lookup(shared: Arc<Shared>, resolver: Arc<Result<TokioResolver, String>
     let result = match &job {
         Lookup::Srv { name, timeout, .. } => {
             match tokio::time::timeout(*timeout, resolver.srv_lookup(name.as_str())).await {
-                Ok(r) => Answer::Srv(srv_answer(
-                    name,
-                    r.map(|l| l.answers().to_vec()).map_err(|e| (e.is_no_records_found(), e.to_string())),
-                )),
-                Err(_) => Answer::Srv(Err(timed_out(name, *timeout))),
+                Ok(r) => Answer::Srv(srv_answer(name, r)),
+                Err(_) => Answer::Srv(Err(timed_out("SRV", name, *timeout))),
             }
         }
         Lookup::Txt { name, timeout, .. } => {
             match tokio::time::timeout(*timeout, resolver.txt_lookup(name.as_str())).await {
-                Ok(r) => Answer::Txt(txt_answer(
-                    name,
-                    r.map(|l| l.answers().to_vec()).map_err(|e| (e.is_no_records_found(), e.to_string())),
-                )),
-                Err(_) => Answer::Txt(Err(timed_out(name, *timeout))),
+                Ok(r) => Answer::Txt(txt_answer(name, r)),
+                Err(_) => Answer::Txt(Err(timed_out("TXT", name, *timeout))),
             }
         }
     };
@@ -156,123 +150,5 @@ fn answer(shared: &Shared, request: RequestId, job: &Lookup, result: Result<(), 
     match job {
         Lookup::Srv { .. } => shared.handle(Input::SrvResolved { request, result: Err(error) }),
         Lookup::Txt { .. } => shared.handle(Input::TxtResolved { request, result: Err(error) }),
-    }
-}
-
-fn timed_out(name: &str, timeout: Duration) -> String {
-    format!("DNS lookup of {name} timed out after {} ms", timeout.as_millis())
-}
-
-/// The SRV records of an answer (empty when the name has none: what that means is the
-/// core's decision).
-pub(crate) fn srv_answer(
-    name: &str,
-    answer: Result<Vec<Record>, (bool, String)>,
-) -> Result<Vec<SrvRecord>, String> {
-    match answer {
-        Ok(records) => Ok(records
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::SRV(srv) => Some(
-                    SrvRecord::new(srv.target.to_string(), srv.port)
-                        .with_ttl(Duration::from_secs(u64::from(r.ttl))),
-                ),
-                _ => None,
-            })
-            .collect()),
-        Err((true, _)) => Ok(Vec::new()),
-        Err((false, e)) => Err(format!("SRV lookup of {name} failed: {e}")),
-    }
-}
-
-/// The TXT records of an answer; a name without TXT records is an empty answer.
-pub(crate) fn txt_answer(
-    name: &str,
-    answer: Result<Vec<Record>, (bool, String)>,
-) -> Result<Vec<TxtRecord>, String> {
-    match answer {
-        Ok(records) => Ok(records
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(txt) => {
-                    Some(TxtRecord::new(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned())))
-                }
-                _ => None,
-            })
-            .collect()),
-        Err((true, _)) => Ok(Vec::new()),
-        Err((false, e)) => Err(format!("TXT lookup of {name} failed: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hickory_resolver::proto::rr::rdata::{SRV, TXT};
-    use hickory_resolver::proto::rr::Name;
-
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
-
-    fn srv(target: &str, port: u16, ttl: u32) -> Record {
-        Record::from_rdata(
-            name("_mongodb._tcp.test.build.10gen.cc."),
-            ttl,
-            RData::SRV(SRV::new(0, 5, port, name(target))),
-        )
-    }
-
-    fn txt(strings: &[&str]) -> Record {
-        let strings = strings.iter().map(|s| (*s).to_owned()).collect();
-        Record::from_rdata(name("test.build.10gen.cc."), 60, RData::TXT(TXT::new(strings)))
-    }
-
-    #[test]
-    fn srv_records_keep_target_port_and_ttl() {
-        let answer = vec![
-            srv("localhost.test.build.10gen.cc.", 27017, 60),
-            srv("other.test.build.10gen.cc.", 27018, 300),
-        ];
-        let records = srv_answer("_mongodb._tcp.test.build.10gen.cc", Ok(answer)).unwrap();
-        assert_eq!(
-            records,
-            vec![
-                SrvRecord::new("localhost.test.build.10gen.cc.", 27017).with_ttl(Duration::from_secs(60)),
-                SrvRecord::new("other.test.build.10gen.cc.", 27018).with_ttl(Duration::from_secs(300)),
-            ]
-        );
-    }
-
-    #[test]
-    fn srv_without_records_is_an_empty_answer_and_errors_are_explained() {
-        assert_eq!(
-            srv_answer("_mongodb._tcp.x.example.com", Err((true, "no records".into()))),
-            Ok(Vec::new())
-        );
-        // Records of other types in the answer are ignored.
-        assert_eq!(srv_answer("_mongodb._tcp.x.example.com", Ok(vec![txt(&["a=b"])])), Ok(Vec::new()));
-        let err =
-            srv_answer("_mongodb._tcp.x.example.com", Err((false, "connection refused".into()))).unwrap_err();
-        assert_eq!(err, "SRV lookup of _mongodb._tcp.x.example.com failed: connection refused");
-    }
-
-    #[test]
-    fn txt_records_join_their_strings_and_absent_is_empty() {
-        let records =
-            txt_answer("x.example.com", Ok(vec![txt(&["replicaSet=rs0&", "authSource=admin"])])).unwrap();
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].text(), "replicaSet=rs0&authSource=admin");
-        assert_eq!(txt_answer("x.example.com", Err((true, "none".into()))).unwrap(), Vec::new());
-        let err = txt_answer("x.example.com", Err((false, "servfail".into()))).unwrap_err();
-        assert_eq!(err, "TXT lookup of x.example.com failed: servfail");
-    }
-
-    #[test]
-    fn timeouts_name_the_lookup() {
-        assert_eq!(
-            timed_out("x.example.com", Duration::from_millis(1500)),
-            "DNS lookup of x.example.com timed out after 1500 ms"
-        );
     }
 }

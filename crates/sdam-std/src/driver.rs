@@ -8,8 +8,8 @@ use sdam::{Command, Output};
 
 use crate::connection::{Connections, TlsContext};
 use crate::dns::Dns;
-use crate::events::ClientEvent;
 use crate::shared::Shared;
+use crate::ClientEvent;
 
 /// The driver's state: the connections it runs and the DNS thread, once started.
 pub(crate) struct Driver {

@@ -4,32 +4,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bson::oid::ObjectId;
-use sdam::selection::SelectionLogEvent;
-use sdam::ServerAddress;
-
-/// One event of a client.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// An SDAM monitoring event from the core.
-    Sdam(sdam::Event),
-    /// A server selection log event.
-    Selection(SelectionLogEvent),
-    /// The core cleared a server's connection pool (`Command::ClearPool`): connections of a
-    /// generation below `generation` are stale. This adapter has no pool; drivers built on
-    /// it react here.
-    PoolCleared {
-        /// The server.
-        address: ServerAddress,
-        /// In load-balanced mode, the service whose connections are cleared.
-        service_id: Option<ObjectId>,
-        /// The pool's new generation.
-        generation: u32,
-        /// Whether in-use connections must be interrupted too.
-        interrupt_in_use_connections: bool,
-    },
-}
+use crate::ClientEvent;
 
 /// A subscription to a client's events, from the moment it was made. The stream ends
 /// (`recv` returns `None`) once the client is closed and every event was received.

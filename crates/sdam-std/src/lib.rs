@@ -16,6 +16,9 @@
 //! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
 //!   `tlsAllowInvalidCertificates`; the server name is each address's host.
 //!
+//! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
+//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-tokio`'s.
+//!
 //! ```no_run
 //! use sdam::selection::SelectionCriteria;
 //!
@@ -31,17 +34,14 @@ mod client;
 mod connection;
 mod dns;
 mod driver;
-mod error;
 mod events;
 mod options;
 mod shared;
-#[cfg(feature = "tls")]
-mod tls;
 mod transport;
 
-pub use client::{Client, ServerGuard};
-pub use error::{Error, SelectError};
-pub use events::{ClientEvent, Subscription};
+pub use client::Client;
+pub use events::Subscription;
 pub use options::ClientOptions;
 #[cfg(feature = "tls")]
-pub use options::TlsOptions;
+pub use sdam_adapter::TlsOptions;
+pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};

@@ -82,3 +82,9 @@ impl Shared {
         })
     }
 }
+
+impl sdam_adapter::InputSink for Shared {
+    fn handle_input(&self, input: Input<'_>) {
+        self.handle(input);
+    }
+}

@@ -14,7 +14,7 @@ use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
 use crate::dns::Resolver;
-use crate::events::ClientEvent;
+use crate::ClientEvent;
 
 /// The current time for the core, from tokio's clock (so tests with a paused clock work).
 pub(crate) fn now() -> std::time::Instant {
@@ -344,4 +344,10 @@ impl Driver {
 /// A deadline that never comes (the sleep arm is disabled when there is no deadline).
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+impl sdam_adapter::InputSink for Shared {
+    fn handle_input(&self, input: Input<'_>) {
+        self.handle(input);
+    }
 }

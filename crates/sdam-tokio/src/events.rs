@@ -1,31 +1,8 @@
 //! What a client publishes: SDAM events, server selection log events, pool clears.
 
-use bson::oid::ObjectId;
-use sdam::selection::SelectionLogEvent;
-use sdam::ServerAddress;
 use tokio::sync::broadcast;
 
-/// One event a [`Client`](crate::Client) publishes to its subscribers.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// An SDAM monitoring event from the core (topology and server changes, heartbeats).
-    Sdam(sdam::Event),
-    /// A server selection log event (server-selection.md, "Logging").
-    Selection(SelectionLogEvent),
-    /// The core asked for a server's connection pool to be cleared (`Command::ClearPool`).
-    /// The adapter owns no pool: a connection pool built on it listens for this.
-    PoolCleared {
-        /// The server.
-        address: ServerAddress,
-        /// In load-balanced mode, the service whose connections are cleared.
-        service_id: Option<ObjectId>,
-        /// The pool's new generation: connections of older generations are stale.
-        generation: u32,
-        /// Whether connections in use must be interrupted too.
-        interrupt_in_use_connections: bool,
-    },
-}
+use crate::ClientEvent;
 
 /// A stream of [`ClientEvent`]s, from [`Client::subscribe`](crate::Client::subscribe).
 ///

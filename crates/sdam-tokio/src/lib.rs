@@ -20,6 +20,9 @@
 //!
 //! One driver task owns the [`sdam::Topology`]; each monitoring (and RTT) connection is a task
 //! owning its socket; [`Client::close`] returns once every task and socket is gone.
+//!
+//! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
+//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
 
 #![warn(missing_docs)]
 
@@ -30,20 +33,19 @@ mod events;
 #[cfg(feature = "tls")]
 mod tls;
 
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sdam::selection::{SelectionCriteria, SelectionError, SelectionOptions, SelectionPoll};
-use sdam::{ApplicationError, ConnectionString, Input, ServerAddress, ServerDescription, ServerType};
+use sdam::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
+use sdam::{ApplicationError, Input, ServerAddress};
 use sdam::{TopologyConfig, TopologyDescription};
 use tokio::task::JoinHandle;
 
 use crate::driver::{Driver, Shared};
-pub use crate::events::{ClientEvent, Subscription};
+pub use crate::events::Subscription;
 #[cfg(feature = "tls")]
-pub use crate::tls::TlsOptions;
+pub use sdam_adapter::TlsOptions;
+pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
 
 /// Settings of the adapter itself (the topology's are in [`TopologyConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,66 +70,6 @@ impl Default for ClientOptions {
         }
     }
 }
-
-/// Why a client could not be created.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The configuration is one the spec forbids.
-    Config(sdam::ConfigError),
-    /// The connection string is invalid.
-    ConnectionString(sdam::ConnectionStringError),
-    /// The connection string asks for something this build cannot do (e.g. TLS without the
-    /// `tls` feature).
-    Unsupported(String),
-    /// The TLS settings are unusable (an unreadable CA file, ...).
-    Tls(String),
-    /// Not called from within a tokio runtime.
-    NoRuntime,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(e) => write!(f, "invalid topology configuration: {e}"),
-            Self::ConnectionString(e) => write!(f, "invalid connection string: {e}"),
-            Self::Unsupported(e) | Self::Tls(e) => f.write_str(e),
-            Self::NoRuntime => f.write_str("sdam-tokio clients must be created inside a tokio runtime"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Config(e) => Some(e),
-            Self::ConnectionString(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// Why a server selection failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SelectError {
-    /// The core's verdict: timed out, incompatible topology or invalid read preference, with
-    /// each server's reason.
-    Selection(Box<SelectionError>),
-    /// The client was closed.
-    Closed,
-}
-
-impl fmt::Display for SelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Selection(e) => e.fmt(f),
-            Self::Closed => f.write_str("the client was closed"),
-        }
-    }
-}
-
-impl std::error::Error for SelectError {}
 
 /// Counters for tests and overhead measurements; not a stable interface.
 #[doc(hidden)]
@@ -175,7 +117,7 @@ impl Client {
     pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         if config.rng_seed == 0 {
-            config.rng_seed = std::collections::hash_map::RandomState::new().build_hasher().finish() | 1;
+            config.rng_seed = sdam_adapter::random_seed();
         }
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
@@ -192,28 +134,18 @@ impl Client {
     /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
     /// (`tls`, `tlsCAFile` and `tlsAllowInvalidCertificates` need the `tls` feature).
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let cs = ConnectionString::parse(uri).map_err(Error::ConnectionString)?;
-        let config = TopologyConfig::from_connection_string(&cs);
-        #[allow(unused_mut)]
-        let mut options = ClientOptions::default();
-        if cs.tls_enabled() {
-            #[cfg(feature = "tls")]
-            {
-                let o = cs.options();
-                options.tls = Some(TlsOptions {
-                    ca_file: o.tls_ca_file.as_ref().map(Into::into),
-                    allow_invalid_certificates: o
-                        .tls_allow_invalid_certificates
-                        .or(o.tls_insecure)
-                        .unwrap_or(false),
-                });
-            }
-            #[cfg(not(feature = "tls"))]
+        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
+        #[cfg(feature = "tls")]
+        let options = ClientOptions { tls, ..ClientOptions::default() };
+        #[cfg(not(feature = "tls"))]
+        if tls.is_some() {
             return Err(Error::Unsupported(
                 "the connection string asks for TLS, but sdam-tokio was built without its `tls` feature"
                     .into(),
             ));
         }
+        #[cfg(not(feature = "tls"))]
+        let options = ClientOptions::default();
         Self::with_options(config, options)
     }
 
@@ -244,11 +176,7 @@ impl Client {
             }
             match poll {
                 SelectionPoll::Selected(chosen) => {
-                    return Ok(ServerGuard {
-                        shared: Arc::clone(shared),
-                        address: chosen.address,
-                        description: chosen.description,
-                    })
+                    return Ok(ServerGuard::new(Arc::clone(shared) as _, chosen.address, chosen.description))
                 }
                 SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
                 SelectionPoll::Wait { until, .. } => {
@@ -271,13 +199,7 @@ impl Client {
 
     /// The servers whose type is known (not Unknown).
     pub fn nodes(&self) -> Vec<ServerAddress> {
-        let description = self.description();
-        description
-            .servers
-            .iter()
-            .filter(|sd| sd.server_type != ServerType::Unknown)
-            .map(|sd| sd.address.clone())
-            .collect()
+        sdam_adapter::known_servers(&self.description())
     }
 
     /// Subscribes to the events published from now on.
@@ -327,32 +249,5 @@ impl Client {
             open_connections: stats.open_connections.load(Ordering::SeqCst),
             hellos_sent: stats.hellos_sent.load(Ordering::Relaxed),
         }
-    }
-}
-
-/// A selected server. Dropping it tells the topology the operation on it ended (for the
-/// in-window choice by operation count).
-#[derive(Debug)]
-pub struct ServerGuard {
-    shared: Arc<Shared>,
-    address: ServerAddress,
-    description: Arc<ServerDescription>,
-}
-
-impl ServerGuard {
-    /// The server's address.
-    pub fn address(&self) -> &ServerAddress {
-        &self.address
-    }
-
-    /// The server's description when it was selected.
-    pub fn description(&self) -> &Arc<ServerDescription> {
-        &self.description
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.shared.handle(Input::OperationFinished(self.address.clone()));
     }
 }
