@@ -130,14 +130,26 @@ impl Tags {
         self.len() == pairs.len() && self.iter().zip(&pairs).all(|(a, b)| a == *b)
     }
 
+    #[inline]
     fn pairs(&self) -> &[(String, String)] {
         self.0.as_deref().unwrap_or(&[])
     }
 
     /// The value of tag `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
         let pairs = self.pairs();
+        if pairs.len() <= SCAN_TAGS {
+            // A few short keys: comparing lengths, then bytes in line, beats a search.
+            return pairs.iter().find(|(k, _)| short_eq(k, key)).map(|(_, v)| v.as_str());
+        }
         pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| pairs[i].1.as_str())
+    }
+
+    /// Whether the tag `key` has the value `value` (what a tag set asks, per pair).
+    #[inline]
+    pub(crate) fn has(&self, key: &str, value: &str) -> bool {
+        self.get(key).is_some_and(|v| short_eq(v, value))
     }
 
     /// The tags, sorted by key.
@@ -154,6 +166,23 @@ impl Tags {
     pub fn len(&self) -> usize {
         self.pairs().len()
     }
+}
+
+/// Up to how many tags [`Tags::get`] scans instead of searching.
+const SCAN_TAGS: usize = 8;
+
+/// String equality for the short keys and values of tags: lengths first, then the bytes in
+/// line (no call to `memcmp` for a few bytes).
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl fmt::Display for Tags {
