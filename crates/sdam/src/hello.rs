@@ -6,6 +6,7 @@
 //! into an Unknown server description.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bson::raw::RawDocument;
@@ -531,7 +532,10 @@ impl ServerDescription {
         sd.primary = primary;
 
         sd.server_type = flags.server_type(set_name);
-        sd.set_name = set_name.map(str::to_owned);
+        sd.set_name = match (previous, set_name) {
+            (Some(p), Some(name)) if p.set_name.as_deref() == Some(name) => p.set_name.clone(),
+            (_, name) => name.map(Arc::from),
+        };
         sd.tags = match previous {
             Some(p) if Tags::same_as(&p.tags, &tags) => p.tags.clone(),
             _ => Tags::from_pairs(&tags),

@@ -269,8 +269,8 @@ pub struct ServerDescription {
     pub arbiters: Vec<ServerAddress>,
     /// `tags`.
     pub tags: Tags,
-    /// `setName`.
-    pub set_name: Option<String>,
+    /// `setName` (shared with the server's previous description when it repeats it).
+    pub set_name: Option<Arc<str>>,
     /// `setVersion`.
     pub set_version: Option<i64>,
     /// `electionId`.
