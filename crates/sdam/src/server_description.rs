@@ -198,6 +198,80 @@ impl fmt::Display for Tags {
     }
 }
 
+/// A list of member addresses (`hosts`, `passives` or `arbiters` of a hello reply),
+/// normalized, sorted and without duplicates. Reads as a slice of addresses.
+///
+/// Cloning is cheap: the addresses are shared, and a reply that repeats the server's previous
+/// list shares that list instead of building a new one.
+#[derive(Clone, Default, Eq)]
+pub struct AddressList(Option<Arc<[ServerAddress]>>);
+
+impl AddressList {
+    /// The list of `addresses`, sorted and without duplicates.
+    pub fn new(mut addresses: Vec<ServerAddress>) -> Self {
+        addresses.sort_unstable();
+        addresses.dedup();
+        Self::from_sorted(addresses)
+    }
+
+    /// The list of addresses already sorted and without duplicates.
+    pub(crate) fn from_sorted(addresses: Vec<ServerAddress>) -> Self {
+        Self((!addresses.is_empty()).then(|| Arc::from(addresses)))
+    }
+
+    /// Whether both lists are the same shared allocation (or both empty).
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+
+    /// The addresses, sorted.
+    #[inline]
+    pub fn as_slice(&self) -> &[ServerAddress] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::ops::Deref for AddressList {
+    type Target = [ServerAddress];
+
+    #[inline]
+    fn deref(&self) -> &[ServerAddress] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for AddressList {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
+impl std::hash::Hash for AddressList {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl fmt::Debug for AddressList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl From<Vec<ServerAddress>> for AddressList {
+    /// [`AddressList::new`].
+    fn from(addresses: Vec<ServerAddress>) -> Self {
+        Self::new(addresses)
+    }
+}
+
 /// A server's `topologyVersion` (server-discovery-and-monitoring.md, "topologyVersion").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TopologyVersion {
@@ -262,11 +336,11 @@ pub struct ServerDescription {
     /// `me`, normalized.
     pub me: Option<ServerAddress>,
     /// `hosts`, normalized, sorted and without duplicates.
-    pub hosts: Vec<ServerAddress>,
+    pub hosts: AddressList,
     /// `passives`, normalized, sorted and without duplicates.
-    pub passives: Vec<ServerAddress>,
+    pub passives: AddressList,
     /// `arbiters`, normalized, sorted and without duplicates.
-    pub arbiters: Vec<ServerAddress>,
+    pub arbiters: AddressList,
     /// `tags`.
     pub tags: Tags,
     /// `setName` (shared with the server's previous description when it repeats it).
@@ -314,9 +388,9 @@ impl ServerDescription {
             min_wire_version: 0,
             max_wire_version: 0,
             me: None,
-            hosts: Vec::new(),
-            passives: Vec::new(),
-            arbiters: Vec::new(),
+            hosts: AddressList::default(),
+            passives: AddressList::default(),
+            arbiters: AddressList::default(),
             tags: Tags::default(),
             set_name: None,
             set_version: None,
@@ -350,7 +424,7 @@ impl ServerDescription {
 
     /// Every member this server reports: `hosts`, then `passives`, then `arbiters`.
     pub fn members(&self) -> impl Iterator<Item = &ServerAddress> {
-        self.hosts.iter().chain(&self.passives).chain(&self.arbiters)
+        self.hosts.iter().chain(self.passives.iter()).chain(self.arbiters.iter())
     }
 
     /// Whether `address` is among this server's hosts, passives or arbiters.
