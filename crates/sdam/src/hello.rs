@@ -207,12 +207,14 @@ impl<'p> Known<'p> {
         s: &str,
         parts: Option<(&str, u16)>,
     ) -> Result<ServerAddress, HelloError> {
-        let known = parts.and_then(|(host, port)| {
-            self.lists
-                .iter()
-                .find_map(|list| ServerAddress::find_parts(host, port, list))
-                .or_else(|| self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied())
-        });
+        // The server itself and its previous `me` and `primary` first: `me` and `primary`
+        // usually repeat one of those.
+        let known =
+            parts.and_then(|(host, port)| {
+                self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied().or_else(|| {
+                    self.lists.iter().find_map(|list| ServerAddress::find_parts(host, port, list))
+                })
+            });
         match known {
             Some(a) => Ok(a.clone()),
             None => as_address(field, s),
@@ -393,7 +395,9 @@ impl Field {
             (11, b'c', b'n') => Self::Compression,
             _ => return None,
         };
-        (field.name().as_bytes() == key).then_some(field)
+        // In line: the names are short, a call to `memcmp` costs more than the comparison.
+        let name = field.name().as_bytes();
+        (name.len() == key.len() && name.iter().zip(key).all(|(a, b)| a == b)).then_some(field)
     }
 }
 
