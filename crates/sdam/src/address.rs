@@ -19,7 +19,7 @@ pub const MAX_HOST_LEN: usize = 1024;
 ///
 /// Two addresses are equal when they name the same server after normalization, so
 /// `"A:27017"`, `"a"` and `"a:27017"` are one address. Cloning is cheap (the host is shared).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub enum ServerAddress {
     /// A TCP endpoint. `host` is lower-cased; an IPv6 literal is stored without brackets.
     Tcp {
@@ -70,6 +70,35 @@ impl Ord for ServerAddress {
                     a.cmp(b)
                 }
             }
+        }
+    }
+}
+
+impl PartialEq for ServerAddress {
+    /// The same variant with equal fields (what a derived `PartialEq` compares), shared host
+    /// text first, short text in line.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Tcp { host: a, port: p }, Self::Tcp { host: b, port: q }) => {
+                p == q && (Arc::ptr_eq(a, b) || cmp_short(a, b).is_eq())
+            }
+            (Self::Unix { path: a }, Self::Unix { path: b }) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::hash::Hash for ServerAddress {
+    /// The variant and its fields (consistent with `PartialEq`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::Tcp { host, port } => {
+                host.hash(state);
+                port.hash(state);
+            }
+            Self::Unix { path } => path.hash(state),
         }
     }
 }

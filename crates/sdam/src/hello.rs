@@ -395,9 +395,27 @@ impl Field {
             (11, b'c', b'n') => Self::Compression,
             _ => return None,
         };
-        // In line: the names are short, a call to `memcmp` costs more than the comparison.
-        let name = field.name().as_bytes();
-        (name.len() == key.len() && name.iter().zip(key).all(|(a, b)| a == b)).then_some(field)
+        eq_bytes(field.name().as_bytes(), key).then_some(field)
+    }
+}
+
+/// Byte equality for short slices, in line: two possibly overlapping words (8 or 4 bytes)
+/// cover any length from 4 to 16, instead of a call to `memcmp`.
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    let word8 =
+        |s: &[u8], at: usize| s.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    let word4 =
+        |s: &[u8], at: usize| s.get(at..at + 4).map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
+    match n {
+        0..=3 => a == b,
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -464,6 +482,12 @@ impl ServerDescription {
         previous: Option<&Self>,
     ) -> Result<Self, HelloError> {
         let doc = Doc::new(reply.as_bytes()).map_err(bson_err)?;
+        // The previous description's address (the same value): its host text is then shared,
+        // and comparisons with the topology's copies are pointer checks.
+        let address = match previous {
+            Some(p) if p.address == address => p.address.clone(),
+            _ => address,
+        };
         let mut sd = Self::unknown(address.clone());
         sd.last_update_time = Some(now);
         let known = Known::new(&address, previous);
@@ -754,6 +778,41 @@ mod tests {
             assert_eq!(after, alone, "{hosts:?}");
             assert!(!after.hosts.shares(&previous.hosts) || hosts.is_empty(), "{hosts:?}");
             assert_eq!(after.set_name.as_deref(), Some("rs2"));
+        }
+    }
+
+    #[test]
+    fn eq_bytes_is_slice_equality() {
+        for n in 0..32usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(eq_bytes(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!eq_bytes(&a, &b), "len {n}, differs at {i}");
+            }
+            assert!(!eq_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+        // Every field name is found by itself and not by a one-byte change.
+        for name in [
+            "ok",
+            "me",
+            "msg",
+            "tags",
+            "hosts",
+            "primary",
+            "setName",
+            "maxWireVersion",
+            "minWireVersion",
+            "logicalSessionTimeoutMinutes",
+            "maxBsonObjectSize",
+            "maxWriteBatchSize",
+        ] {
+            let field = Field::of(name.as_bytes()).unwrap();
+            assert_eq!(field.name(), name);
+            let mut changed = name.as_bytes().to_vec();
+            changed[1] ^= 1;
+            assert!(Field::of(&changed).is_none(), "{name}");
         }
     }
 
