@@ -20,6 +20,9 @@ use crate::address::ServerAddress;
 use crate::compatibility;
 use crate::server_description::{ServerDescription, ServerType};
 
+/// How many chunk pointers a [`ServerMap`] holds without a separate allocation.
+const INLINE_CHUNKS: usize = 2;
+
 /// The smallest chunk size the map aims for.
 const MIN_CHUNK: usize = 16;
 
@@ -150,7 +153,9 @@ impl Chunk {
 /// descriptions.
 #[derive(Clone, Default)]
 pub struct ServerMap {
-    chunks: Vec<Arc<Chunk>>,
+    /// Inline up to [`INLINE_CHUNKS`]: a small topology's snapshot then holds its chunk list
+    /// itself, one allocation fewer per update.
+    chunks: SmallVec<[Arc<Chunk>; INLINE_CHUNKS]>,
     len: usize,
 }
 
