@@ -410,7 +410,7 @@ fn check_event_server(expected: &Value, sd: &Arc<ServerDescription>) -> Result<(
     }
     for (key, actual) in [("hosts", &sd.hosts), ("passives", &sd.passives), ("arbiters", &sd.arbiters)] {
         let list = address_list(&expected[key])?;
-        if &list != actual {
+        if list[..] != actual[..] {
             return Err(mismatch(key, list, actual));
         }
     }

@@ -149,7 +149,7 @@ fn server_row(td: &TopologyDescription, sd: &ServerDescription) -> [String; 8] {
     [
         sd.address.to_string(),
         sd.server_type.as_str().to_owned(),
-        sd.set_name.clone().unwrap_or_default(),
+        sd.set_name.as_deref().unwrap_or_default().to_owned(),
         rtt,
         tags,
         staleness,
@@ -225,7 +225,7 @@ fn server_json(sd: &ServerDescription) -> Value {
     json!({
         "address": sd.address.to_string(),
         "type": sd.server_type.as_str(),
-        "setName": sd.set_name,
+        "setName": sd.set_name.as_deref(),
         "roundTripTimeMS": sd.round_trip_time.map(|d| d.as_secs_f64() * 1e3),
         "minRoundTripTimeMS": sd.min_round_trip_time.map(|d| d.as_secs_f64() * 1e3),
         "tags": sd.tags.iter().map(|(k, v)| (k.to_owned(), Value::from(v))).collect::<serde_json::Map<_, _>>(),
@@ -241,7 +241,7 @@ fn server_json(sd: &ServerDescription) -> Value {
 fn topology_json(td: &TopologyDescription) -> Value {
     json!({
         "type": td.topology_type.as_str(),
-        "setName": td.set_name,
+        "setName": td.set_name.as_deref(),
         "maxSetVersion": td.max_set_version,
         "maxElectionId": td.max_election_id.map(|o| o.to_hex()),
         "compatibilityError": td.compatibility_error,
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn tables_list_every_server_with_aligned_columns() {
         let mut td = TopologyDescription::new(TopologyType::ReplicaSetNoPrimary);
-        td.set_name = Some("rs0".to_owned());
+        td.set_name = Some("rs0".into());
         td.insert_server(ServerDescription::unknown(ServerAddress::parse("a:27017").unwrap()));
         let mut sd = ServerDescription::unknown(ServerAddress::parse("bb:27017").unwrap());
         sd.server_type = ServerType::RSSecondary;

@@ -19,7 +19,7 @@ pub const MAX_HOST_LEN: usize = 1024;
 ///
 /// Two addresses are equal when they name the same server after normalization, so
 /// `"A:27017"`, `"a"` and `"a:27017"` are one address. Cloning is cheap (the host is shared).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq)]
 pub enum ServerAddress {
     /// A TCP endpoint. `host` is lower-cased; an IPv6 literal is stored without brackets.
     Tcp {
@@ -33,6 +33,80 @@ pub enum ServerAddress {
         /// The socket's path, as given (case preserved).
         path: Arc<str>,
     },
+}
+
+/// Compares two strings as `str`'s `Ord` does (bytes, then length), in line: the hosts of
+/// server addresses are short, and a call to `memcmp` costs more than comparing them here.
+#[inline]
+fn cmp_short(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > 32 || b.len() > 32 {
+        return a.cmp(b);
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl Ord for ServerAddress {
+    /// TCP addresses first, by host then port; then Unix sockets by path. The same host text
+    /// (shared by clones) compares equal without reading it.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (Self::Tcp { host: a, port: p }, Self::Tcp { host: b, port: q }) => {
+                let hosts = if Arc::ptr_eq(a, b) { Ordering::Equal } else { cmp_short(a, b) };
+                hosts.then(p.cmp(q))
+            }
+            (Self::Tcp { .. }, Self::Unix { .. }) => Ordering::Less,
+            (Self::Unix { .. }, Self::Tcp { .. }) => Ordering::Greater,
+            (Self::Unix { path: a }, Self::Unix { path: b }) => {
+                if Arc::ptr_eq(a, b) {
+                    Ordering::Equal
+                } else {
+                    a.cmp(b)
+                }
+            }
+        }
+    }
+}
+
+impl PartialEq for ServerAddress {
+    /// The same variant with equal fields (what a derived `PartialEq` compares), shared host
+    /// text first, short text in line.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Tcp { host: a, port: p }, Self::Tcp { host: b, port: q }) => {
+                p == q && (Arc::ptr_eq(a, b) || cmp_short(a, b).is_eq())
+            }
+            (Self::Unix { path: a }, Self::Unix { path: b }) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::hash::Hash for ServerAddress {
+    /// The variant and its fields (consistent with `PartialEq`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::Tcp { host, port } => {
+                host.hash(state);
+                port.hash(state);
+            }
+            Self::Unix { path } => path.hash(state),
+        }
+    }
+}
+
+impl PartialOrd for ServerAddress {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Why a string is not a valid server address.
@@ -166,14 +240,14 @@ impl ServerAddress {
 
     /// Whether this is the TCP address `host:port` (`host` as stored: normalized).
     pub(crate) fn is_parts(&self, host: &str, port: u16) -> bool {
-        matches!(self, Self::Tcp { host: h, port: p } if *p == port && **h == *host)
+        matches!(self, Self::Tcp { host: h, port: p } if *p == port && cmp_short(h, host).is_eq())
     }
 
     /// The TCP address `host:port` in `sorted` (ascending), by binary search.
     pub(crate) fn find_parts<'s>(host: &str, port: u16, sorted: &'s [Self]) -> Option<&'s Self> {
         let i = sorted
             .binary_search_by(|a| match a {
-                Self::Tcp { host: h, port: p } => (&**h, *p).cmp(&(host, port)),
+                Self::Tcp { host: h, port: p } => cmp_short(h, host).then(p.cmp(&port)),
                 Self::Unix { .. } => std::cmp::Ordering::Greater,
             })
             .ok()?;
@@ -257,6 +331,33 @@ mod tests {
     use super::*;
 
     /// A string found by `normalized_parts` + `is_parts` parses to exactly that address.
+    /// The hand-written order is the one a derived `Ord` gave: TCP before Unix, then host
+    /// (as `str` orders it, short or long), then port; Unix sockets by path.
+    #[test]
+    fn order_is_tcp_by_host_then_port_then_unix_by_path() {
+        let long = "h".repeat(40);
+        let hosts = ["a", "ab", "b", "a0", "", "zz", long.as_str(), "hhhh"];
+        let mut all = Vec::new();
+        for h in hosts.iter().filter(|h| !h.is_empty()) {
+            for port in [1, 27017, 27018] {
+                all.push(ServerAddress::tcp(h, port).unwrap());
+            }
+        }
+        all.push(ServerAddress::parse("/tmp/a.sock").unwrap());
+        all.push(ServerAddress::parse("/tmp/b.sock").unwrap());
+        let key = |a: &ServerAddress| match a {
+            ServerAddress::Tcp { host, port } => (0, host.to_string(), *port),
+            ServerAddress::Unix { path } => (1, path.to_string(), 0),
+        };
+        for a in &all {
+            for b in &all {
+                assert_eq!(a.cmp(b), key(a).cmp(&key(b)), "{a} vs {b}");
+                assert_eq!(a.cmp(b).is_eq(), a == b, "{a} vs {b}");
+                assert_eq!(a.cmp(&b.clone()), a.cmp(b));
+            }
+        }
+    }
+
     #[test]
     fn normalized_parts_agree_with_parse() {
         let stored: Vec<ServerAddress> =

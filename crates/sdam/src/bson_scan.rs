@@ -117,11 +117,29 @@ fn split_u64(bytes: &[u8]) -> Option<([u8; 8], &[u8])> {
     Some((*head, rest))
 }
 
+/// The index of the first zero byte: eight bytes at a time (keys are about ten bytes long,
+/// too short for `memchr`'s setup to pay off), then one at a time for the tail.
+#[inline]
+fn find_zero(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
+        let v = u64::from_le_bytes(*word);
+        // The lowest set high bit marks the first zero byte (bits above it may be spurious).
+        let zeros = v.wrapping_sub(ONES) & !v & HIGHS;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes.get(at..)?.iter().position(|&b| b == 0).map(|i| at + i)
+}
+
 /// A C string: the bytes before the first zero, and what follows the zero.
 #[inline]
 fn split_cstring(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    // `from_bytes_until_nul` searches a word at a time.
-    let end = std::ffi::CStr::from_bytes_until_nul(bytes).ok()?.count_bytes();
+    let end = find_zero(bytes)?;
     Some((bytes.get(..end)?, bytes.get(end + 1..)?))
 }
 
@@ -250,6 +268,26 @@ impl<'a> Iterator for Elements<'a> {
 mod tests {
     use super::*;
     use bson::rawdoc;
+
+    #[test]
+    fn find_zero_finds_the_first_zero_at_every_position() {
+        for len in 0..20 {
+            for zero in 0..=len {
+                let mut bytes = vec![0x80u8; len];
+                // Bytes that borrow across in the word trick: 0x01 after a zero, 0x80 elsewhere.
+                if zero < len {
+                    bytes[zero] = 0;
+                    if zero + 1 < len {
+                        bytes[zero + 1] = 1;
+                    }
+                }
+                let expected = bytes.iter().position(|&b| b == 0);
+                assert_eq!(find_zero(&bytes), expected, "len {len} zero {zero}");
+                let ones = vec![1u8; len];
+                assert_eq!(find_zero(&ones), None);
+            }
+        }
+    }
 
     #[test]
     fn reads_what_bson_writes() {

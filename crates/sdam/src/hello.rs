@@ -6,6 +6,7 @@
 //! into an Unknown server description.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bson::raw::RawDocument;
@@ -14,7 +15,7 @@ use smallvec::SmallVec;
 use crate::bson_scan::{Doc, Value};
 
 use crate::address::{AddressError, ServerAddress};
-use crate::server_description::{OpTime, ServerDescription, ServerType, Tags, TopologyVersion};
+use crate::server_description::{AddressList, OpTime, ServerDescription, ServerType, Tags, TopologyVersion};
 
 /// The most members (hosts + passives + arbiters) a reply may list. A replica set has at
 /// most 50 members; a reply listing more than this is hostile or corrupt and is rejected,
@@ -172,6 +173,7 @@ fn truncate(s: &str) -> String {
 /// instead of allocating new ones (addresses share their host text).
 struct Known<'p> {
     lists: [&'p [ServerAddress]; 3],
+    shared: [Option<&'p AddressList>; 3],
     singles: [Option<&'p ServerAddress>; 3],
 }
 
@@ -180,9 +182,14 @@ impl<'p> Known<'p> {
         match previous {
             Some(p) => Self {
                 lists: [&p.hosts, &p.passives, &p.arbiters],
+                shared: [Some(&p.hosts), Some(&p.passives), Some(&p.arbiters)],
                 singles: [Some(address), p.me.as_ref(), p.primary.as_ref()],
             },
-            None => Self { lists: [&[], &[], &[]], singles: [Some(address), None, None] },
+            None => Self {
+                lists: [&[], &[], &[]],
+                shared: [None, None, None],
+                singles: [Some(address), None, None],
+            },
         }
     }
 
@@ -200,12 +207,14 @@ impl<'p> Known<'p> {
         s: &str,
         parts: Option<(&str, u16)>,
     ) -> Result<ServerAddress, HelloError> {
-        let known = parts.and_then(|(host, port)| {
-            self.lists
-                .iter()
-                .find_map(|list| ServerAddress::find_parts(host, port, list))
-                .or_else(|| self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied())
-        });
+        // The server itself and its previous `me` and `primary` first: `me` and `primary`
+        // usually repeat one of those.
+        let known =
+            parts.and_then(|(host, port)| {
+                self.singles.iter().flatten().find(|a| a.is_parts(host, port)).copied().or_else(|| {
+                    self.lists.iter().find_map(|list| ServerAddress::find_parts(host, port, list))
+                })
+            });
         match known {
             Some(a) => Ok(a.clone()),
             None => as_address(field, s),
@@ -218,13 +227,14 @@ impl<'p> Known<'p> {
     }
 }
 
-/// Parses an array of address strings into `out` (then sorted and deduplicated), counting
-/// against `budget` so a hostile reply cannot make the work unbounded.
+/// Parses an array of address strings into `out` (sorted and deduplicated), counting
+/// against `budget` so a hostile reply cannot make the work unbounded. A list that repeats the
+/// server's previous one item for item shares it.
 fn address_list(
     field: &'static str,
     list_index: usize,
     v: Value<'_>,
-    out: &mut Vec<ServerAddress>,
+    out: &mut AddressList,
     budget: &mut usize,
     known: &Known<'_>,
 ) -> Result<(), HelloError> {
@@ -233,31 +243,44 @@ fn address_list(
         Value::Null | Value::Undefined => return Ok(()),
         other => return Err(wrong(field, "an array of strings", other)),
     };
+    let previous = known.lists.get(list_index).copied().unwrap_or(&[]);
     let mut list: SmallVec<[ServerAddress; 8]> = SmallVec::new();
-    // Whether every item so far is the same-position item of the known list (which is sorted
-    // and free of duplicates, so the new list is too).
+    // While every item is the same-position item of the previous list (which is sorted and
+    // free of duplicates), nothing is copied: `same` counts them.
+    let mut same = 0;
     let mut as_known = true;
     for item in arr.iter() {
         let (_, item) = item.map_err(bson_err)?;
         if *budget == 0 {
-            return Err(HelloError::TooMany { field, count: list.len() + 1, limit: MAX_REPORTED_MEMBERS });
+            let count = if as_known { same } else { list.len() } + 1;
+            return Err(HelloError::TooMany { field, count, limit: MAX_REPORTED_MEMBERS });
         }
         *budget -= 1;
         let s = as_str(field, item)?.ok_or_else(|| wrong(field, "an array of strings", item))?;
         let parts = ServerAddress::normalized_parts(s);
-        match known.at(list_index, list.len(), parts).filter(|_| as_known) {
-            Some(a) => list.push(a.clone()),
-            None => {
-                as_known = false;
-                list.push(known.address_of(field, s, parts)?);
+        if as_known && known.at(list_index, same, parts).is_some() {
+            same += 1;
+            continue;
+        }
+        if as_known {
+            as_known = false;
+            list.extend(previous.iter().take(same).cloned());
+        }
+        list.push(known.address_of(field, s, parts)?);
+    }
+    if as_known {
+        if same == previous.len() {
+            if let Some(shared) = known.shared.get(list_index).copied().flatten() {
+                out.clone_from(shared);
+                return Ok(());
             }
         }
-    }
-    if !as_known {
+        list.extend(previous.iter().take(same).cloned());
+    } else {
         list.sort_unstable();
         list.dedup();
     }
-    *out = list.into_vec();
+    *out = AddressList::from_sorted(list.into_vec());
     Ok(())
 }
 
@@ -372,7 +395,27 @@ impl Field {
             (11, b'c', b'n') => Self::Compression,
             _ => return None,
         };
-        (field.name().as_bytes() == key).then_some(field)
+        eq_bytes(field.name().as_bytes(), key).then_some(field)
+    }
+}
+
+/// Byte equality for short slices, in line: two possibly overlapping words (8 or 4 bytes)
+/// cover any length from 4 to 16, instead of a call to `memcmp`.
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    let word8 =
+        |s: &[u8], at: usize| s.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    let word4 =
+        |s: &[u8], at: usize| s.get(at..at + 4).map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
+    match n {
+        0..=3 => a == b,
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -439,6 +482,12 @@ impl ServerDescription {
         previous: Option<&Self>,
     ) -> Result<Self, HelloError> {
         let doc = Doc::new(reply.as_bytes()).map_err(bson_err)?;
+        // The previous description's address (the same value): its host text is then shared,
+        // and comparisons with the topology's copies are pointer checks.
+        let address = match previous {
+            Some(p) if p.address == address => p.address.clone(),
+            _ => address,
+        };
         let mut sd = Self::unknown(address.clone());
         sd.last_update_time = Some(now);
         let known = Known::new(&address, previous);
@@ -446,9 +495,9 @@ impl ServerDescription {
         let mut budget = MAX_REPORTED_MEMBERS;
         let mut set_name = None;
         let mut tags: SmallVec<[(&str, &str); 8]> = SmallVec::new();
-        let mut hosts = Vec::new();
-        let mut passives = Vec::new();
-        let mut arbiters = Vec::new();
+        let mut hosts = AddressList::default();
+        let mut passives = AddressList::default();
+        let mut arbiters = AddressList::default();
         let mut me = None;
         let mut primary = None;
 
@@ -531,7 +580,10 @@ impl ServerDescription {
         sd.primary = primary;
 
         sd.server_type = flags.server_type(set_name);
-        sd.set_name = set_name.map(str::to_owned);
+        sd.set_name = match (previous, set_name) {
+            (Some(p), Some(name)) if p.set_name.as_deref() == Some(name) => p.set_name.clone(),
+            (_, name) => name.map(Arc::from),
+        };
         sd.tags = match previous {
             Some(p) if Tags::same_as(&p.tags, &tags) => p.tags.clone(),
             _ => Tags::from_pairs(&tags),
@@ -690,6 +742,78 @@ mod tests {
         assert_eq!(sd.logical_session_timeout_minutes, Some(30));
         assert_eq!(sd.last_write_date, Some(bson::DateTime::from_millis(5)));
         assert_eq!(sd.topology_version.unwrap().counter, 2);
+    }
+
+    /// A reply after a previous description: a repeated member list and setName are shared,
+    /// a changed one (shorter, longer, reordered, different) is built anew and normalized as
+    /// without a previous description.
+    #[test]
+    fn repeated_lists_are_shared_and_changed_ones_normalized() {
+        let address = ServerAddress::parse("a:27017").unwrap();
+        let now = crate::test_instant();
+        let first = rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "hosts": ["a:27017", "b:27017", "c:27017"], "arbiters": ["z:1"]};
+        let previous = ServerDescription::from_hello(address.clone(), &first, now).unwrap();
+        let again =
+            ServerDescription::from_hello_after(address.clone(), &first, now, Some(&previous)).unwrap();
+        assert!(again.hosts.shares(&previous.hosts));
+        assert!(again.arbiters.shares(&previous.arbiters));
+        assert!(again.passives.is_empty());
+        assert!(Arc::ptr_eq(again.set_name.as_ref().unwrap(), previous.set_name.as_ref().unwrap()));
+        let names = |sd: &ServerDescription| sd.hosts.iter().map(ToString::to_string).collect::<Vec<_>>();
+        for hosts in [
+            vec!["a:27017", "b:27017"],
+            vec!["a:27017", "b:27017", "c:27017", "d:27017"],
+            vec!["c:27017", "A:27017", "b:27017", "a"],
+            vec!["a:27017", "x:27017", "b:27017"],
+            vec![],
+        ] {
+            let reply = bson::RawDocumentBuf::try_from(
+                &doc! {"ok": 1, "secondary": true, "setName": "rs2", "hosts": hosts.clone()},
+            )
+            .unwrap();
+            let after =
+                ServerDescription::from_hello_after(address.clone(), &reply, now, Some(&previous)).unwrap();
+            let alone = ServerDescription::from_hello(address.clone(), &reply, now).unwrap();
+            assert_eq!(names(&after), names(&alone), "{hosts:?}");
+            assert_eq!(after, alone, "{hosts:?}");
+            assert!(!after.hosts.shares(&previous.hosts) || hosts.is_empty(), "{hosts:?}");
+            assert_eq!(after.set_name.as_deref(), Some("rs2"));
+        }
+    }
+
+    #[test]
+    fn eq_bytes_is_slice_equality() {
+        for n in 0..32usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(eq_bytes(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!eq_bytes(&a, &b), "len {n}, differs at {i}");
+            }
+            assert!(!eq_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+        // Every field name is found by itself and not by a one-byte change.
+        for name in [
+            "ok",
+            "me",
+            "msg",
+            "tags",
+            "hosts",
+            "primary",
+            "setName",
+            "maxWireVersion",
+            "minWireVersion",
+            "logicalSessionTimeoutMinutes",
+            "maxBsonObjectSize",
+            "maxWriteBatchSize",
+        ] {
+            let field = Field::of(name.as_bytes()).unwrap();
+            assert_eq!(field.name(), name);
+            let mut changed = name.as_bytes().to_vec();
+            changed[1] ^= 1;
+            assert!(Field::of(&changed).is_none(), "{name}");
+        }
     }
 
     #[test]

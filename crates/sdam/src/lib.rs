@@ -41,7 +41,7 @@ pub use handshake::{ClientMetadata, FaasEnv};
 pub use hello::HelloError;
 pub use monitor::{ConnectionId, FailureKind, RequestId, ServerMonitoringMode};
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
-pub use server_description::{ServerDescription, ServerType, Tags, TopologyVersion};
+pub use server_description::{AddressList, ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
 pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
 

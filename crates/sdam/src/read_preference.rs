@@ -54,8 +54,9 @@ pub struct TagSet(pub Vec<(String, String)>);
 
 impl TagSet {
     /// Whether every tag of this set is present with the same value in `server_tags`.
+    #[inline]
     pub fn matches(&self, server_tags: &crate::server_description::Tags) -> bool {
-        self.0.iter().all(|(k, v)| server_tags.get(k) == Some(v.as_str()))
+        self.0.iter().all(|(k, v)| server_tags.has(k, v))
     }
 
     /// Whether this is the empty tag set, which matches any server.

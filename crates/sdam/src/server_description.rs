@@ -125,19 +125,41 @@ impl Tags {
 
     /// Whether `Tags::from_pairs(pairs)` would equal `self` (checked without allocating).
     pub(crate) fn same_as(&self, pairs: &[(&str, &str)]) -> bool {
+        if self.len() != pairs.len() && pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Sorted without repeated keys: normalizing would change nothing.
+            return false;
+        }
+        if self.iter().zip(pairs).all(|(a, b)| short_eq(a.0, b.0) && short_eq(a.1, b.1))
+            && self.len() == pairs.len()
+        {
+            // The same pairs in the same (sorted) order: the common case of a repeated reply.
+            return true;
+        }
         let mut pairs: SmallVec<[(&str, &str); 8]> = SmallVec::from_slice(pairs);
         normalize(&mut pairs, |(k, _)| *k);
         self.len() == pairs.len() && self.iter().zip(&pairs).all(|(a, b)| a == *b)
     }
 
+    #[inline]
     fn pairs(&self) -> &[(String, String)] {
         self.0.as_deref().unwrap_or(&[])
     }
 
     /// The value of tag `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
         let pairs = self.pairs();
+        if pairs.len() <= SCAN_TAGS {
+            // A few short keys: comparing lengths, then bytes in line, beats a search.
+            return pairs.iter().find(|(k, _)| short_eq(k, key)).map(|(_, v)| v.as_str());
+        }
         pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| pairs[i].1.as_str())
+    }
+
+    /// Whether the tag `key` has the value `value` (what a tag set asks, per pair).
+    #[inline]
+    pub(crate) fn has(&self, key: &str, value: &str) -> bool {
+        self.get(key).is_some_and(|v| short_eq(v, value))
     }
 
     /// The tags, sorted by key.
@@ -156,6 +178,23 @@ impl Tags {
     }
 }
 
+/// Up to how many tags [`Tags::get`] scans instead of searching.
+const SCAN_TAGS: usize = 8;
+
+/// String equality for the short keys and values of tags: lengths first, then the bytes in
+/// line (no call to `memcmp` for a few bytes).
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 impl fmt::Display for Tags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
@@ -166,6 +205,80 @@ impl fmt::Display for Tags {
             write!(f, "{k}:{v}")?;
         }
         f.write_str("}")
+    }
+}
+
+/// A list of member addresses (`hosts`, `passives` or `arbiters` of a hello reply),
+/// normalized, sorted and without duplicates. Reads as a slice of addresses.
+///
+/// Cloning is cheap: the addresses are shared, and a reply that repeats the server's previous
+/// list shares that list instead of building a new one.
+#[derive(Clone, Default, Eq)]
+pub struct AddressList(Option<Arc<[ServerAddress]>>);
+
+impl AddressList {
+    /// The list of `addresses`, sorted and without duplicates.
+    pub fn new(mut addresses: Vec<ServerAddress>) -> Self {
+        addresses.sort_unstable();
+        addresses.dedup();
+        Self::from_sorted(addresses)
+    }
+
+    /// The list of addresses already sorted and without duplicates.
+    pub(crate) fn from_sorted(addresses: Vec<ServerAddress>) -> Self {
+        Self((!addresses.is_empty()).then(|| Arc::from(addresses)))
+    }
+
+    /// Whether both lists are the same shared allocation (or both empty).
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+
+    /// The addresses, sorted.
+    #[inline]
+    pub fn as_slice(&self) -> &[ServerAddress] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::ops::Deref for AddressList {
+    type Target = [ServerAddress];
+
+    #[inline]
+    fn deref(&self) -> &[ServerAddress] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for AddressList {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
+impl std::hash::Hash for AddressList {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl fmt::Debug for AddressList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl From<Vec<ServerAddress>> for AddressList {
+    /// [`AddressList::new`].
+    fn from(addresses: Vec<ServerAddress>) -> Self {
+        Self::new(addresses)
     }
 }
 
@@ -233,15 +346,15 @@ pub struct ServerDescription {
     /// `me`, normalized.
     pub me: Option<ServerAddress>,
     /// `hosts`, normalized, sorted and without duplicates.
-    pub hosts: Vec<ServerAddress>,
+    pub hosts: AddressList,
     /// `passives`, normalized, sorted and without duplicates.
-    pub passives: Vec<ServerAddress>,
+    pub passives: AddressList,
     /// `arbiters`, normalized, sorted and without duplicates.
-    pub arbiters: Vec<ServerAddress>,
+    pub arbiters: AddressList,
     /// `tags`.
     pub tags: Tags,
-    /// `setName`.
-    pub set_name: Option<String>,
+    /// `setName` (shared with the server's previous description when it repeats it).
+    pub set_name: Option<Arc<str>>,
     /// `setVersion`.
     pub set_version: Option<i64>,
     /// `electionId`.
@@ -285,9 +398,9 @@ impl ServerDescription {
             min_wire_version: 0,
             max_wire_version: 0,
             me: None,
-            hosts: Vec::new(),
-            passives: Vec::new(),
-            arbiters: Vec::new(),
+            hosts: AddressList::default(),
+            passives: AddressList::default(),
+            arbiters: AddressList::default(),
             tags: Tags::default(),
             set_name: None,
             set_version: None,
@@ -321,7 +434,7 @@ impl ServerDescription {
 
     /// Every member this server reports: `hosts`, then `passives`, then `arbiters`.
     pub fn members(&self) -> impl Iterator<Item = &ServerAddress> {
-        self.hosts.iter().chain(&self.passives).chain(&self.arbiters)
+        self.hosts.iter().chain(self.passives.iter()).chain(self.arbiters.iter())
     }
 
     /// Whether `address` is among this server's hosts, passives or arbiters.

@@ -20,6 +20,9 @@ use crate::address::ServerAddress;
 use crate::compatibility;
 use crate::server_description::{ServerDescription, ServerType};
 
+/// How many chunk pointers a [`ServerMap`] holds without a separate allocation.
+const INLINE_CHUNKS: usize = 2;
+
 /// The smallest chunk size the map aims for.
 const MIN_CHUNK: usize = 16;
 
@@ -106,6 +109,11 @@ struct Entry {
     server_type: ServerType,
 }
 
+/// How many candidates' tag set ranks [`ServerMap::in_window_tagged`] keeps on the stack.
+const KEPT_RANKS: usize = 32;
+/// A kept rank: the candidate matches none of the tag sets it was compared with.
+const NO_RANK: u16 = u16::MAX;
+
 /// [`Entry::rtt_nanos`] of a server without a round-trip time.
 const NO_RTT: u64 = u64::MAX;
 /// [`Entry::rtt_nanos`] of a round-trip time of more than 584 years.
@@ -145,7 +153,9 @@ impl Chunk {
 /// descriptions.
 #[derive(Clone, Default)]
 pub struct ServerMap {
-    chunks: Vec<Arc<Chunk>>,
+    /// Inline up to [`INLINE_CHUNKS`]: a small topology's snapshot then holds its chunk list
+    /// itself, one allocation fewer per update.
+    chunks: SmallVec<[Arc<Chunk>; INLINE_CHUNKS]>,
     len: usize,
 }
 
@@ -365,6 +375,77 @@ impl ServerMap {
                     })
                     .map(|e| &e.sd),
             );
+        }
+        true
+    }
+
+    /// The servers of `types` that match the first of `tag_sets` matching any of them, inside
+    /// the latency window of those servers: the candidates, tag sets and latency window steps
+    /// of server-selection.md in one scan of the compact entries, without an intermediate
+    /// list. Leaves `out` empty when no candidate matches any tag set (or there is none).
+    ///
+    /// `false` (and `out` untouched) when a round-trip time is too long for the compact
+    /// entries; the caller then takes the general path.
+    pub(crate) fn in_window_tagged<'a>(
+        &'a self,
+        types: TypeSet,
+        tag_sets: &[crate::read_preference::TagSet],
+        local_threshold: Duration,
+        out: &mut SmallVec<[&'a Arc<ServerDescription>; crate::selection::INLINE_SERVERS]>,
+    ) -> bool {
+        if self.chunks.iter().any(|c| c.summary.huge_rtt) {
+            return false;
+        }
+        // The first tag set that matches a candidate (`used`), and the fastest round-trip time
+        // among the candidates it matches. A candidate only needs the sets up to `used`. The
+        // first candidates' ranks (the first set each matches) are kept for the second scan.
+        let mut ranks = [NO_RANK; KEPT_RANKS];
+        let keep_ranks = tag_sets.len() < usize::from(NO_RANK);
+        let mut used = tag_sets.len();
+        let mut fastest = NO_RTT;
+        let mut count = 0;
+        let mut k = 0;
+        for e in self.chunks.iter().flat_map(|c| c.entries.iter()) {
+            if !types.contains(e.server_type) {
+                continue;
+            }
+            let last = used.min(tag_sets.len().saturating_sub(1));
+            let rank =
+                tag_sets.get(..=last).and_then(|sets| sets.iter().position(|ts| ts.matches(&e.sd.tags)));
+            if let (Some(slot), Some(i)) = (ranks.get_mut(k), rank) {
+                // `i < tag_sets.len() < NO_RANK` when `keep_ranks`.
+                *slot = u16::try_from(i).unwrap_or(NO_RANK);
+            }
+            k += 1;
+            let Some(i) = rank else { continue };
+            if i < used {
+                used = i;
+                fastest = e.rtt_nanos;
+                count = 1;
+            } else {
+                fastest = fastest.min(e.rtt_nanos);
+                count += 1;
+            }
+        }
+        let Some(tag_set) = tag_sets.get(used) else { return true };
+        if count > out.inline_size() {
+            out.reserve_exact(count);
+        }
+        let threshold = u64::try_from(local_threshold.as_nanos()).unwrap_or(u64::MAX);
+        let bound = if fastest == NO_RTT { NO_RTT } else { fastest.saturating_add(threshold) };
+        let mut k = 0;
+        for e in self.chunks.iter().flat_map(|c| c.entries.iter()) {
+            if !types.contains(e.server_type) {
+                continue;
+            }
+            let matches = match ranks.get(k) {
+                Some(&rank) if keep_ranks => usize::from(rank) == used,
+                _ => tag_set.matches(&e.sd.tags),
+            };
+            k += 1;
+            if matches && (e.rtt_nanos <= bound || e.rtt_nanos == NO_RTT) {
+                out.push(&e.sd);
+            }
         }
         true
     }

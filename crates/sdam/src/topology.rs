@@ -482,7 +482,7 @@ impl Topology {
         description.heartbeat_frequency = config.heartbeat_frequency;
         description.local_threshold = config.local_threshold;
         // "Initial setName".
-        description.set_name.clone_from(&config.replica_set_name);
+        description.set_name = config.replica_set_name.as_deref().map(Arc::from);
         let mut servers = BTreeMap::new();
         for seed in &config.seeds {
             description.insert_server(ServerDescription::unknown(seed.clone()));

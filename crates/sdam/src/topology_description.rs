@@ -79,7 +79,7 @@ pub struct TopologyDescription {
     /// The topology type.
     pub topology_type: TopologyType,
     /// The replica set name, given or discovered.
-    pub set_name: Option<String>,
+    pub set_name: Option<Arc<str>>,
     /// The largest electionId reported by a primary (part of the (electionId, setVersion) tuple).
     pub max_election_id: Option<ObjectId>,
     /// The largest setVersion reported by a primary, as ordered with electionId.

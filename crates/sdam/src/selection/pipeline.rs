@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use crate::read_preference::ReadPreferenceError;
 use crate::rng::Rng;
-use crate::server_description::ServerDescription;
+use crate::server_description::{ServerDescription, ServerType};
+use crate::server_map::TypeSet;
 use crate::topology_description::TopologyDescription;
 
 use super::criteria::SelectionCriteria;
 use super::explanation::{Ignore, Observer, Rejection};
 use super::in_window::{choose_in_window, OperationCounts};
 use super::latency_window::retain_in_window;
-use super::topology_rules::{type_filter, Rules};
+use super::topology_rules::{tagged_read, type_filter, Rules, TaggedRead};
 use super::ServerList;
 
 /// Why a selection attempt cannot succeed whatever the servers' state: it fails at once
@@ -147,10 +148,38 @@ pub(crate) fn window_with<'a, O: Observer>(
             if topology.servers.in_window_of_type(keep, topology.local_threshold, &mut servers) {
                 return Ok(servers);
             }
+        } else if let Some(plan) = tagged_read(topology, criteria) {
+            check_preconditions(topology, criteria)?;
+            if let Some(servers) = tagged_window(topology, &plan) {
+                return Ok(servers);
+            }
         }
     }
     let mut servers = suitable_with(topology, criteria, observer)?;
     // Step 5: filter by the latency window.
     retain_in_window(&mut servers, topology.local_threshold, observer);
     Ok(servers)
+}
+
+/// The window of a [`TaggedRead`] from the server map's compact entries; `None` when the map
+/// cannot answer (a round-trip time too long for them) and the general path must.
+fn tagged_window<'a>(topology: &'a TopologyDescription, plan: &TaggedRead<'_>) -> Option<ServerList<'a>> {
+    const PRIMARY: TypeSet = TypeSet::of(&[ServerType::RSPrimary]);
+    let map = &topology.servers;
+    let threshold = topology.local_threshold;
+    let mut servers = ServerList::new();
+    // server-selection.md, "primaryPreferred": the primary if it is known.
+    let done = if plan.primary_first && map.primary().is_some() {
+        map.in_window_of_type(PRIMARY, threshold, &mut servers)
+    } else if plan.tag_sets.is_empty() {
+        // "If the tag_sets list is empty then all candidate servers are eligible servers."
+        map.in_window_of_type(plan.types, threshold, &mut servers)
+    } else {
+        map.in_window_tagged(plan.types, plan.tag_sets, threshold, &mut servers)
+    };
+    // "secondaryPreferred": if no secondary is eligible, the primary.
+    if done && servers.is_empty() && plan.else_primary {
+        return map.in_window_of_type(PRIMARY, threshold, &mut servers).then_some(servers);
+    }
+    done.then_some(servers)
 }

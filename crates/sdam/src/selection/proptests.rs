@@ -386,3 +386,106 @@ proptest! {
         let _ = explanation.to_string();
     }
 }
+
+const RACKS: [&str; 2] = ["r1", "r2"];
+
+/// One generated replica set member for the tag set fast path: type, RTT (ms), dc, rack.
+type MemberSpec = (usize, Option<u64>, Option<usize>, Option<usize>);
+
+/// Tag sets: each pair is `dc` (when `true`) or `rack`, with a value index.
+type TagSetsSpec = Vec<Vec<(bool, usize)>>;
+
+/// A replica set read with tag sets of one or two pairs over servers tagged with `dc` and
+/// `rack`, without staleness bound, selector or deprioritized servers: the reads the tag set
+/// fast path answers. Up to 45 servers, so more candidates than it keeps ranks for.
+fn tagged_case() -> impl Strategy<Value = (bool, Vec<MemberSpec>, u64, usize, TagSetsSpec)> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(
+            (
+                prop_oneof![1 => Just(3usize), 4 => Just(4usize), 1 => 0usize..9],
+                proptest::option::weighted(0.9, 0u64..60),
+                proptest::option::weighted(0.8, 0usize..3),
+                proptest::option::weighted(0.6, 0usize..2),
+            ),
+            0..45,
+        ),
+        0u64..40,
+        1usize..5,
+        proptest::collection::vec(proptest::collection::vec((any::<bool>(), 0usize..3), 0..3), 0..4),
+    )
+}
+
+fn build_tagged(
+    with_primary: bool,
+    members: &[MemberSpec],
+    threshold_ms: u64,
+    mode: usize,
+    tag_sets: &[Vec<(bool, usize)>],
+) -> (TopologyDescription, SelectionCriteria) {
+    let topology_type =
+        if with_primary { TopologyType::ReplicaSetWithPrimary } else { TopologyType::ReplicaSetNoPrimary };
+    let mut td = TopologyDescription::new(topology_type);
+    td.local_threshold = Duration::from_millis(threshold_ms);
+    for (i, &(ty, rtt, dc, rack)) in members.iter().enumerate() {
+        let mut sd = ServerDescription::unknown(host(i));
+        sd.server_type = SERVER_TYPES[ty];
+        sd.round_trip_time = rtt.map(Duration::from_millis);
+        let mut tags = Vec::new();
+        if let Some(d) = dc {
+            tags.push(("dc".to_owned(), DCS[d].to_owned()));
+        }
+        if let Some(r) = rack {
+            tags.push(("rack".to_owned(), RACKS[r].to_owned()));
+        }
+        sd.tags = Tags::new(tags);
+        td.insert_server(sd);
+    }
+    let sets = tag_sets
+        .iter()
+        .map(|set| {
+            TagSet(
+                set.iter()
+                    .map(|&(is_dc, v)| {
+                        if is_dc {
+                            ("dc".to_owned(), DCS[v].to_owned())
+                        } else {
+                            ("rack".to_owned(), RACKS[v % 2].to_owned())
+                        }
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let rp = ReadPreference::new(MODES[mode]).with_tag_sets(sets).unwrap_or_else(|e| panic!("{e}"));
+    (td, SelectionCriteria::read(rp))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The tag set fast path of `in_latency_window` gives the same servers, in the same
+    /// (address) order, as the spec's rules and as the general pipeline `explain` runs.
+    #[test]
+    fn tag_set_fast_path_matches_the_spec_rules(
+        (with_primary, members, threshold_ms, mode, tag_sets) in tagged_case()
+    ) {
+        let (td, criteria) = build_tagged(with_primary, &members, threshold_ms, mode, &tag_sets);
+        let window = in_latency_window(&td, &criteria).unwrap();
+        let (_, ref_window) = reference(&td, &criteria).unwrap();
+        prop_assert_eq!(names(&window), ref_window);
+        let addresses: Vec<&ServerAddress> = window.iter().map(|sd| &sd.address).collect();
+        let explanation = explain(&td, &criteria, None);
+        let mut explained: Vec<&ServerAddress> = explanation
+            .servers
+            .iter()
+            .filter(|s| s.verdict == Verdict::InWindow)
+            .map(|s| &s.address)
+            .collect();
+        explained.sort();
+        let mut sorted = addresses.clone();
+        sorted.sort();
+        prop_assert_eq!(&addresses, &sorted);
+        prop_assert_eq!(addresses, explained);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::read_preference::{ReadPreference, ReadPreferenceMode};
+use crate::read_preference::{ReadPreference, ReadPreferenceMode, TagSet};
 use crate::server_description::{ServerDescription, ServerType};
 use crate::server_map::TypeSet;
 use crate::topology_description::{TopologyDescription, TopologyType};
@@ -251,5 +251,53 @@ pub(crate) fn type_filter(topology: &TopologyDescription, criteria: &SelectionCr
                 _ => return None,
             },
         },
+    })
+}
+
+/// How the fast path finds the window of a replica set read with tag sets (or a mode that
+/// falls back), when there is no staleness bound, selector or deprioritized server: the
+/// servers of `types` matching the first tag set that matches any of them (all of them when
+/// there are no tag sets).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TaggedRead<'c> {
+    /// The candidates' types.
+    pub(crate) types: TypeSet,
+    /// The read preference's tag sets.
+    pub(crate) tag_sets: &'c [TagSet],
+    /// secondaryPreferred: when no candidate is eligible, the primary.
+    pub(crate) else_primary: bool,
+    /// primaryPreferred: the primary when there is one, before the candidates.
+    pub(crate) primary_first: bool,
+}
+
+/// The [`TaggedRead`] plan of `criteria` on `topology`, when the fast path can answer it with
+/// the same result as [`Rules`] (see [`type_filter`] for the reads without tag sets).
+pub(crate) fn tagged_read<'c>(
+    topology: &TopologyDescription,
+    criteria: &'c SelectionCriteria,
+) -> Option<TaggedRead<'c>> {
+    use ServerType::{RSPrimary, RSSecondary};
+    if criteria.selector().is_some()
+        || !criteria.deprioritized().is_empty()
+        || !topology.topology_type.is_replica_set()
+    {
+        return None;
+    }
+    let Operation::Read(rp) = criteria.operation() else { return None };
+    if rp.max_staleness().is_some() {
+        return None;
+    }
+    let plan = |types, else_primary, primary_first| TaggedRead {
+        types,
+        tag_sets: rp.tag_sets(),
+        else_primary,
+        primary_first,
+    };
+    Some(match rp.mode() {
+        ReadPreferenceMode::Primary => return None,
+        ReadPreferenceMode::PrimaryPreferred => plan(TypeSet::of(&[RSSecondary]), false, true),
+        ReadPreferenceMode::Secondary => plan(TypeSet::of(&[RSSecondary]), false, false),
+        ReadPreferenceMode::SecondaryPreferred => plan(TypeSet::of(&[RSSecondary]), true, false),
+        ReadPreferenceMode::Nearest => plan(TypeSet::of(&[RSPrimary, RSSecondary]), false, false),
     })
 }

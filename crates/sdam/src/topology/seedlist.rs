@@ -7,6 +7,7 @@
 //! update and interval) live in [`crate::connection_string::srv`]; this file only schedules
 //! the lookups and applies their outcome to the topology.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{nonzero, Topology, MIN_HEARTBEAT_FREQUENCY};
@@ -304,7 +305,7 @@ impl Topology {
         config.validate().map_err(|e| e.to_string())?;
         self.config = config;
         let topology_type = self.config.initial_topology_type();
-        let set_name = self.config.replica_set_name.clone();
+        let set_name = self.config.replica_set_name.as_deref().map(Arc::from);
         let hosts = resolution.hosts.clone();
         let rescan_interval = resolution.rescan_interval;
         self.replace_servers(now, |td, changes| {
