@@ -51,7 +51,7 @@ pub fn check_description(td: &TopologyDescription, config: &TopologyConfig) -> R
             if let Some(expected) = &config.replica_set_name {
                 for sd in td.servers.iter().filter(|sd| sd.server_type != ServerType::Unknown) {
                     ensure!(
-                        sd.set_name.as_ref() == Some(expected),
+                        sd.set_name.as_deref() == Some(expected.as_str()),
                         "Single with replicaSet {expected:?} holds a {} of set {:?}",
                         sd.server_type,
                         sd.set_name
@@ -100,7 +100,7 @@ pub fn check_description(td: &TopologyDescription, config: &TopologyConfig) -> R
             }
             if let Some(expected) = &config.replica_set_name {
                 ensure!(
-                    td.set_name.as_ref() == Some(expected),
+                    td.set_name.as_deref() == Some(expected.as_str()),
                     "replicaSet {expected:?} configured, topology setName is {:?}",
                     td.set_name
                 );
@@ -521,7 +521,7 @@ mod tests {
         let server = |host: &str, t: ServerType, set: Option<&str>| {
             let mut sd = ServerDescription::unknown(addr(host));
             sd.server_type = t;
-            sd.set_name = set.map(str::to_owned);
+            sd.set_name = set.map(Arc::from);
             sd
         };
         let mut td = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
