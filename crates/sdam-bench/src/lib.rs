@@ -16,6 +16,8 @@
 //! - [`SelectInWindow`] (W2, W3): from taking the current snapshot to the servers in the
 //!   latency window ([`in_latency_window`]); the final random pick is not included.
 
+pub mod alloc_count;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
