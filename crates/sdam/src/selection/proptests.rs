@@ -16,34 +16,8 @@ use crate::server_description::{ServerDescription, ServerType, Tags};
 use crate::topology_description::{TopologyDescription, TopologyType};
 use crate::ServerAddress;
 
-const SERVER_TYPES: [ServerType; 9] = [
-    ServerType::Unknown,
-    ServerType::Standalone,
-    ServerType::Mongos,
-    ServerType::RSPrimary,
-    ServerType::RSSecondary,
-    ServerType::RSArbiter,
-    ServerType::RSOther,
-    ServerType::RSGhost,
-    ServerType::LoadBalancer,
-];
-
-const TOPOLOGY_TYPES: [TopologyType; 6] = [
-    TopologyType::Unknown,
-    TopologyType::Single,
-    TopologyType::ReplicaSetNoPrimary,
-    TopologyType::ReplicaSetWithPrimary,
-    TopologyType::Sharded,
-    TopologyType::LoadBalanced,
-];
-
-const MODES: [ReadPreferenceMode; 5] = [
-    ReadPreferenceMode::Primary,
-    ReadPreferenceMode::PrimaryPreferred,
-    ReadPreferenceMode::Secondary,
-    ReadPreferenceMode::SecondaryPreferred,
-    ReadPreferenceMode::Nearest,
-];
+use crate::testing::plan::MODES;
+use crate::testing::selection_case::{SERVER_TYPES, TOPOLOGY_TYPES};
 
 const DCS: [&str; 3] = ["ny", "sf", "la"];
 

@@ -506,7 +506,8 @@ pub struct SelectPlan {
     pub deprioritized: u8,
 }
 
-const MODES: [ReadPreferenceMode; 5] = [
+/// Read preference modes, by index.
+pub const MODES: [ReadPreferenceMode; 5] = [
     ReadPreferenceMode::Primary,
     ReadPreferenceMode::PrimaryPreferred,
     ReadPreferenceMode::Secondary,
