@@ -91,6 +91,12 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// The bytes of the elements (between the length prefix and the terminating zero): two
+    /// documents with the same element bytes hold the same values.
+    pub(crate) fn element_bytes(self) -> &'a [u8] {
+        self.elements
+    }
+
     /// The elements in order: `(key, value)`, or an error (after which iteration stops).
     pub(crate) fn iter(self) -> Elements<'a> {
         Elements { rest: self.elements, offset: 0, failed: false }

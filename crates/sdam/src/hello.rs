@@ -227,6 +227,58 @@ impl<'p> Known<'p> {
     }
 }
 
+/// The longest value a [`ReplyCache`] keeps the bytes of; a longer one is parsed every time.
+const MAX_CACHED_VALUE: usize = 64 * 1024;
+
+/// One remembered value: the raw bytes it was parsed from and what they parsed to.
+#[derive(Debug, Clone)]
+struct Memo<T> {
+    raw: Vec<u8>,
+    /// The parsed value and how many entries it counted against the reply's budget.
+    value: Option<(T, usize)>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self { raw: Vec::new(), value: None }
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    /// The value `raw` parses to, if these are the bytes remembered.
+    #[inline]
+    fn get(&self, raw: &[u8]) -> Option<&(T, usize)> {
+        self.value.as_ref().filter(|_| self.raw.as_slice() == raw)
+    }
+
+    /// Remembers that `raw` parsed to `value` (reusing the buffer of the bytes before).
+    fn put(&mut self, raw: &[u8], value: &T, count: usize) {
+        if raw.len() > MAX_CACHED_VALUE {
+            self.value = None;
+            return;
+        }
+        self.raw.clear();
+        self.raw.extend_from_slice(raw);
+        self.value = Some((value.clone(), count));
+    }
+}
+
+/// What the slow-changing values of one server's earlier replies parsed to, keyed by their
+/// raw bytes: the member lists, the tags, `me` and `primary`.
+///
+/// A monitored server repeats those values in every reply until a reconfiguration or an
+/// election. When a value's bytes are the ones remembered, the parser reuses the value
+/// instead of reading it again. The same bytes always parse to the same value, so the
+/// description is exactly the one a full parse builds (the tests check this on every reply
+/// of the spec corpus and on generated ones).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReplyCache {
+    lists: [Memo<AddressList>; 3],
+    tags: Memo<Tags>,
+    me: Memo<ServerAddress>,
+    primary: Memo<ServerAddress>,
+}
+
 /// Parses an array of address strings into `out` (sorted and deduplicated), counting
 /// against `budget` so a hostile reply cannot make the work unbounded. A list that repeats the
 /// server's previous one item for item shares it.
@@ -237,12 +289,27 @@ fn address_list(
     out: &mut AddressList,
     budget: &mut usize,
     known: &Known<'_>,
+    memo: Option<&mut Memo<AddressList>>,
 ) -> Result<(), HelloError> {
     let arr = match v {
         Value::Array(a) => a,
-        Value::Null | Value::Undefined => return Ok(()),
+        Value::Null | Value::Undefined => {
+            *out = AddressList::default();
+            return Ok(());
+        }
         other => return Err(wrong(field, "an array of strings", other)),
     };
+    let raw = arr.element_bytes();
+    if let Some(&(ref list, count)) = memo.as_deref().and_then(|m| m.get(raw)) {
+        // Within the budget, the same bytes parse to the same list; past it, the full
+        // parse below reports the error.
+        if count <= *budget {
+            *budget -= count;
+            out.clone_from(list);
+            return Ok(());
+        }
+    }
+    let before = *budget;
     let previous = known.lists.get(list_index).copied().unwrap_or(&[]);
     let mut list: SmallVec<[ServerAddress; 8]> = SmallVec::new();
     // While every item is the same-position item of the previous list (which is sorted and
@@ -268,20 +335,45 @@ fn address_list(
         }
         list.push(known.address_of(field, s, parts)?);
     }
-    if as_known {
-        if same == previous.len() {
-            if let Some(shared) = known.shared.get(list_index).copied().flatten() {
-                out.clone_from(shared);
-                return Ok(());
-            }
-        }
-        list.extend(previous.iter().take(same).cloned());
+    let shared = if as_known && same == previous.len() {
+        known.shared.get(list_index).copied().flatten()
     } else {
-        list.sort_unstable();
-        list.dedup();
+        None
+    };
+    match shared {
+        Some(shared) => out.clone_from(shared),
+        None => {
+            if as_known {
+                list.extend(previous.iter().take(same).cloned());
+            } else {
+                list.sort_unstable();
+                list.dedup();
+            }
+            *out = AddressList::from_sorted(list.into_vec());
+        }
     }
-    *out = AddressList::from_sorted(list.into_vec());
+    if let Some(memo) = memo {
+        memo.put(raw, out, before - *budget);
+    }
     Ok(())
+}
+
+/// The address a `me` or `primary` string names, remembered in `memo`.
+fn single_address(
+    field: &'static str,
+    v: Value<'_>,
+    known: &Known<'_>,
+    memo: Option<&mut Memo<ServerAddress>>,
+) -> Result<Option<ServerAddress>, HelloError> {
+    let Some(s) = as_str(field, v)? else { return Ok(None) };
+    if let Some((a, _)) = memo.as_deref().and_then(|m| m.get(s.as_bytes())) {
+        return Ok(Some(a.clone()));
+    }
+    let a = known.address(field, s)?;
+    if let Some(memo) = memo {
+        memo.put(s.as_bytes(), &a, 0);
+    }
+    Ok(Some(a))
 }
 
 /// The hello fields the parser reads.
@@ -470,16 +562,18 @@ impl ServerDescription {
     /// A reply with `ok: 0` yields an Unknown description carrying the server's `errmsg`. The
     /// round-trip time is left unset: the topology fills it from its RTT statistics.
     pub fn from_hello(address: ServerAddress, reply: &RawDocument, now: Instant) -> Result<Self, HelloError> {
-        Self::from_hello_after(address, reply, now, None)
+        Self::from_hello_after(address, reply, now, None, None)
     }
 
     /// [`from_hello`](Self::from_hello), reusing what `previous` (the server's current
-    /// description) already holds when the reply repeats it: member addresses and tags.
+    /// description) already holds when the reply repeats it (member addresses, tags), and the
+    /// values `cache` remembers from the server's earlier replies (then updating it).
     pub(crate) fn from_hello_after(
         address: ServerAddress,
         reply: &RawDocument,
         now: Instant,
         previous: Option<&Self>,
+        mut cache: Option<&mut ReplyCache>,
     ) -> Result<Self, HelloError> {
         let doc = Doc::new(reply.as_bytes()).map_err(bson_err)?;
         // The previous description's address (the same value): its host text is then shared,
@@ -495,6 +589,9 @@ impl ServerDescription {
         let mut budget = MAX_REPORTED_MEMBERS;
         let mut set_name = None;
         let mut tags: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+        // The last `tags` document: its value if the cache knew its bytes, else its bytes.
+        let mut cached_tags: Option<Tags> = None;
+        let mut tags_raw: Option<&[u8]> = None;
         let mut hosts = AddressList::default();
         let mut passives = AddressList::default();
         let mut arbiters = AddressList::default();
@@ -526,15 +623,20 @@ impl ServerDescription {
                 Some(Field::ElectionId) => sd.election_id = as_oid("electionId", value)?,
                 Some(Field::ServiceId) => sd.service_id = as_oid("serviceId", value)?,
                 Some(Field::Primary) => {
-                    primary = as_str("primary", value)?.map(|s| known.address("primary", s)).transpose()?;
+                    let memo = cache.as_deref_mut().map(|c| &mut c.primary);
+                    primary = single_address("primary", value, &known, memo)?;
                 }
-                Some(Field::Me) => me = as_str("me", value)?.map(|s| known.address("me", s)).transpose()?,
-                Some(Field::Hosts) => address_list("hosts", 0, value, &mut hosts, &mut budget, &known)?,
-                Some(Field::Passives) => {
-                    address_list("passives", 1, value, &mut passives, &mut budget, &known)?;
+                Some(Field::Me) => {
+                    me = single_address("me", value, &known, cache.as_deref_mut().map(|c| &mut c.me))?;
                 }
-                Some(Field::Arbiters) => {
-                    address_list("arbiters", 2, value, &mut arbiters, &mut budget, &known)?;
+                Some(field @ (Field::Hosts | Field::Passives | Field::Arbiters)) => {
+                    let (index, out) = match field {
+                        Field::Hosts => (0, &mut hosts),
+                        Field::Passives => (1, &mut passives),
+                        _ => (2, &mut arbiters),
+                    };
+                    let memo = cache.as_deref_mut().and_then(|c| c.lists.get_mut(index));
+                    address_list(field.name(), index, value, out, &mut budget, &known, memo)?;
                 }
                 Some(Field::MinWireVersion) => {
                     sd.min_wire_version = as_i32("minWireVersion", value)?.unwrap_or(0);
@@ -556,8 +658,18 @@ impl ServerDescription {
                 }
                 Some(Field::ConnectionId) => sd.connection_id = as_i64("connectionId", value)?,
                 Some(Field::Tags) => {
+                    // A repeated `tags` field replaces the one before, as other fields do.
+                    tags.clear();
+                    (cached_tags, tags_raw) = (None, None);
                     if let Some(doc) = as_doc("tags", value)? {
-                        parse_tags(doc, &mut tags)?;
+                        let raw = doc.element_bytes();
+                        match cache.as_deref().and_then(|c| c.tags.get(raw)) {
+                            Some((t, _)) => cached_tags = Some(t.clone()),
+                            None => {
+                                parse_tags(doc, &mut tags)?;
+                                tags_raw = Some(raw);
+                            }
+                        }
                     }
                 }
                 Some(Field::LastWrite) => {
@@ -584,9 +696,18 @@ impl ServerDescription {
             (Some(p), Some(name)) if p.set_name.as_deref() == Some(name) => p.set_name.clone(),
             (_, name) => name.map(Arc::from),
         };
-        sd.tags = match previous {
-            Some(p) if Tags::same_as(&p.tags, &tags) => p.tags.clone(),
-            _ => Tags::from_pairs(&tags),
+        sd.tags = match cached_tags {
+            Some(t) => t,
+            None => {
+                let t = match previous {
+                    Some(p) if Tags::same_as(&p.tags, &tags) => p.tags.clone(),
+                    _ => Tags::from_pairs(&tags),
+                };
+                if let (Some(raw), Some(c)) = (tags_raw, cache) {
+                    c.tags.put(raw, &t, 0);
+                }
+                t
+            }
         };
         if !flags.ok {
             // "ok: 1" not in the reply: the server is Unknown ("type" table), exactly as
@@ -754,7 +875,7 @@ mod tests {
         let first = rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "hosts": ["a:27017", "b:27017", "c:27017"], "arbiters": ["z:1"]};
         let previous = ServerDescription::from_hello(address.clone(), &first, now).unwrap();
         let again =
-            ServerDescription::from_hello_after(address.clone(), &first, now, Some(&previous)).unwrap();
+            ServerDescription::from_hello_after(address.clone(), &first, now, Some(&previous), None).unwrap();
         assert!(again.hosts.shares(&previous.hosts));
         assert!(again.arbiters.shares(&previous.arbiters));
         assert!(again.passives.is_empty());
@@ -772,7 +893,8 @@ mod tests {
             )
             .unwrap();
             let after =
-                ServerDescription::from_hello_after(address.clone(), &reply, now, Some(&previous)).unwrap();
+                ServerDescription::from_hello_after(address.clone(), &reply, now, Some(&previous), None)
+                    .unwrap();
             let alone = ServerDescription::from_hello(address.clone(), &reply, now).unwrap();
             assert_eq!(names(&after), names(&alone), "{hosts:?}");
             assert_eq!(after, alone, "{hosts:?}");
@@ -843,6 +965,35 @@ mod tests {
         let reply = bson::RawDocumentBuf::try_from(&doc! {"ok": 1, "setName": "rs", "hosts": hosts}).unwrap();
         let err = parse(&reply).unwrap_err();
         assert!(matches!(err, HelloError::TooMany { field: "hosts", .. }), "{err}");
+    }
+
+    /// A cached member list still counts against the reply's budget: past it, the reply is
+    /// rejected exactly as without the cache.
+    #[test]
+    fn cached_lists_count_against_the_budget() {
+        let names = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}:27017")).collect::<Vec<_>>();
+        let first =
+            bson::RawDocumentBuf::try_from(&doc! {"ok": 1, "setName": "rs", "hosts": names(600, "h")})
+                .unwrap();
+        let second = bson::RawDocumentBuf::try_from(
+            &doc! {"ok": 1, "setName": "rs", "passives": names(500, "p"), "hosts": names(600, "h")},
+        )
+        .unwrap();
+        let address = ServerAddress::parse("a").unwrap();
+        let now = crate::test_instant();
+        let mut cache = ReplyCache::default();
+        let sd = ServerDescription::from_hello_after(address.clone(), &first, now, None, Some(&mut cache))
+            .unwrap();
+        assert_eq!(sd.hosts.len(), 600);
+        let cached =
+            ServerDescription::from_hello_after(address.clone(), &second, now, Some(&sd), Some(&mut cache));
+        let alone = parse(&second);
+        assert!(matches!(alone, Err(HelloError::TooMany { field: "hosts", .. })), "{alone:?}");
+        assert_eq!(cached, alone);
+        // The first reply again: the cached list, shared.
+        let again =
+            ServerDescription::from_hello_after(address, &first, now, Some(&sd), Some(&mut cache)).unwrap();
+        assert!(again.hosts.shares(&sd.hosts));
     }
 
     #[test]

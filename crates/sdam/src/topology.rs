@@ -16,6 +16,7 @@ use crate::app_error::{
 };
 use crate::events::{Command, Event, Output, TopologyId};
 use crate::handshake::{check_command, handshake_command, ClientMetadata};
+use crate::hello::ReplyCache;
 use crate::monitor::{ConnectionId, FailureKind, Monitor, Phase, RequestId, RttTask, ServerMonitoringMode};
 use crate::rng::Rng;
 use crate::selection::{Selection, SelectionPoll};
@@ -333,6 +334,9 @@ struct ServerState {
     monitor: Option<Monitor>,
     /// The monitor's deadline as recorded in `Topology::timers`.
     timer: Option<Instant>,
+    /// What the server's earlier hello replies parsed to (its member lists, tags, `me`,
+    /// `primary`), reused when a reply repeats them.
+    replies: ReplyCache,
 }
 
 /// What an exchange the core asked for is for.
@@ -661,8 +665,14 @@ impl Topology {
         match input {
             Input::HelloReply { address, reply, round_trip_time } => {
                 let previous = self.description.server(&address).cloned();
-                let parsed =
-                    ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
+                let cache = self.servers.get_mut(&address).map(|s| &mut s.replies);
+                let parsed = ServerDescription::from_hello_after(
+                    address.clone(),
+                    reply,
+                    now,
+                    previous.as_deref(),
+                    cache,
+                );
                 let new = match parsed {
                     Ok(mut sd) => {
                         if sd.server_type != ServerType::Unknown {
@@ -1117,11 +1127,19 @@ impl Topology {
             }
             return;
         }
-        let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, &address) else { return };
+        let Some(state) = self.servers.get_mut(&address) else { return };
+        let Some(m) = state.monitor.as_mut() else { return };
+        self.touched.push(address.clone());
         let Phase::Checking { started, awaited, handshake, .. } = m.phase else { return };
         let connection = m.connection.unwrap_or(ConnectionId(0));
         let previous = self.description.server(&address).map(Arc::clone);
-        let parsed = ServerDescription::from_hello_after(address.clone(), reply, now, previous.as_deref());
+        let parsed = ServerDescription::from_hello_after(
+            address.clone(),
+            reply,
+            now,
+            previous.as_deref(),
+            Some(&mut state.replies),
+        );
         let failure = match &parsed {
             Ok(sd) if sd.server_type == ServerType::Unknown => sd.error.as_deref().map(str::to_owned),
             Ok(_) => None,

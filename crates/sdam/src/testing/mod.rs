@@ -7,6 +7,8 @@
 //!   server types, set names, versions, hosts...; failures, application errors, SRV answers,
 //!   time, selections, close), with a total byte decoding for fuzzers and an encoding for
 //!   seed corpora. proptest generates plans from bytes too, so both use one generator.
+//! - [`reply_cache`]: sequences of hello replies for the parser's reply cache, and the check
+//!   that it changes no outcome.
 //! - [`selection_case`]: a topology snapshot and selection criteria from bytes.
 //! - [`harness`]: runs a plan against a [`Topology`](crate::Topology) the way an I/O layer
 //!   would, checking every invariant after every step.
@@ -16,6 +18,7 @@ pub mod harness;
 pub mod hello_fields;
 pub mod invariants;
 pub mod plan;
+pub mod reply_cache;
 pub mod selection_case;
 
 #[cfg(test)]

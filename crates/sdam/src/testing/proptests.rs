@@ -155,6 +155,15 @@ fn a_replica_set_is_discovered_through_the_harness() {
 }
 
 proptest! {
+    /// Replies parsed with the reply cache give exactly what each one parsed alone gives.
+    #[test]
+    fn the_reply_cache_changes_no_outcome(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let replies = super::reply_cache::replies(&mut super::bytes::Reader::new(&bytes));
+        if let Err(e) = super::reply_cache::check_cached_parse(&replies, crate::test_instant()) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
     /// Hello documents with fields of any type never make the parser panic, and a rejected
     /// one says why.
     #[test]
