@@ -451,13 +451,15 @@ impl ServerMap {
     }
 
     /// Calls `f(previous, new)` for every address in both maps whose description is not the
-    /// same `Arc`, in address order. Chunks the two maps share are skipped whole, so the
-    /// work is proportional to what changed.
+    /// same `Arc`, in address order, and returns whether both maps hold the same addresses.
+    /// Chunks the two maps share are skipped whole and descriptions they share are not read,
+    /// so the work is proportional to what changed.
     pub(crate) fn for_each_replaced<'a>(
         previous: &'a Self,
         next: &'a Self,
         mut f: impl FnMut(&'a Arc<ServerDescription>, &'a Arc<ServerDescription>),
-    ) {
+    ) -> bool {
+        let mut same_addresses = previous.len == next.len;
         let mut p = Cursor::new(previous);
         let mut n = Cursor::new(next);
         loop {
@@ -470,17 +472,30 @@ impl ServerMap {
                     }
                 }
             }
-            let (Some(a), Some(b)) = (p.get(), n.get()) else { return };
+            let (a, b) = match (p.get(), n.get()) {
+                (Some(a), Some(b)) => (a, b),
+                (None, None) => return same_addresses,
+                _ => return false,
+            };
+            if Arc::ptr_eq(a, b) {
+                p.advance();
+                n.advance();
+                continue;
+            }
             match a.address.cmp(&b.address) {
                 Ordering::Equal => {
-                    if !Arc::ptr_eq(a, b) {
-                        f(a, b);
-                    }
+                    f(a, b);
                     p.advance();
                     n.advance();
                 }
-                Ordering::Less => p.advance(),
-                Ordering::Greater => n.advance(),
+                Ordering::Less => {
+                    same_addresses = false;
+                    p.advance();
+                }
+                Ordering::Greater => {
+                    same_addresses = false;
+                    n.advance();
+                }
             }
         }
     }
@@ -722,7 +737,9 @@ mod tests {
                 prop_assert!(map.iter().zip(&model).all(|(a, b)| Arc::ptr_eq(a, b)));
                 prop_assert!(map.get(&sd(key).address).map(|s| s.address.clone()) == model.iter().find(|m| m.address == sd(key).address).map(|s| s.address.clone()));
                 let mut replaced = Vec::new();
-                ServerMap::for_each_replaced(&before, &map, |old, new| replaced.push((old.address.clone(), Arc::as_ptr(new))));
+                let same = ServerMap::for_each_replaced(&before, &map, |old, new| replaced.push((old.address.clone(), Arc::as_ptr(new))));
+                let addresses = |m: &[Arc<ServerDescription>]| m.iter().map(|s| s.address.clone()).collect::<Vec<_>>();
+                prop_assert_eq!(same, addresses(&before_model) == addresses(&model));
                 let mut want = Vec::new();
                 for new in &model {
                     if let Some(old) = before_model.iter().find(|o| o.address == new.address) {

@@ -753,27 +753,32 @@ impl Topology {
         if !update(&mut next, &mut changes) {
             return;
         }
-        if next == *previous {
-            // Equal by the spec's rules: keep the new round-trip times and update times, but
-            // publish no event (waiting selections may still care about the new RTTs).
+        // Servers whose description changed, in address order (shared chunks and descriptions
+        // are skipped); with the same addresses, none changed, and the same topology-wide
+        // fields, the two descriptions are equal by the spec's rules.
+        let mut changed: SmallVec<[(Arc<ServerDescription>, Arc<ServerDescription>); 2]> = SmallVec::new();
+        let same_addresses = ServerMap::for_each_replaced(&previous.servers, &next.servers, |old, sd| {
+            if **old != **sd {
+                changed.push((Arc::clone(old), Arc::clone(sd)));
+            }
+        });
+        if same_addresses && changed.is_empty() && next.same_apart_from_servers(&previous) {
+            // Keep the new round-trip times and update times, but publish no event (waiting
+            // selections may still care about the new RTTs).
             self.description = Arc::new(next);
             self.outputs.push_back(Output::Command(Command::WakeSelections));
             return;
         }
         let next = Arc::new(next);
         let id = self.id;
-        // Servers whose description changed, in address order; shared chunks are skipped.
-        let outputs = &mut self.outputs;
-        ServerMap::for_each_replaced(&previous.servers, &next.servers, |old, sd| {
-            if **old != **sd {
-                outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
-                    topology_id: id,
-                    address: sd.address.clone(),
-                    previous: Arc::clone(old),
-                    new: Arc::clone(sd),
-                }));
-            }
-        });
+        for (old, sd) in changed {
+            self.outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
+                topology_id: id,
+                address: sd.address.clone(),
+                previous: old,
+                new: sd,
+            }));
+        }
         for address in &changes.added {
             self.servers.entry(address.clone()).or_default();
             self.emit(Event::ServerOpening { topology_id: id, address: address.clone() });

@@ -120,6 +120,32 @@ impl TopologyDescription {
         }
     }
 
+    /// Whether every field but `servers` is equal (what `==` compares besides the servers).
+    pub(crate) fn same_apart_from_servers(&self, other: &Self) -> bool {
+        // Destructured, so a new field cannot be forgotten here.
+        let Self {
+            topology_type,
+            set_name,
+            max_election_id,
+            max_set_version,
+            servers: _,
+            compatibility_error,
+            logical_session_timeout_minutes,
+            heartbeat_frequency,
+            local_threshold,
+            srv_error,
+        } = self;
+        *topology_type == other.topology_type
+            && *set_name == other.set_name
+            && *max_election_id == other.max_election_id
+            && *max_set_version == other.max_set_version
+            && *compatibility_error == other.compatibility_error
+            && *logical_session_timeout_minutes == other.logical_session_timeout_minutes
+            && *heartbeat_frequency == other.heartbeat_frequency
+            && *local_threshold == other.local_threshold
+            && *srv_error == other.srv_error
+    }
+
     /// Whether every known server's wire version range overlaps this client's.
     pub fn is_compatible(&self) -> bool {
         self.compatibility_error.is_none()
@@ -144,5 +170,36 @@ impl TopologyDescription {
     /// description by hand; the topology's update rules are not applied).
     pub fn insert_server(&mut self, sd: ServerDescription) {
         self.servers.insert(Arc::new(sd));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `same_apart_from_servers` agrees with `==` on descriptions with the same servers, for
+    /// a change of each field.
+    #[test]
+    fn same_apart_from_servers_agrees_with_eq() {
+        let mut base = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
+        base.insert_server(ServerDescription::unknown(ServerAddress::parse("a").unwrap()));
+        let changes: [fn(&mut TopologyDescription); 9] = [
+            |td| td.topology_type = TopologyType::ReplicaSetNoPrimary,
+            |td| td.set_name = Some("rs".into()),
+            |td| td.max_election_id = Some(ObjectId::from_bytes([1; 12])),
+            |td| td.max_set_version = Some(2),
+            |td| td.compatibility_error = Some("old".into()),
+            |td| td.logical_session_timeout_minutes = Some(30),
+            |td| td.heartbeat_frequency = Duration::from_secs(1),
+            |td| td.local_threshold = Duration::from_millis(1),
+            |td| td.srv_error = Some("no answer".into()),
+        ];
+        assert!(base.same_apart_from_servers(&base.clone()));
+        for (i, change) in changes.iter().enumerate() {
+            let mut other = base.clone();
+            change(&mut other);
+            assert_ne!(base, other, "change {i}");
+            assert!(!base.same_apart_from_servers(&other), "change {i}");
+        }
     }
 }
