@@ -42,12 +42,13 @@ impl TopologyDescription {
 
     /// "updateRSWithPrimaryFromMember": a secondary, arbiter or other member while a primary
     /// is known.
+    /// `sd` is the member's description, just put in the topology.
     pub(crate) fn update_rs_with_primary_from_member(
         &mut self,
-        address: &ServerAddress,
+        sd: &Arc<ServerDescription>,
         changes: &mut Changes,
     ) {
-        let Some(sd) = self.servers.get(address).cloned() else { return };
+        let address = &sd.address;
         // setName is never null here.
         if self.set_name.as_ref() != sd.set_name.as_ref() || sd.me.as_ref().is_some_and(|me| me != address) {
             self.remove(address, changes);

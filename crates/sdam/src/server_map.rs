@@ -204,15 +204,39 @@ impl ServerMap {
         }
     }
 
+    /// Where the server at `address` is, for [`at`](Self::at) and
+    /// [`replace_at`](Self::replace_at): one search for a read and a replacement. Valid until
+    /// the map is next changed.
+    pub(crate) fn slot(&self, address: &ServerAddress) -> Option<Slot> {
+        self.locate(address).ok().map(|(chunk, index)| Slot { chunk, index })
+    }
+
+    /// The description at `slot`; `None` if the slot is not valid for this map.
+    pub(crate) fn at(&self, slot: Slot) -> Option<&Arc<ServerDescription>> {
+        Some(&self.chunks.get(slot.chunk)?.entries.get(slot.index)?.sd)
+    }
+
+    /// Replaces the description at `slot` (which must hold `sd`'s address: anything else is
+    /// inserted as [`insert`](Self::insert) does); returns the previous one.
+    pub(crate) fn replace_at(
+        &mut self,
+        slot: Slot,
+        sd: Arc<ServerDescription>,
+    ) -> Option<Arc<ServerDescription>> {
+        let found = self.at(slot).is_some_and(|old| old.address == sd.address);
+        if !found {
+            return self.insert(sd);
+        }
+        let chunk = Arc::make_mut(&mut self.chunks[slot.chunk]);
+        let old = std::mem::replace(&mut chunk.entries[slot.index], Entry::new(sd)).sd;
+        chunk.resummarize();
+        Some(old)
+    }
+
     /// Inserts or replaces the description of its address; returns the previous one.
     pub(crate) fn insert(&mut self, sd: Arc<ServerDescription>) -> Option<Arc<ServerDescription>> {
         match self.locate(&sd.address) {
-            Ok((c, i)) => {
-                let chunk = Arc::make_mut(&mut self.chunks[c]);
-                let old = std::mem::replace(&mut chunk.entries[i], Entry::new(sd)).sd;
-                chunk.resummarize();
-                Some(old)
-            }
+            Ok((chunk, index)) => self.replace_at(Slot { chunk, index }, sd),
             Err(_) if self.chunks.is_empty() => {
                 self.chunks.push(Chunk::new(vec![Entry::new(sd)]));
                 self.len = 1;
@@ -501,6 +525,13 @@ impl ServerMap {
     }
 }
 
+/// The position of a server in a [`ServerMap`] (see [`ServerMap::slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    chunk: usize,
+    index: usize,
+}
+
 /// A position in a map: chunk and index within it.
 struct Cursor<'a> {
     map: &'a ServerMap,
@@ -698,6 +729,26 @@ mod tests {
         assert_eq!(replaced.len(), 1);
         assert_eq!(replaced[0].0.address, sd(500).address);
         assert_ne!(before, map);
+    }
+
+    /// A slot finds its server for reading and replacing; a replacement for another address
+    /// (a slot misused) is inserted in order instead of breaking the map.
+    #[test]
+    fn slots_read_and_replace() {
+        let mut map = ServerMap::default();
+        for i in 0..40 {
+            map.insert(sd(i));
+        }
+        let slot = map.slot(&sd(17).address).unwrap();
+        assert_eq!(map.at(slot).unwrap().address, sd(17).address);
+        let new = sd(17);
+        let old = map.replace_at(slot, new.clone()).unwrap();
+        assert_eq!(old.address, new.address);
+        assert!(Arc::ptr_eq(map.get(&new.address).unwrap(), &new));
+        assert!(map.replace_at(slot, sd(1000)).is_none());
+        assert_eq!(map.len(), 41);
+        check_invariants(&map);
+        assert!(map.slot(&sd(2000).address).is_none());
     }
 
     proptest! {

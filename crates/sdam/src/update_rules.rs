@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use crate::address::ServerAddress;
 use crate::compatibility;
 use crate::server_description::{ServerDescription, ServerType, TopologyVersion};
+use crate::server_map::Slot;
 use crate::topology_description::{TopologyDescription, TopologyType};
 
 /// What an update did besides replacing descriptions: the servers it added and removed
@@ -42,7 +43,9 @@ impl TopologyDescription {
         settings: RuleSettings,
         changes: &mut Changes,
     ) -> bool {
-        let Some(current) = self.servers.get(&new.address) else {
+        let Some((slot, current)) =
+            self.servers.slot(&new.address).and_then(|s| Some((s, self.servers.at(s)?)))
+        else {
             // "the client MUST ignore hello or legacy hello outcomes from servers that are not
             // in the TopologyDescription".
             return false;
@@ -55,45 +58,40 @@ impl TopologyDescription {
         {
             return false;
         }
-        self.apply_unchecked(new, settings, changes);
+        self.apply_unchecked(new, slot, settings, changes);
         true
     }
 
     /// The TopologyType table, after the server is known to be in the topology.
+    /// `slot` is where the server is in `self.servers`.
     fn apply_unchecked(
         &mut self,
         new: Arc<ServerDescription>,
+        slot: Slot,
         settings: RuleSettings,
         changes: &mut Changes,
     ) {
         let address = new.address.clone();
         let server_type = new.server_type;
+        // "TopologyType Single": always replace, but verify setName if one was given. Other
+        // types replace the description first, then apply their rules.
+        let new = match (&self.set_name, self.topology_type) {
+            (Some(expected), TopologyType::Single)
+                if new.server_type != ServerType::Unknown && new.set_name.as_ref() != Some(expected) =>
+            {
+                let found = new.set_name.as_deref().unwrap_or("no setName");
+                Arc::new(ServerDescription::unknown_with_error(
+                    address.clone(),
+                    format!("replica set name mismatch: expected {expected:?}, server reports {found:?}"),
+                ))
+            }
+            _ => new,
+        };
+        self.servers.replace_at(slot, Arc::clone(&new));
         match self.topology_type {
-            // "TopologyType Single": always replace; verify setName if one was given.
-            TopologyType::Single => {
-                let new = match &self.set_name {
-                    Some(expected)
-                        if new.server_type != ServerType::Unknown
-                            && new.set_name.as_ref() != Some(expected) =>
-                    {
-                        let found = new.set_name.as_deref().unwrap_or("no setName");
-                        Arc::new(ServerDescription::unknown_with_error(
-                            address,
-                            format!(
-                                "replica set name mismatch: expected {expected:?}, server reports {found:?}"
-                            ),
-                        ))
-                    }
-                    _ => new,
-                };
-                self.servers.insert(new);
-            }
             // "TopologyType LoadBalanced": the one server is always a LoadBalancer.
-            TopologyType::LoadBalanced => {
-                self.servers.insert(new);
-            }
+            TopologyType::Single | TopologyType::LoadBalanced => {}
             TopologyType::Unknown => {
-                self.servers.insert(new);
                 match server_type {
                     ServerType::Standalone => {
                         self.update_unknown_with_standalone(&address, settings, changes);
@@ -113,40 +111,33 @@ impl TopologyDescription {
                 }
             }
             TopologyType::Sharded => {
-                self.servers.insert(new);
                 // "TopologyType Sharded": keep Unknown servers and mongoses, remove others.
                 if !matches!(server_type, ServerType::Unknown | ServerType::Mongos) {
                     self.remove(&address, changes);
                 }
             }
-            TopologyType::ReplicaSetNoPrimary => {
-                self.servers.insert(new);
-                match server_type {
-                    ServerType::Standalone | ServerType::Mongos => self.remove(&address, changes),
-                    ServerType::RSPrimary => {
-                        self.topology_type = TopologyType::ReplicaSetWithPrimary;
-                        self.update_rs_from_primary(&address, changes);
-                    }
-                    ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
-                        self.update_rs_without_primary(&address, changes);
-                    }
-                    _ => {}
+            TopologyType::ReplicaSetNoPrimary => match server_type {
+                ServerType::Standalone | ServerType::Mongos => self.remove(&address, changes),
+                ServerType::RSPrimary => {
+                    self.topology_type = TopologyType::ReplicaSetWithPrimary;
+                    self.update_rs_from_primary(&address, changes);
                 }
-            }
-            TopologyType::ReplicaSetWithPrimary => {
-                self.servers.insert(new);
-                match server_type {
-                    ServerType::Standalone | ServerType::Mongos => {
-                        self.remove(&address, changes);
-                        self.check_if_has_primary();
-                    }
-                    ServerType::RSPrimary => self.update_rs_from_primary(&address, changes),
-                    ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
-                        self.update_rs_with_primary_from_member(&address, changes);
-                    }
-                    _ => self.check_if_has_primary(),
+                ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
+                    self.update_rs_without_primary(&address, changes);
                 }
-            }
+                _ => {}
+            },
+            TopologyType::ReplicaSetWithPrimary => match server_type {
+                ServerType::Standalone | ServerType::Mongos => {
+                    self.remove(&address, changes);
+                    self.check_if_has_primary();
+                }
+                ServerType::RSPrimary => self.update_rs_from_primary(&address, changes),
+                ServerType::RSSecondary | ServerType::RSArbiter | ServerType::RSOther => {
+                    self.update_rs_with_primary_from_member(&new, changes);
+                }
+                _ => self.check_if_has_primary(),
+            },
         }
         self.update_compatibility();
         self.update_logical_session_timeout();
