@@ -92,10 +92,14 @@ impl fmt::Display for HelloError {
 
 impl std::error::Error for HelloError {}
 
+#[cold]
+#[inline(never)]
 fn wrong(field: &'static str, expected: &'static str, v: Value<'_>) -> HelloError {
     HelloError::WrongType { field, expected, found: format!("{:?}", v.element_type()) }
 }
 
+#[cold]
+#[inline(never)]
 fn bson_err(e: impl fmt::Display) -> HelloError {
     HelloError::InvalidBson(e.to_string())
 }
