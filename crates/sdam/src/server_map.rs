@@ -62,9 +62,24 @@ impl TypeSet {
     }
 }
 
-/// Facts about the servers of one chunk that the topology-wide rules read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How many server types there are (the size of per-type tables).
+const TYPE_COUNT: usize = ServerType::LoadBalancer as usize + 1;
+
+impl TypeSet {
+    /// The indexes (`ServerType as usize`) of the types in the set.
+    fn indexes(self) -> impl Iterator<Item = usize> {
+        (0..TYPE_COUNT).filter(move |&i| self.0 & (1 << i) != 0)
+    }
+}
+
+/// Facts about the servers of one chunk that the topology-wide rules and selection read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Summary {
+    /// How many servers there are of each type (indexed by `ServerType as usize`).
+    of_type: [u32; TYPE_COUNT],
+    /// The shortest [`Entry::rtt_nanos`] of each type ([`NO_RTT`] if none has one): the
+    /// fastest server of a latency window is found without reading the entries.
+    fastest: [u64; TYPE_COUNT],
     /// Servers of type RSPrimary.
     primaries: u32,
     /// Servers whose wire versions do not overlap this client's.
@@ -79,10 +94,30 @@ struct Summary {
     huge_rtt: bool,
 }
 
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            of_type: [0; TYPE_COUNT],
+            fastest: [NO_RTT; TYPE_COUNT],
+            primaries: 0,
+            incompatible: 0,
+            data_bearing: 0,
+            session_timeout_null: 0,
+            session_timeout_min: None,
+            huge_rtt: false,
+        }
+    }
+}
+
 impl Summary {
     fn of(entries: &[Entry]) -> Self {
         let mut s = Self::default();
-        for Entry { sd, rtt_nanos, .. } in entries {
+        for Entry { sd, rtt_nanos, server_type } in entries {
+            let t = *server_type as usize;
+            if let (Some(n), Some(f)) = (s.of_type.get_mut(t), s.fastest.get_mut(t)) {
+                *n += 1;
+                *f = (*f).min(*rtt_nanos);
+            }
             s.huge_rtt |= *rtt_nanos == HUGE_RTT;
             s.primaries += u32::from(sd.server_type == ServerType::RSPrimary);
             s.incompatible += u32::from(!compatibility::is_compatible(sd));
@@ -373,13 +408,13 @@ impl ServerMap {
         if self.chunks.iter().any(|c| c.summary.huge_rtt) {
             return false;
         }
+        // The fastest candidate and the number of candidates, from the chunks' summaries.
         let mut fastest = NO_RTT;
         let mut count = 0;
         for chunk in &self.chunks {
-            for e in &chunk.entries {
-                let wanted = types.contains(e.server_type);
-                count += usize::from(wanted);
-                fastest = if wanted { fastest.min(e.rtt_nanos) } else { fastest };
+            for t in types.indexes() {
+                fastest = fastest.min(chunk.summary.fastest.get(t).copied().unwrap_or(NO_RTT));
+                count += chunk.summary.of_type.get(t).map_or(0, |&n| n as usize);
             }
         }
         if count > out.inline_size() {
