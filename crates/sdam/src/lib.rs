@@ -45,9 +45,9 @@ pub use server_description::{AddressList, ServerDescription, ServerType, Tags, T
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
 pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
 
-/// Some instant for unit tests to start their virtual clock from.
+/// Some instant for unit tests to start their virtual clock from, read outside the core (by
+/// the benchmark crate, a dev-dependency).
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)]
 pub(crate) fn test_instant() -> std::time::Instant {
-    std::time::Instant::now()
+    sdam_bench::clock::now()
 }

@@ -390,19 +390,20 @@ enum Purpose {
 ///     }
 ///     let deadline = topology.poll_timeout();
 ///     match wait_for_io_or(deadline) {                 // the only place that sleeps
-///         Woken::Io(input) => topology.handle(input, Instant::now()),
-///         Woken::Deadline => topology.handle_timeout(Instant::now()),
+///         // `clock` is the adapter's: the core never reads the time itself.
+///         Woken::Io(input) => topology.handle(input, clock.now()),
+///         Woken::Deadline => topology.handle_timeout(clock.now()),
 ///     }
 /// }
 /// ```
 ///
-/// The same loop, fed by hand:
+/// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
-/// let now = Instant::now();
+/// fn feed_by_hand(now: Instant) {
 /// let seed = ServerAddress::parse("db1.example.com:27017").unwrap();
 /// let mut config = TopologyConfig::with_seeds([seed.clone()]);
 /// config.replica_set_name = Some("rs0".into());
@@ -425,6 +426,8 @@ enum Purpose {
 /// let description = topology.description();
 /// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
 /// assert_eq!(description.servers.len(), 2);
+/// }
+/// # feed_by_hand(sdam_bench::clock::now());
 /// ```
 ///
 /// # Cloning

@@ -94,9 +94,8 @@ mod tests {
     use super::*;
     use crate::ServerAddress;
 
-    #[allow(clippy::disallowed_methods)] // tests need one base instant
     fn base() -> Instant {
-        Instant::now()
+        crate::test_instant()
     }
 
     fn member(

@@ -165,20 +165,21 @@ impl std::error::Error for SelectionError {}
 
 /// One operation's server selection, driven by the caller.
 ///
+/// `now` is the driver's clock reading; the core never reads the time itself.
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use sdam::rng::Rng;
 /// use sdam::selection::{NoOperations, Selection, SelectionCriteria, SelectionOptions, SelectionPoll};
 /// use sdam::{ServerAddress, ServerDescription, ServerType, TopologyDescription, TopologyType};
 ///
+/// fn select_once(now: Instant) {
 /// let mut topology = TopologyDescription::new(TopologyType::Sharded);
 /// let mut mongos = ServerDescription::unknown(ServerAddress::parse("a:27017").unwrap());
 /// mongos.server_type = ServerType::Mongos;
 /// mongos.round_trip_time = Some(Duration::from_millis(3));
 /// topology.insert_server(mongos);
 ///
-/// # #[allow(clippy::disallowed_methods)]
-/// let now = Instant::now(); // the driver's clock; the core never reads it
 /// let mut rng = Rng::new(42);
 /// let mut selection = Selection::new(SelectionCriteria::write(), SelectionOptions::new("insert"), now);
 /// match selection.poll(&topology, &NoOperations, &mut rng, now) {
@@ -188,6 +189,8 @@ impl std::error::Error for SelectionError {}
 /// while let Some(event) = selection.poll_event() {
 ///     println!("{event}"); // "Server selection started ...", "Server selection succeeded ..."
 /// }
+/// }
+/// # select_once(sdam_bench::clock::now());
 /// ```
 #[derive(Debug)]
 pub struct Selection {
