@@ -219,13 +219,17 @@ impl Sim {
 
     /// The virtual times of the heartbeats started on `address` (`ServerHeartbeatStarted`).
     pub fn heartbeats_started(&self, address: &ServerAddress) -> Vec<Duration> {
-        self.events
-            .iter()
-            .filter_map(|(t, e)| match e {
-                Event::ServerHeartbeatStarted { address: a, .. } if a == address => Some(*t),
-                _ => None,
-            })
-            .collect()
+        self.event_times(|e| matches!(e, Event::ServerHeartbeatStarted { address: a, .. } if a == address))
+    }
+
+    /// The virtual times of the heartbeats that failed on `address` (`ServerHeartbeatFailed`).
+    pub fn heartbeats_failed(&self, address: &ServerAddress) -> Vec<Duration> {
+        self.event_times(|e| matches!(e, Event::ServerHeartbeatFailed { address: a, .. } if a == address))
+    }
+
+    /// The virtual times of the events that `wanted` picks.
+    fn event_times(&self, wanted: impl Fn(&Event) -> bool) -> Vec<Duration> {
+        self.events.iter().filter(|(_, e)| wanted(e)).map(|(t, _)| *t).collect()
     }
 
     /// Feeds an input to the topology at the current virtual time and handles its outputs.

@@ -126,12 +126,7 @@ fn polling_notices_a_crash_at_the_next_heartbeat_and_finds_the_new_primary() {
     assert_eq!(noticed, hb + ms(5) + ms(1));
     assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
     sim.run_for(ms(5));
-    let failures: Vec<Duration> = sim
-        .events()
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
-        .map(|(t, _)| *t)
-        .collect();
+    let failures: Vec<Duration> = sim.heartbeats_failed(&addr("a"));
     assert_eq!(failures, vec![hb + ms(6), hb + ms(7)], "the failed check, then the one retry");
     assert_eq!(sim.heartbeats_started(&addr("a")), vec![Duration::ZERO, hb + ms(5), hb + ms(6)]);
 
@@ -331,11 +326,7 @@ fn streaming_notices_a_crash_within_a_millisecond_and_a_restart_at_the_next_chec
     assert_eq!(noticed, secs(3) + ms(1));
     assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetNoPrimary);
     sim.run_for(ms(10));
-    let failures = sim
-        .events()
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
-        .count();
+    let failures = sim.heartbeats_failed(&addr("a")).len();
     assert_eq!(failures, 2, "the awaited check, then the one retry");
 
     // The election is streamed at once.
@@ -491,12 +482,7 @@ fn polling_primary_crash_fails_the_operation_and_a_waiting_write_finds_the_new_p
     sim.run_for(secs(5) - sim.elapsed());
     sim.restart(&addr("a"));
     let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
-    let a_failed: Vec<Duration> = sim
-        .events()
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
-        .map(|(t, _)| *t)
-        .collect();
+    let a_failed: Vec<Duration> = sim.heartbeats_failed(&addr("a"));
     assert_eq!(a_failed, [secs(3) + ms(12), secs(3) + ms(513), secs(4) + ms(14), secs(4) + ms(515)]);
     assert_eq!(back, secs(14) + ms(515) + ms(5));
     assert_eq!(sim.run_operation(&addr("a"), OperationKind::Read), Ok(()));
@@ -581,12 +567,7 @@ fn streaming_primary_crash_wakes_the_waiting_write_as_soon_as_the_new_primary_re
     sim.run_for(secs(5) - sim.elapsed());
     sim.restart(&addr("a"));
     let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), hb * 2).unwrap();
-    let a_failed: Vec<Duration> = sim
-        .events()
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::ServerHeartbeatFailed { address, .. } if *address == addr("a")))
-        .map(|(t, _)| *t)
-        .collect();
+    let a_failed: Vec<Duration> = sim.heartbeats_failed(&addr("a"));
     assert_eq!(a_failed, [secs(3) + ms(11), secs(3) + ms(12), secs(3) + ms(513), secs(4) + ms(14)]);
     assert_eq!(back, secs(14) + ms(14) + ms(5));
     assert_eq!(sim.description().topology_type, TopologyType::ReplicaSetWithPrimary);
