@@ -10,7 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{nonzero, Topology, MIN_HEARTBEAT_FREQUENCY};
+use super::monitoring::nonzero;
+use super::{Topology, MIN_HEARTBEAT_FREQUENCY};
 use crate::connection_string::srv::{
     rescans_srv, SrvQuery, SrvRecord, SrvRescan, SrvResolution, TxtRecord, MIN_RESCAN_INTERVAL,
 };

@@ -1,0 +1,513 @@
+//! The `Topology` state machine: inputs in, outputs drained, time passed in.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bson::oid::ObjectId;
+use smallvec::SmallVec;
+
+use crate::address::ServerAddress;
+use crate::events::{Command, Event, Output, TopologyId};
+use crate::hello::ReplyCache;
+use crate::monitor::{Monitor, RequestId};
+use crate::rng::Rng;
+use crate::server_description::{ServerDescription, ServerType};
+use crate::topology_description::{ServerMap, TopologyDescription, TopologyType};
+use crate::update_rules::{Changes, RuleSettings};
+
+mod seedlist;
+
+pub use seedlist::{DEFAULT_DNS_TIMEOUT, SRV_RETRY_BACKOFF};
+
+mod app_errors;
+mod config;
+mod input;
+mod monitoring;
+mod selection;
+#[cfg(test)]
+mod tests;
+
+pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
+pub use input::Input;
+
+/// Per-server state the topology keeps beside the published description.
+#[derive(Debug, Clone, Default)]
+struct ServerState {
+    /// The connection pool generation (bumped on every clear).
+    pool_generation: u32,
+    /// Pool generations of each service behind a load balancer.
+    service_generations: BTreeMap<ObjectId, u32>,
+    /// Operations in flight on this server.
+    operations: u32,
+    /// The server's monitor (none in load-balanced mode).
+    monitor: Option<Monitor>,
+    /// The monitor's deadline as recorded in `Topology::timers`.
+    timer: Option<Instant>,
+    /// What the server's earlier hello replies parsed to (its member lists, tags, `me`,
+    /// `primary`), reused when a reply repeats them.
+    replies: ReplyCache,
+}
+
+/// What an exchange the core asked for is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Check,
+    Rtt,
+}
+
+/// The SDAM state machine.
+///
+/// # How to drive it
+///
+/// Methods fall in four groups, called in this order by an I/O loop:
+///
+/// - **getters** — [`description`](Self::description) returns the current immutable snapshot
+///   (an `Arc`, cheap to clone and safe to send to other threads); [`pool_generation`](Self::pool_generation),
+///   [`operation_count`](Self::operation_count); for `mongodb+srv`,
+///   [`srv_resolution`](Self::srv_resolution) and [`srv_last_error`](Self::srv_last_error).
+/// - **`handle_*`** — [`handle`](Self::handle) feeds one [`Input`] (a monitor's reply or
+///   failure, an application error, a hello from an application handshake, a request to
+///   check, close) with the current time; [`handle_timeout`](Self::handle_timeout) tells it the
+///   deadline it asked for has come. Nothing blocks; nothing is returned.
+/// - **`poll_*`** — drain [`poll_output`](Self::poll_output) until it returns `None` (SDAM and
+///   heartbeat events to publish, [`Command`]s to carry out), then ask
+///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next.
+///
+/// An adapter's whole loop:
+///
+/// ```text
+/// loop {
+///     while let Some(output) = topology.poll_output() {
+///         match output {
+///             Output::Event(e) => publish(e),
+///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, timeout, .. }) =>
+///                 // open `connection` first if `open` is Some(connect timeout); frame `command`
+///                 // as OP_MSG (sdam-wire), send, read one reply, time it; later report
+///                 // Input::MonitorReply { request, reply, round_trip_time, more_to_come }
+///                 // or Input::MonitorFailed { request, kind, error }.
+///                 spawn_exchange(...),
+///             Output::Command(Command::ReadReply { request, connection, timeout }) => read_next(...),
+///             Output::Command(Command::CloseConnection { connection }) => close(connection),
+///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
+///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
+///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
+///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
+///                 spawn_srv_lookup(request, name, timeout),
+///             Output::Command(Command::ResolveTxt { request, name, timeout }) => spawn_txt_lookup(...),
+///             _ => {}
+///         }
+///     }
+///     let deadline = topology.poll_timeout();
+///     match wait_for_io_or(deadline) {                 // the only place that sleeps
+///         // `clock` is the adapter's: the core never reads the time itself.
+///         Woken::Io(input) => topology.handle(input, clock.now()),
+///         Woken::Deadline => topology.handle_timeout(clock.now()),
+///     }
+/// }
+/// ```
+///
+/// The same loop, fed by hand (`now` is the time the adapter read from its clock):
+///
+/// ```
+/// use std::time::Instant;
+/// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
+///
+/// fn feed_by_hand(now: Instant) {
+/// let seed = ServerAddress::parse("db1.example.com:27017").unwrap();
+/// let mut config = TopologyConfig::with_seeds([seed.clone()]);
+/// config.replica_set_name = Some("rs0".into());
+/// let mut topology = Topology::new(config, now).unwrap();
+///
+/// let reply = bson::rawdoc! {
+///     "ok": 1, "isWritablePrimary": true, "setName": "rs0",
+///     "hosts": ["db1.example.com:27017", "db2.example.com:27017"],
+///     "minWireVersion": 0, "maxWireVersion": 21,
+/// };
+/// topology.handle(
+///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3) },
+///     now,
+/// );
+/// while let Some(output) = topology.poll_output() {
+///     if let Output::Event(event) = output {
+///         println!("{event:?}");
+///     }
+/// }
+/// let description = topology.description();
+/// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
+/// assert_eq!(description.servers.len(), 2);
+/// }
+/// # feed_by_hand(sdam_bench::clock::now());
+/// ```
+///
+/// # Cloning
+///
+/// `clone` forks the state machine: both copies go on independently from the same state
+/// (pending requests, schedules, queued outputs). Only one of them may drive real I/O; the
+/// other is for what-if analysis, replay and benchmarks that start every run from the same
+/// state.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    config: TopologyConfig,
+    id: TopologyId,
+    description: Arc<TopologyDescription>,
+    servers: BTreeMap<ServerAddress, ServerState>,
+    /// Every monitor's next deadline (see [`ServerState::timer`]), earliest first.
+    timers: BTreeSet<(Instant, ServerAddress)>,
+    /// Servers whose monitor changed since `timers` was last brought up to date.
+    touched: SmallVec<[ServerAddress; 4]>,
+    outputs: VecDeque<Output>,
+    rng: Rng,
+    closed: bool,
+    /// Exchanges in flight: which server and what for.
+    requests: BTreeMap<RequestId, (ServerAddress, Purpose)>,
+    next_id: u64,
+    last_now: Instant,
+    metadata: bson::Document,
+    /// `mongodb+srv` discovery and polling, when configured.
+    srv: Option<seedlist::SrvDiscovery>,
+}
+
+impl Topology {
+    /// Creates the topology with its seeds as Unknown servers. Never blocks, never fails
+    /// because a server is down; fails only on a configuration the spec forbids.
+    ///
+    /// The first outputs are `TopologyOpening`, a `TopologyDescriptionChanged` from the empty
+    /// description to the seeds, and one `ServerOpening` per seed.
+    ///
+    /// A `mongodb+srv` configuration without seeds starts with no servers (in the initial
+    /// topology type; Unknown unless `replicaSet` or `loadBalanced` is set) and its first
+    /// outputs after `TopologyOpening` are a [`Command::ResolveSrv`] and a
+    /// [`Command::ResolveTxt`] (timeout: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] if
+    /// that is 0). Once both answers are in and valid, the TXT options are applied (replicaSet
+    /// makes it ReplicaSetNoPrimary with that set name, loadBalanced makes it LoadBalanced)
+    /// and the seeds open. A failed, timed-out or invalid answer is retried after
+    /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
+    /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
+    /// quote it.
+    pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut rng = Rng::new(config.rng_seed);
+        let mut oid = [0u8; 12];
+        for chunk in oid.chunks_mut(4) {
+            chunk.copy_from_slice(&rng.next_u32().to_be_bytes());
+        }
+        let id = TopologyId(ObjectId::from_bytes(oid));
+
+        let topology_type = config.initial_topology_type();
+        let mut description = TopologyDescription::new(topology_type);
+        description.heartbeat_frequency = config.heartbeat_frequency;
+        description.local_threshold = config.local_threshold;
+        // "Initial setName".
+        description.set_name = config.replica_set_name.as_deref().map(Arc::from);
+        let mut servers = BTreeMap::new();
+        for seed in &config.seeds {
+            description.insert_server(ServerDescription::unknown(seed.clone()));
+            servers.insert(seed.clone(), ServerState::default());
+        }
+        let description = Arc::new(description);
+
+        let mut topology = Self {
+            config,
+            id,
+            description: Arc::clone(&description),
+            servers,
+            timers: BTreeSet::new(),
+            touched: SmallVec::new(),
+            outputs: VecDeque::new(),
+            rng,
+            closed: false,
+            requests: BTreeMap::new(),
+            next_id: 0,
+            last_now: now,
+            metadata: bson::Document::new(),
+            srv: None,
+        };
+        topology.metadata = topology.config.metadata.to_document();
+        // The first "previous" description is the empty Unknown one (SDAM monitoring tests).
+        let mut empty = TopologyDescription::new(TopologyType::Unknown);
+        empty.heartbeat_frequency = topology.config.heartbeat_frequency;
+        empty.local_threshold = topology.config.local_threshold;
+        topology.emit(Event::TopologyOpening { topology_id: id });
+        // A mongodb+srv topology may start as the empty description: no change to publish.
+        if *description != empty {
+            topology.emit(Event::TopologyDescriptionChanged {
+                topology_id: id,
+                previous: Arc::new(empty),
+                new: Arc::clone(&description),
+            });
+        }
+        for seed in description.servers.addresses() {
+            topology.emit(Event::ServerOpening { topology_id: id, address: seed.clone() });
+            topology.start_monitor(seed, now);
+        }
+        if topology_type == TopologyType::LoadBalanced {
+            topology.make_load_balancer(now);
+        }
+        topology.start_srv(now);
+        topology.run_timers(now);
+        Ok(topology)
+    }
+
+    /// Load balancers are not monitored: the one server is a LoadBalancer from the start
+    /// (load-balancers.md, "Server Discovery Logging and Monitoring").
+    fn make_load_balancer(&mut self, now: Instant) {
+        let Some(seed) = self.config.seeds.first().cloned() else { return };
+        let mut lb = ServerDescription::unknown(seed);
+        lb.server_type = ServerType::LoadBalancer;
+        self.replace_servers(now, |td, _| {
+            td.insert_server(lb);
+            true
+        });
+    }
+
+    /// The topology's id, as it appears in events.
+    pub fn id(&self) -> TopologyId {
+        self.id
+    }
+
+    /// The configuration the topology was created with; for `mongodb+srv`, once the seed list
+    /// is resolved, with the resolved `seeds` and the TXT record's `replica_set_name` and
+    /// `load_balanced` filled in.
+    pub fn config(&self) -> &TopologyConfig {
+        &self.config
+    }
+
+    /// The current description: an immutable snapshot, cheap to clone.
+    pub fn description(&self) -> Arc<TopologyDescription> {
+        Arc::clone(&self.description)
+    }
+
+    /// The connection pool generation of `address`, if it is in the topology.
+    pub fn pool_generation(&self, address: &ServerAddress) -> Option<u32> {
+        self.servers.get(address).map(|s| s.pool_generation)
+    }
+
+    /// The number of operations in flight on `address` (reported with
+    /// [`Input::OperationStarted`] and [`Input::OperationFinished`]).
+    pub fn operation_count(&self, address: &ServerAddress) -> u32 {
+        self.servers.get(address).map_or(0, |s| s.operations)
+    }
+
+    /// The next moment the topology must be woken with [`handle_timeout`](Self::handle_timeout)
+    /// (a check or RTT measurement due), or `None` if nothing is scheduled. Never earlier than
+    /// the last `now` it was given.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let earliest = if self.touched.is_empty() {
+            self.timers.first().map(|(t, _)| *t)
+        } else {
+            // Not reached: every `&mut self` entry point ends with `run_timers`. Scan instead.
+            self.servers.values().filter_map(|s| s.monitor.as_ref()?.next_deadline()).min()
+        };
+        debug_assert_eq!(
+            earliest,
+            self.servers.values().filter_map(|s| s.monitor.as_ref()?.next_deadline()).min(),
+            "the timer index agrees with the monitors"
+        );
+        let srv = self.srv.as_ref().and_then(|s| s.next_deadline(self.description.topology_type));
+        earliest.into_iter().chain(srv).min().map(|t| t.max(self.last_now))
+    }
+
+    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups (and counts
+    /// SRV and TXT lookups unanswered past their timeout as failed).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.closed {
+            self.run_timers(now);
+        }
+    }
+
+    /// Every server the topology tracks, with whether its monitor exists: for the invariant
+    /// checks of [`crate::testing`] (each described server has a monitor, no other does).
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub fn monitor_census(&self) -> Vec<(ServerAddress, bool)> {
+        self.servers.iter().map(|(a, s)| (a.clone(), s.monitor.is_some())).collect()
+    }
+
+    /// Whether the topology was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The topology's random number generator (selection draws from it).
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// The next output, or `None` when there is nothing more to do until the next input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Feeds one input. `now` is the current monotonic time.
+    pub fn handle(&mut self, input: Input<'_>, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.last_now = self.last_now.max(now);
+        match input {
+            Input::HelloReply { address, reply, round_trip_time } => {
+                let previous = self.description.server(&address).cloned();
+                let cache = self.servers.get_mut(&address).map(|s| &mut s.replies);
+                let parsed = ServerDescription::from_hello_after(
+                    address.clone(),
+                    reply,
+                    now,
+                    previous.as_deref(),
+                    cache,
+                );
+                let new = match parsed {
+                    Ok(mut sd) => {
+                        if sd.server_type != ServerType::Unknown {
+                            sd.round_trip_time = Some(round_trip_time);
+                            sd.min_round_trip_time = Some(round_trip_time);
+                        }
+                        sd
+                    }
+                    Err(e) => {
+                        let mut sd = ServerDescription::unknown_with_error(address, e.to_string());
+                        sd.last_update_time = Some(now);
+                        sd
+                    }
+                };
+                self.apply_server_description(new, now);
+            }
+            Input::CheckFailed { address, error } => {
+                let mut sd = ServerDescription::unknown_with_error(address, error);
+                sd.last_update_time = Some(now);
+                self.apply_server_description(sd, now);
+            }
+            Input::MonitorReply { request, reply, round_trip_time, more_to_come } => {
+                self.on_monitor_reply(request, reply, round_trip_time, more_to_come, now);
+            }
+            Input::MonitorFailed { request, kind, error } => {
+                self.on_monitor_failed(request, kind, error, now);
+            }
+            Input::ApplicationError(error) => self.handle_application_error(error, now),
+            Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
+            Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
+            Input::RequestImmediateCheck => {
+                for (address, state) in &mut self.servers {
+                    if let Some(m) = state.monitor.as_mut() {
+                        m.request_check(now);
+                        self.touched.push(address.clone());
+                    }
+                }
+            }
+            Input::OperationStarted(address) => {
+                if let Some(s) = self.servers.get_mut(&address) {
+                    s.operations = s.operations.saturating_add(1);
+                }
+            }
+            Input::OperationFinished(address) => {
+                if let Some(s) = self.servers.get_mut(&address) {
+                    s.operations = s.operations.saturating_sub(1);
+                }
+            }
+            Input::Close => {
+                self.close(now);
+                return;
+            }
+        }
+        self.run_timers(now);
+    }
+
+    /// Applies a server description through the update rules, publishing events.
+    fn apply_server_description(&mut self, sd: ServerDescription, now: Instant) {
+        if self.description.topology_type == TopologyType::LoadBalanced {
+            // Load balancers are never monitored; nothing a check says changes them.
+            return;
+        }
+        let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        let sd = Arc::new(sd);
+        self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
+    }
+
+    /// Runs `update` on a copy of the description, then publishes the result with its events.
+    fn replace_servers(
+        &mut self,
+        _now: Instant,
+        update: impl FnOnce(&mut TopologyDescription, &mut Changes) -> bool,
+    ) {
+        // `update` returns `false` when it ignored its input: nothing is published then.
+        let previous = Arc::clone(&self.description);
+        let mut next = (*previous).clone();
+        let mut changes = Changes::default();
+        if !update(&mut next, &mut changes) {
+            return;
+        }
+        // Servers whose description changed, in address order (shared chunks and descriptions
+        // are skipped); with the same addresses, none changed, and the same topology-wide
+        // fields, the two descriptions are equal by the spec's rules.
+        let mut changed: SmallVec<[(Arc<ServerDescription>, Arc<ServerDescription>); 2]> = SmallVec::new();
+        let same_addresses = ServerMap::for_each_replaced(&previous.servers, &next.servers, |old, sd| {
+            if **old != **sd {
+                changed.push((Arc::clone(old), Arc::clone(sd)));
+            }
+        });
+        if same_addresses && changed.is_empty() && next.same_apart_from_servers(&previous) {
+            // Keep the new round-trip times and update times, but publish no event (waiting
+            // selections may still care about the new RTTs).
+            self.description = Arc::new(next);
+            self.outputs.push_back(Output::Command(Command::WakeSelections));
+            return;
+        }
+        let next = Arc::new(next);
+        let id = self.id;
+        for (old, sd) in changed {
+            self.outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
+                topology_id: id,
+                address: sd.address.clone(),
+                previous: old,
+                new: sd,
+            }));
+        }
+        for address in &changes.added {
+            self.servers.entry(address.clone()).or_default();
+            self.emit(Event::ServerOpening { topology_id: id, address: address.clone() });
+            self.start_monitor(address, _now);
+        }
+        for gone in &changes.removed {
+            if !next.servers.contains(&gone.address) {
+                if let Some(state) = self.remove_server_state(&gone.address) {
+                    self.stop_monitor(state.monitor);
+                }
+                self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
+            }
+        }
+        self.description = Arc::clone(&next);
+        self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: next });
+        self.outputs.push_back(Output::Command(Command::WakeSelections));
+        for address in changes.check_now {
+            self.request_check(&address, _now);
+        }
+    }
+
+    /// Closes every server, then the topology ("Client closing").
+    fn close(&mut self, _now: Instant) {
+        let id = self.id;
+        let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
+        for address in addresses {
+            if let Some(state) = self.remove_server_state(&address) {
+                self.stop_monitor(state.monitor);
+            }
+            self.emit(Event::ServerClosed { topology_id: id, address });
+        }
+        self.servers.clear();
+        self.timers.clear();
+        self.touched.clear();
+        self.requests.clear();
+        self.emit(Event::TopologyClosed { topology_id: id });
+        self.closed = true;
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+}
