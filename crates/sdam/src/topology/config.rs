@@ -8,6 +8,8 @@ use crate::address::ServerAddress;
 use crate::handshake::ClientMetadata;
 use crate::monitor::ServerMonitoringMode;
 use crate::topology_description::TopologyType;
+#[cfg(doc)]
+use crate::{events::Command, Topology};
 
 /// The smallest heartbeat frequency accepted (server-monitoring.md, "heartbeatFrequencyMS").
 pub const MIN_HEARTBEAT_FREQUENCY: Duration = crate::monitor::MIN_HEARTBEAT_FREQUENCY;

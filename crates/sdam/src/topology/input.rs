@@ -6,6 +6,7 @@ use bson::raw::RawDocument;
 
 use crate::address::ServerAddress;
 use crate::app_error::ApplicationError;
+#[cfg(doc)]
 use crate::events::Command;
 use crate::monitor::{FailureKind, RequestId};
 

@@ -14,7 +14,7 @@ impl Topology {
     /// [`Input::OperationFinished`] when the operation ends. On `Wait` with
     /// `request_immediate_check`, the monitors are asked for an immediate check (throttled by
     /// minHeartbeatFrequencyMS), so the caller only has to wait for the next
-    /// [`Command::WakeSelections`] or the `until` deadline.
+    /// [`Command::WakeSelections`](crate::Command::WakeSelections) or the `until` deadline.
     pub fn select(&mut self, selection: &mut Selection, now: Instant) -> SelectionPoll {
         let counts = |address: &ServerAddress| self.servers.get(address).map_or(0, |s| s.operations);
         let poll = selection.poll(&self.description, &counts, &mut self.rng, now);
