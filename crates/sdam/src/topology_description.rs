@@ -12,6 +12,17 @@ use crate::server_description::ServerDescription;
 
 pub use crate::server_map::{Iter as ServerIter, ServerMap};
 
+/// The most servers a topology holds. Each reply may list at most
+/// [`MAX_REPORTED_MEMBERS`](crate::hello::MAX_REPORTED_MEMBERS) members, but replies of
+/// members that no primary contradicts add up (a secondary whose every reply names 1,023 new
+/// hosts grew a topology to 20,460 servers in 10 s), and so do SRV rescans. Once a topology
+/// holds this many servers, discovery adds no more: the hosts beyond it are treated as if
+/// they had not been reported, and [`TopologyDescription::server_limit_error`] says how many
+/// were left out and who reported them. A primary's member list is applied after removing the
+/// servers it does not list, so it always fits. Equal to
+/// [`MAX_SEEDS`](crate::topology::MAX_SEEDS): any accepted seed list fits.
+pub const MAX_SERVERS: usize = 10_000;
+
 /// The kind of deployment (server-discovery-and-monitoring.md, "TopologyType").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -101,6 +112,11 @@ pub struct TopologyDescription {
     /// `mongodb://` topologies. Failures of later SRV rescans never show here (they must not
     /// change the topology).
     pub srv_error: Option<String>,
+    /// Why reported hosts are missing from the topology: the last update that left hosts out
+    /// because the topology holds [`MAX_SERVERS`] servers names how many and who reported
+    /// them. `None` while the topology has room (it is cleared by the first update after it
+    /// drops below the limit).
+    pub server_limit_error: Option<String>,
 }
 
 impl TopologyDescription {
@@ -117,6 +133,7 @@ impl TopologyDescription {
             heartbeat_frequency: Duration::from_secs(10),
             local_threshold: Duration::from_millis(15),
             srv_error: None,
+            server_limit_error: None,
         }
     }
 
@@ -134,6 +151,7 @@ impl TopologyDescription {
             heartbeat_frequency,
             local_threshold,
             srv_error,
+            server_limit_error,
         } = self;
         *topology_type == other.topology_type
             && *set_name == other.set_name
@@ -144,6 +162,7 @@ impl TopologyDescription {
             && *heartbeat_frequency == other.heartbeat_frequency
             && *local_threshold == other.local_threshold
             && *srv_error == other.srv_error
+            && *server_limit_error == other.server_limit_error
     }
 
     /// Whether every known server's wire version range overlaps this client's.
@@ -183,7 +202,7 @@ mod tests {
     fn same_apart_from_servers_agrees_with_eq() {
         let mut base = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
         base.insert_server(ServerDescription::unknown(ServerAddress::parse("a").unwrap()));
-        let changes: [fn(&mut TopologyDescription); 9] = [
+        let changes: [fn(&mut TopologyDescription); 10] = [
             |td| td.topology_type = TopologyType::ReplicaSetNoPrimary,
             |td| td.set_name = Some("rs".into()),
             |td| td.max_election_id = Some(ObjectId::from_bytes([1; 12])),
@@ -193,6 +212,7 @@ mod tests {
             |td| td.heartbeat_frequency = Duration::from_secs(1),
             |td| td.local_threshold = Duration::from_millis(1),
             |td| td.srv_error = Some("no answer".into()),
+            |td| td.server_limit_error = Some("full".into()),
         ];
         assert!(base.same_apart_from_servers(&base.clone()));
         for (i, change) in changes.iter().enumerate() {

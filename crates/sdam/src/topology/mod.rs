@@ -28,6 +28,8 @@ mod monitoring;
 mod selection;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_server_limit;
 
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
 pub use input::Input;
@@ -442,6 +444,7 @@ impl Topology {
         if !update(&mut next, &mut changes) {
             return;
         }
+        next.note_server_limit(&changes);
         // Servers whose description changed, in address order (shared chunks and descriptions
         // are skipped); with the same addresses, none changed, and the same topology-wide
         // fields, the two descriptions are equal by the spec's rules.

@@ -18,7 +18,6 @@ use crate::connection_string::srv::{
 use crate::connection_string::Options;
 use crate::events::Command;
 use crate::monitor::RequestId;
-use crate::server_description::ServerDescription;
 use crate::topology_description::TopologyType;
 
 /// How long the first retry of a failed initial seedlist discovery waits. Each further retry
@@ -313,11 +312,8 @@ impl Topology {
             td.topology_type = topology_type;
             td.set_name = set_name;
             td.srv_error = None;
-            for host in hosts {
-                if !td.servers.contains(&host) {
-                    td.insert_server(ServerDescription::unknown(host.clone()));
-                    changes.added.push(host);
-                }
+            for host in &hosts {
+                td.add_unknown(host, || "the SRV records".to_owned(), changes);
             }
             true
         });
@@ -380,10 +376,7 @@ impl Topology {
                     td.remove(gone, changes);
                 }
                 for new in &rescan.added {
-                    if !td.servers.contains(new) {
-                        td.insert_server(ServerDescription::unknown(new.clone()));
-                        changes.added.push(new.clone());
-                    }
+                    td.add_unknown(new, || "the SRV records".to_owned(), changes);
                 }
                 true
             });
