@@ -108,7 +108,8 @@ impl TopologyDescription {
         // the primary's list always fits under `MAX_SERVERS`, whatever others reported before.
         self.servers.retain(|other| sd.reports_member(&other.address), |gone| changes.removed.push(gone));
         changes.added.retain(|a| sd.reports_member(a));
-        self.add_missing_members(address, changes);
+        // (The primary itself may be gone now, if it does not list itself.)
+        self.add_members_of(&sd, changes);
         self.check_if_has_primary();
     }
 

@@ -174,8 +174,14 @@ impl TopologyDescription {
     /// [`MAX_SERVERS`].
     pub(crate) fn add_missing_members(&mut self, reporter: &ServerAddress, changes: &mut Changes) {
         let Some(sd) = self.servers.get(reporter).cloned() else { return };
+        self.add_members_of(&sd, changes);
+    }
+
+    /// Adds an Unknown description for every member `sd` reports that is not yet in the
+    /// topology, up to [`MAX_SERVERS`] (`sd` need not be in the topology any more).
+    pub(crate) fn add_members_of(&mut self, sd: &ServerDescription, changes: &mut Changes) {
         for member in sd.members() {
-            self.add_unknown(member, || reporter.to_string(), changes);
+            self.add_unknown(member, || sd.address.to_string(), changes);
         }
     }
 

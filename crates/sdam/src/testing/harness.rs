@@ -279,7 +279,7 @@ impl Harness {
         error.service_id = plan.service.map(|s| ObjectId::from_bytes([s % 2; 12]));
         error.max_wire_version = 21;
         if plan.before_handshake {
-            error.phase = ErrorPhase::BeforeHandshakeCompletes;
+            error.phase = ErrorPhase::Authentication;
         }
         if plan.overloaded {
             error.labels.push(SYSTEM_OVERLOADED_LABEL.to_owned());

@@ -29,6 +29,8 @@ mod selection;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_error_phases;
+#[cfg(test)]
 mod tests_server_limit;
 
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
