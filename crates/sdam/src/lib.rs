@@ -43,7 +43,7 @@ pub use monitor::{ConnectionId, FailureKind, RequestId, ServerMonitoringMode};
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
 pub use server_description::{AddressList, ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
-pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
+pub use topology_description::{ServerMap, SrvError, TopologyDescription, TopologyType};
 
 /// Some instant for unit tests to start their virtual clock from, read outside the core (by
 /// the benchmark crate, a dev-dependency).

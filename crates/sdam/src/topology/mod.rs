@@ -186,10 +186,12 @@ impl Topology {
     /// [`Command::ResolveTxt`] (timeout: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] if
     /// that is 0). Once both answers are in and valid, the TXT options are applied (replicaSet
     /// makes it ReplicaSetNoPrimary with that set name, loadBalanced makes it LoadBalanced)
-    /// and the seeds open. A failed, timed-out or invalid answer is retried after
-    /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
+    /// and the seeds open. A failed or timed-out lookup, or an empty SRV answer, is retried
+    /// after [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
     /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
-    /// quote it.
+    /// quote it. Answers that break a rule of the seedlist spec are a permanent error
+    /// ([`SrvError::Permanent`](crate::SrvError::Permanent)): never retried, and selections
+    /// fail with it at once.
     pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = Rng::new(config.rng_seed);
