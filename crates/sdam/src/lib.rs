@@ -37,7 +37,7 @@ pub use address::{AddressError, ServerAddress};
 pub use app_error::{ApplicationError, ApplicationErrorKind, ErrorPhase};
 pub use connection_string::{ConnectionString, ConnectionStringError, Options, Warning};
 pub use events::{Command, Event, Output, TopologyId};
-pub use handshake::{ClientMetadata, FaasEnv};
+pub use handshake::{ClientMetadata, ContainerEnv, DriverInfo, FaasEnv, MetadataError};
 pub use hello::HelloError;
 pub use monitor::{ConnectionId, FailureKind, RequestId, ServerMonitoringMode};
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};

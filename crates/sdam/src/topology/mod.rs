@@ -31,6 +31,8 @@ mod tests;
 #[cfg(test)]
 mod tests_error_phases;
 #[cfg(test)]
+mod tests_handshake;
+#[cfg(test)]
 mod tests_server_limit;
 
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
@@ -278,6 +280,26 @@ impl Topology {
     /// `load_balanced` filled in.
     pub fn config(&self) -> &TopologyConfig {
         &self.config
+    }
+
+    /// The handshake's `client` document (handshake.md), at most 512 bytes: what the core's
+    /// monitors send on every new connection, and what a driver's connection pool sends in
+    /// its own handshakes.
+    pub fn client_metadata(&self) -> &bson::Document {
+        &self.metadata
+    }
+
+    /// appendMetadata (handshake.md, "Metadata updates after MongoClient initialization"):
+    /// appends a wrapping library's driver info to the client metadata
+    /// ([`ClientMetadata::append`](crate::ClientMetadata::append)). Connections opened from
+    /// now on send the new document; established ones are left as they are. Returns whether
+    /// anything changed (`false` for driver info appended before).
+    pub fn append_metadata(&mut self, info: crate::DriverInfo) -> Result<bool, crate::MetadataError> {
+        let changed = self.config.metadata.append(info)?;
+        if changed {
+            self.metadata = self.config.metadata.to_document();
+        }
+        Ok(changed)
     }
 
     /// The current description: an immutable snapshot, cheap to clone.
