@@ -9,6 +9,8 @@
 //! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
 //!   client configuration built from them.
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
+//!   environment, which both adapters fill in when a client starts.
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod environment;
 mod error;
 mod events;
 mod guard;

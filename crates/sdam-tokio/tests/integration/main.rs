@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod adapter;
+mod environment;
 mod harness;
 
 mod scenarios {
