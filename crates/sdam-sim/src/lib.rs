@@ -109,6 +109,7 @@ pub struct Sim {
     events: Vec<(Duration, Event)>,
     closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
     pool_clears: Vec<(Duration, ServerAddress)>,
+    pool_readies: Vec<(Duration, ServerAddress, u32)>,
     steps: usize,
     /// Every selection started, and the indices of those still waiting.
     selections: Vec<SimSelection>,
@@ -146,6 +147,7 @@ impl Sim {
             events: Vec::new(),
             closed_connections: Vec::new(),
             pool_clears: Vec::new(),
+            pool_readies: Vec::new(),
             steps: 0,
             selections: Vec::new(),
             waiting: Vec::new(),
@@ -210,6 +212,12 @@ impl Sim {
     /// Every pool clear the core asked for: when and for what server.
     pub fn pool_clears(&self) -> &[(Duration, ServerAddress)] {
         &self.pool_clears
+    }
+
+    /// Every pool the core marked ready (`Command::MarkPoolReady`): when, for what server,
+    /// and the pool generation.
+    pub fn pool_readies(&self) -> &[(Duration, ServerAddress, u32)] {
+        &self.pool_readies
     }
 
     /// The total number of steps taken so far.
@@ -378,6 +386,9 @@ impl Sim {
                 }
             }
             Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
+            Command::MarkPoolReady { address, generation } => {
+                self.pool_readies.push((self.elapsed(), address, generation));
+            }
             Command::ResolveSrv { request, name, timeout } => {
                 self.resolve(request, DnsQuery::Srv, name, timeout);
             }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+mod pool_ready;
 mod srv;
 
 use std::collections::BTreeMap;

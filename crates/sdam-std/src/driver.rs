@@ -125,6 +125,9 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            Command::MarkPoolReady { address, generation } => {
+                self.shared.subscribers.publish(ClientEvent::PoolReady { address, generation });
+            }
             Command::ResolveSrv { request, name, timeout } => self.dns().resolve_srv(request, name, timeout),
             Command::ResolveTxt { request, name, timeout } => self.dns().resolve_txt(request, name, timeout),
             // WakeSelections is handled under the lock; nothing else exists yet.

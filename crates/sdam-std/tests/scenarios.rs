@@ -12,6 +12,8 @@ use sdam_testserver::scenarios::{EventStream, Harness};
 
 #[path = "scenarios/environment.rs"]
 mod environment;
+#[path = "scenarios/pool_ready.rs"]
+mod pool_ready;
 
 struct StdHarness(Client);
 

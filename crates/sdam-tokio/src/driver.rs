@@ -228,6 +228,9 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            Command::MarkPoolReady { address, generation } => {
+                self.shared.publish(ClientEvent::PoolReady { address, generation });
+            }
             Command::ResolveSrv { request, name, timeout } => {
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();

@@ -121,7 +121,10 @@ impl Topology {
                 *g
             }
             None => {
+                // CMAP, "Clearing a non-load balanced pool": the pool is "paused" until a
+                // check marks it ready again. (A load-balanced service clear does not pause.)
                 state.pool_generation += 1;
+                state.pool_ready = false;
                 state.pool_generation
             }
         };

@@ -33,6 +33,8 @@ mod tests_error_phases;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]
+mod tests_pool_ready;
+#[cfg(test)]
 mod tests_server_limit;
 
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
@@ -43,6 +45,9 @@ pub use input::Input;
 struct ServerState {
     /// The connection pool generation (bumped on every clear).
     pool_generation: u32,
+    /// Whether the I/O layer's pool is "ready" (CMAP): false until a check makes the server
+    /// usable ([`Command::MarkPoolReady`]), and again after every clear.
+    pool_ready: bool,
     /// Pool generations of each service behind a load balancer.
     service_generations: BTreeMap<ObjectId, u32>,
     /// Operations in flight on this server.
@@ -97,6 +102,7 @@ enum Purpose {
 ///             Output::Command(Command::ReadReply { request, connection, timeout }) => read_next(...),
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
+///             Output::Command(Command::MarkPoolReady { address, .. }) => pool(address).ready(),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
 ///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
 ///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
@@ -264,10 +270,14 @@ impl Topology {
         let Some(seed) = self.config.seeds.first().cloned() else { return };
         let mut lb = ServerDescription::unknown(seed);
         lb.server_type = ServerType::LoadBalancer;
+        let position = self.outputs.len();
+        let ready = lb.clone();
         self.replace_servers(now, |td, _| {
             td.insert_server(lb);
             true
         });
+        // No monitor will ever check it: its pool is ready from the start.
+        self.mark_pool_ready_if_usable(&ready, position);
     }
 
     /// The topology's id, as it appears in events.
@@ -454,7 +464,38 @@ impl Topology {
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
         let sd = Arc::new(sd);
+        let applied = Arc::clone(&sd);
+        let position = self.outputs.len();
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
+        // The pool is marked ready in step with the update, before its events.
+        if self.description.server(&applied.address).is_some_and(|current| Arc::ptr_eq(current, &applied)) {
+            self.mark_pool_ready_if_usable(&applied, position);
+        }
+    }
+
+    /// server-discovery-and-monitoring.md, "Connection Pool Management" (and
+    /// `onServerDescriptionChanged`): after a successful check that makes the server a
+    /// Mongos, RSPrimary, RSSecondary, Standalone or LoadBalancer, or anything but Unknown in
+    /// a Single topology, the server's pool MUST be marked "ready". CMAP: a pool already ready
+    /// is not marked again. The command goes at `position` in the outputs (before the events
+    /// of the update that made the server usable).
+    fn mark_pool_ready_if_usable(&mut self, sd: &ServerDescription, position: usize) {
+        let usable = matches!(
+            sd.server_type,
+            ServerType::Mongos
+                | ServerType::RSPrimary
+                | ServerType::RSSecondary
+                | ServerType::Standalone
+                | ServerType::LoadBalancer
+        ) || (sd.server_type != ServerType::Unknown
+            && self.description.topology_type == TopologyType::Single);
+        let Some(state) = self.servers.get_mut(&sd.address).filter(|s| usable && !s.pool_ready) else {
+            return;
+        };
+        state.pool_ready = true;
+        let command =
+            Command::MarkPoolReady { address: sd.address.clone(), generation: state.pool_generation };
+        self.outputs.insert(position.min(self.outputs.len()), Output::Command(command));
     }
 
     /// Runs `update` on a copy of the description, then publishes the result with its events.
