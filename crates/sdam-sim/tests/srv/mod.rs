@@ -9,6 +9,8 @@ use sdam::connection_string::srv::SrvRecord;
 use sdam::{ConnectionString, Event, ServerAddress, ServerType, TopologyConfig, TopologyType};
 use sdam_sim::{Cluster, DnsHealth, DnsQuery, DnsZone, Member, Role, Sim};
 
+mod prose;
+
 const HOST: &str = "localhost.test.build.10gen.cc";
 const TEST1: &str = "_mongodb._tcp.test1.test.build.10gen.cc";
 /// The DNS lookup latency of every scenario.
