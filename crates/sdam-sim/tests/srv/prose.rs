@@ -71,7 +71,7 @@ fn prose_test_4_replacement_of_both_records_with_one_new_record() {
 #[test]
 fn prose_test_5_replacement_of_both_records_with_two_new_records() {
     let (sim, found) = after_change(TEST1_URI, TEST1, &[27017, 27018], |z| {
-        z.set_srv(TEST1, vec![record(27019), record(27020)])
+        z.set_srv(TEST1, vec![record(27019), record(27020)]);
     });
     assert_eq!(found, ports(&[27019, 27020]));
     assert!(all_known(&sim));
