@@ -333,7 +333,8 @@ mod tests {
 
     /// "For OP_QUERY": the SecondaryOk flag for every mode but primary; $readPreference for
     /// secondary, primaryPreferred and nearest, and for secondaryPreferred only with tag sets,
-    /// a positive maxStalenessSeconds or hedge.
+    /// a positive maxStalenessSeconds or hedge. This is also the scenario list of
+    /// server-selection-tests.md, "Passing ReadPreference to Mongos".
     #[test]
     fn mongos_with_op_query() {
         let m = |r: &ReadPreference| {

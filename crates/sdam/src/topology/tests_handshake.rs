@@ -467,3 +467,39 @@ fn driver_info_with_the_delimiter_is_refused() {
     }
     assert_eq!(m.append(info("one-more", None, None)), Err(MetadataError::TooMany));
 }
+
+/// handshake.md, "Metadata updates after MongoClient initialization": appended metadata goes
+/// to connections opened afterwards; appending opens, closes and re-handshakes nothing.
+#[test]
+fn appended_metadata_reaches_new_connections_only() {
+    let now = crate::test_instant();
+    let mut t = Topology::new(TopologyConfig::with_seeds([addr("a")]), now).unwrap();
+    let first = std::iter::from_fn(|| t.poll_output())
+        .find_map(|o| match o {
+            Output::Command(Command::SendHello { request, open: Some(_), command, .. }) => {
+                Some((request, command))
+            }
+            _ => None,
+        })
+        .unwrap();
+    let sent = Document::try_from(first.1.as_ref()).unwrap();
+    assert_eq!(driver(sent.get_document("client").unwrap()).0, "sdam");
+    assert_eq!(t.append_metadata(info("odm", Some("3.1"), None)), Ok(true));
+    assert!(t.poll_output().is_none(), "no connection opened or closed for the update");
+    // The monitoring connection breaks; a heartbeat later its replacement sends the new
+    // metadata.
+    let kind = crate::monitor::FailureKind::Network;
+    t.handle(Input::MonitorFailed { request: first.0, kind, error: "reset".into() }, now);
+    while t.poll_output().is_some() {}
+    let at = t.poll_timeout().unwrap();
+    t.handle_timeout(at);
+    let reopened = std::iter::from_fn(|| t.poll_output())
+        .find_map(|o| match o {
+            Output::Command(Command::SendHello { open: Some(_), command, .. }) => Some(command),
+            _ => None,
+        })
+        .expect("a new connection");
+    let sent = Document::try_from(reopened.as_ref()).unwrap();
+    let (name, version, _) = driver(sent.get_document("client").unwrap());
+    assert_eq!((name.as_str(), version.ends_with("|3.1")), ("sdam|odm", true));
+}
