@@ -123,7 +123,7 @@ enum Purpose {
 /// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
 /// fn feed_by_hand(now: Instant) {
@@ -463,14 +463,36 @@ impl Topology {
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        // Only a paused pool of a server this outcome makes usable is marked ready (checked
+        // first, so the steady state costs one lookup).
+        let readies = self.makes_usable(&sd) && self.servers.get(&sd.address).is_some_and(|s| !s.pool_ready);
         let sd = Arc::new(sd);
-        let applied = Arc::clone(&sd);
+        let applied = readies.then(|| Arc::clone(&sd));
         let position = self.outputs.len();
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
-        // The pool is marked ready in step with the update, before its events.
-        if self.description.server(&applied.address).is_some_and(|current| Arc::ptr_eq(current, &applied)) {
-            self.mark_pool_ready_if_usable(&applied, position);
+        // The pool is marked ready in step with the update, before its events, if the update
+        // rules kept the outcome (not stale, not replaced by a setName mismatch).
+        if let Some(applied) = applied {
+            if self.description.server(&applied.address).is_some_and(|current| Arc::ptr_eq(current, &applied))
+            {
+                self.mark_pool_ready_if_usable(&applied, position);
+            }
         }
+    }
+
+    /// Whether `sd` is of a type whose pool is marked ready (see
+    /// [`mark_pool_ready_if_usable`](Self::mark_pool_ready_if_usable)). A server only becomes
+    /// Single's by being a Standalone, which qualifies anyway, so the current topology type
+    /// decides.
+    fn makes_usable(&self, sd: &ServerDescription) -> bool {
+        matches!(
+            sd.server_type,
+            ServerType::Mongos
+                | ServerType::RSPrimary
+                | ServerType::RSSecondary
+                | ServerType::Standalone
+                | ServerType::LoadBalancer
+        ) || (sd.server_type != ServerType::Unknown && self.description.topology_type == TopologyType::Single)
     }
 
     /// server-discovery-and-monitoring.md, "Connection Pool Management" (and
@@ -480,15 +502,7 @@ impl Topology {
     /// is not marked again. The command goes at `position` in the outputs (before the events
     /// of the update that made the server usable).
     fn mark_pool_ready_if_usable(&mut self, sd: &ServerDescription, position: usize) {
-        let usable = matches!(
-            sd.server_type,
-            ServerType::Mongos
-                | ServerType::RSPrimary
-                | ServerType::RSSecondary
-                | ServerType::Standalone
-                | ServerType::LoadBalancer
-        ) || (sd.server_type != ServerType::Unknown
-            && self.description.topology_type == TopologyType::Single);
+        let usable = self.makes_usable(sd);
         let Some(state) = self.servers.get_mut(&sd.address).filter(|s| usable && !s.pool_ready) else {
             return;
         };
