@@ -51,7 +51,7 @@ fn check(data: &[u8]) {
     let mut config = TopologyConfig::with_seeds([address.clone()]);
     config.replica_set_name = Some("rs".into());
     let mut topology = Topology::new(config, origin()).unwrap();
-    topology.handle(Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1) }, origin());
+    topology.handle(Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1), awaited: false }, origin());
     while topology.poll_output().is_some() {}
     let td = topology.description();
     if let Err(violation) = invariants::check_description(&td, topology.config()) {

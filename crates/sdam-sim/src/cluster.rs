@@ -55,6 +55,9 @@ pub struct Member {
     /// Whether it streams (answers awaitable hellos when its state changes or after
     /// `maxAwaitTimeMS`, with moreToCome) or answers them at once without moreToCome.
     pub streaming: bool,
+    /// Whether it completes the handshake and then closes the connection on every awaitable
+    /// hello (a hostile or broken server).
+    pub closes_awaitable: bool,
     /// The `processId` of its `topologyVersion` (new on each restart).
     pub process_id: ObjectId,
     /// The `counter` of its `topologyVersion` (bumped on every change of its hello reply).
@@ -72,6 +75,7 @@ impl Member {
             latency: Duration::from_millis(1),
             tags: BTreeMap::new(),
             streaming: true,
+            closes_awaitable: false,
             process_id: ObjectId::from_bytes([0; 12]),
             counter: 0,
             changed_at: None,
@@ -96,6 +100,14 @@ impl Member {
     #[must_use]
     pub fn non_streaming(mut self) -> Self {
         self.streaming = false;
+        self
+    }
+
+    /// Makes it a server that completes the handshake and then closes the connection on every
+    /// awaitable hello.
+    #[must_use]
+    pub fn closing_awaitable(mut self) -> Self {
+        self.closes_awaitable = true;
         self
     }
 

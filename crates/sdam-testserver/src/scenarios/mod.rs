@@ -135,7 +135,7 @@ pub fn config(cluster: &Cluster, seeds: Vec<ServerAddress>) -> TopologyConfig {
     config.replica_set_name = cluster.set_name();
     config.heartbeat_frequency = HEARTBEAT;
     config.server_selection_timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
+    config.connect_timeout = Some(Duration::from_secs(2));
     config
 }
 

@@ -126,7 +126,7 @@ enum Purpose {
 ///     "minWireVersion": 0, "maxWireVersion": 21,
 /// };
 /// topology.handle(
-///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3) },
+///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3), awaited: false },
 ///     now,
 /// );
 /// while let Some(output) = topology.poll_output() {
@@ -352,36 +352,18 @@ impl Topology {
         }
         self.last_now = self.last_now.max(now);
         match input {
-            Input::HelloReply { address, reply, round_trip_time } => {
-                let previous = self.description.server(&address).cloned();
-                let cache = self.servers.get_mut(&address).map(|s| &mut s.replies);
-                let parsed = ServerDescription::from_hello_after(
-                    address.clone(),
-                    reply,
-                    now,
-                    previous.as_deref(),
-                    cache,
-                );
-                let new = match parsed {
-                    Ok(mut sd) => {
-                        if sd.server_type != ServerType::Unknown {
-                            sd.round_trip_time = Some(round_trip_time);
-                            sd.min_round_trip_time = Some(round_trip_time);
-                        }
-                        sd
-                    }
-                    Err(e) => {
-                        let mut sd = ServerDescription::unknown_with_error(address, e.to_string());
-                        sd.last_update_time = Some(now);
-                        sd
-                    }
-                };
-                self.apply_server_description(new, now);
+            Input::CheckStarted { address, awaited } => self.on_check_started(&address, awaited, now),
+            Input::HelloReply { address, reply, round_trip_time, awaited } => {
+                self.on_hello_by_address(&address, reply, round_trip_time, awaited, now);
             }
-            Input::CheckFailed { address, error } => {
-                let mut sd = ServerDescription::unknown_with_error(address, error);
-                sd.last_update_time = Some(now);
-                self.apply_server_description(sd, now);
+            Input::CheckFailed { address, kind, error } => {
+                self.on_check_failed_by_address(&address, kind, error, now);
+            }
+            Input::RoundTripTime { address, round_trip_time } => {
+                self.on_rtt_sample(&address, round_trip_time)
+            }
+            Input::ApplicationHandshake { address, reply, round_trip_time } => {
+                self.on_application_handshake(&address, reply, round_trip_time, now);
             }
             Input::MonitorReply { request, reply, round_trip_time, more_to_come } => {
                 self.on_monitor_reply(request, reply, round_trip_time, more_to_come, now);
@@ -393,11 +375,14 @@ impl Topology {
             Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
             Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
             Input::RequestImmediateCheck => {
-                for (address, state) in &mut self.servers {
-                    if let Some(m) = state.monitor.as_mut() {
-                        m.request_check(now);
-                        self.touched.push(address.clone());
-                    }
+                let monitored: Vec<ServerAddress> = self
+                    .servers
+                    .iter()
+                    .filter(|(_, s)| s.monitor.is_some())
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                for address in monitored {
+                    self.request_check(&address, now);
                 }
             }
             Input::OperationStarted(address) => {
@@ -460,6 +445,17 @@ impl Topology {
         }
         let next = Arc::new(next);
         let id = self.id;
+        for (_, sd) in &changed {
+            // server-selection.md, "Calculation of Average Round Trip Times": "When a server
+            // becomes unavailable, its average RTT MUST be cleared" — whatever made it Unknown
+            // (a failed check, a state-change error, a stale primary), the next sample is the
+            // new average.
+            if sd.server_type == ServerType::Unknown {
+                if let Some(m) = self.servers.get_mut(&sd.address).and_then(|s| s.monitor.as_mut()) {
+                    m.rtt.reset();
+                }
+            }
+        }
         for (old, sd) in changed {
             self.outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
                 topology_id: id,
@@ -476,7 +472,12 @@ impl Topology {
         for gone in &changes.removed {
             if !next.servers.contains(&gone.address) {
                 if let Some(state) = self.remove_server_state(&gone.address) {
-                    self.stop_monitor(state.monitor);
+                    self.stop_monitor(
+                        &gone.address,
+                        state.monitor,
+                        "the server was removed from the topology",
+                        _now,
+                    );
                 }
                 self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
             }
@@ -489,13 +490,16 @@ impl Topology {
         }
     }
 
-    /// Closes every server, then the topology ("Client closing").
-    fn close(&mut self, _now: Instant) {
+    /// SDAM "Client closing" (and load-balancers.md): every check in flight ends with its
+    /// `ServerHeartbeatFailed` ("topology closed"), every server is removed (`ServerClosed`),
+    /// the description becomes an Unknown one without servers (`TopologyDescriptionChanged`),
+    /// and `TopologyClosed` is the last event.
+    fn close(&mut self, now: Instant) {
         let id = self.id;
         let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
         for address in addresses {
             if let Some(state) = self.remove_server_state(&address) {
-                self.stop_monitor(state.monitor);
+                self.stop_monitor(&address, state.monitor, "the topology was closed", now);
             }
             self.emit(Event::ServerClosed { topology_id: id, address });
         }
@@ -503,6 +507,19 @@ impl Topology {
         self.timers.clear();
         self.touched.clear();
         self.requests.clear();
+        let previous = Arc::clone(&self.description);
+        // Every server removed and the type Unknown; the (maxElectionId, maxSetVersion) seen
+        // so far never go backwards (an Unknown topology has no set name).
+        let mut closed = TopologyDescription::new(TopologyType::Unknown);
+        closed.heartbeat_frequency = previous.heartbeat_frequency;
+        closed.local_threshold = previous.local_threshold;
+        closed.max_election_id = previous.max_election_id;
+        closed.max_set_version = previous.max_set_version;
+        let closed = Arc::new(closed);
+        if *closed != *previous {
+            self.description = Arc::clone(&closed);
+            self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: closed });
+        }
         self.emit(Event::TopologyClosed { topology_id: id });
         self.closed = true;
     }

@@ -21,7 +21,15 @@ fn rs_topology() -> (Topology, Instant) {
 }
 
 fn hello(t: &mut Topology, a: &str, reply: &RawDocument, now: Instant) {
-    t.handle(Input::HelloReply { address: addr(a), reply, round_trip_time: Duration::from_millis(1) }, now);
+    t.handle(
+        Input::HelloReply {
+            address: addr(a),
+            reply,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        now,
+    );
     while t.poll_output().is_some() {}
 }
 
@@ -66,9 +74,9 @@ fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
     t.handle_timeout(next);
     let again = commands(&mut t);
     assert!(
-        again.iter().any(
-            |c| matches!(c, Command::SendHello { connection: c, open: Some(_), .. } if *c != connection)
-        ),
+        again
+            .iter()
+            .any(|c| matches!(c, Command::SendHello { connection: c, open: true, .. } if *c != connection)),
         "{again:?}"
     );
 }
@@ -159,7 +167,7 @@ fn sends(t: &mut Topology) -> Vec<(RequestId, bool, bool)> {
     while let Some(o) = t.poll_output() {
         match o {
             Output::Command(Command::SendHello { request, exhaust_allowed, open, .. }) => {
-                out.push((request, exhaust_allowed, open.is_some()));
+                out.push((request, exhaust_allowed, open));
             }
             Output::Command(Command::ReadReply { request, .. }) => out.push((request, true, false)),
             _ => {}
@@ -198,7 +206,7 @@ fn polling_checks_every_heartbeat_and_never_two_at_once() {
     let first = sends(&mut t);
     assert_eq!(first.len(), 1, "one handshake at start");
     assert!(first[0].2, "the first check opens the connection");
-    assert_eq!(t.poll_timeout(), None, "nothing is due while the check runs");
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)), "only the check's deadline");
     t.handle(Input::RequestImmediateCheck, t0);
     assert!(sends(&mut t).is_empty(), "an immediate check is ignored while one runs");
     let hello =
@@ -215,29 +223,58 @@ fn polling_checks_every_heartbeat_and_never_two_at_once() {
     assert!(!second[0].1 && !second[0].2, "a plain hello on the same connection, not awaitable");
 }
 
+/// server-monitoring.md, "Streaming hello or legacy hello": a successful reply without
+/// moreToCome starts a new awaitable hello with that reply's topologyVersion. Streaming is
+/// never dropped for good (issue #14): a server that answers awaitable hellos at once is checked
+/// once per minHeartbeatFrequencyMS, keeps its RTT connection, and is streamed again as soon
+/// as it streams.
 #[test]
-fn streaming_uses_awaitable_hello_and_falls_back_when_the_server_does_not_stream() {
+fn streaming_uses_awaitable_hello_and_is_never_dropped_for_good() {
+    let ms = Duration::from_millis;
     let (mut t, t0) = standalone(TopologyConfig::with_seeds([addr("a")]));
     let hs = sends(&mut t);
-    let hello = bson::doc! {"ok": 1, "isWritablePrimary": true, "helloOk": true, "maxWireVersion": 21, "topologyVersion": tv(1)};
-    reply(&mut t, hs[0].0, &hello, false, t0);
+    let hello = |n| bson::doc! {"ok": 1, "isWritablePrimary": true, "helloOk": true, "maxWireVersion": 21, "topologyVersion": tv(n)};
+    reply(&mut t, hs[0].0, &hello(1), false, t0);
     let next = sends(&mut t);
     assert_eq!(next.len(), 1, "streaming: the next check starts at once");
     assert!(next[0].1, "awaitable hello with exhaustAllowed");
-    // RTT runs beside it, a heartbeat later.
-    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     // A real streaming server answers with moreToCome: keep reading.
-    reply(&mut t, next[0].0, &hello, true, t0 + Duration::from_secs(1));
+    reply(&mut t, next[0].0, &hello(1), true, t0 + Duration::from_secs(1));
     let more = sends(&mut t);
     assert_eq!(more, vec![(next[0].0, true, false)], "a ReadReply for the same exchange");
-    // The same reply without moreToCome: this server does not stream; poll it.
-    reply(&mut t, next[0].0, &hello, false, t0 + Duration::from_secs(2));
+    // The stream ends (no moreToCome) after the server held the hello 1 s: a new awaitable
+    // hello at once, with the reply's topologyVersion.
+    let at = t0 + Duration::from_secs(2);
+    reply(&mut t, next[0].0, &hello(2), false, at);
+    let mut again = Vec::new();
+    let mut closed = false;
+    while let Some(o) = t.poll_output() {
+        match o {
+            Output::Command(Command::SendHello { request, exhaust_allowed, open, command, .. }) => {
+                assert_eq!(command.get_document("topologyVersion").unwrap().get_i64("counter").unwrap(), 2);
+                again.push((request, exhaust_allowed, open));
+            }
+            Output::Command(Command::CloseConnection { .. }) => closed = true,
+            _ => {}
+        }
+    }
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].1 && !again[0].2, "awaitable again, on the same connection");
+    assert!(!closed, "no connection is closed: the RTT connection stays");
+    // This time the server answers at once, without moreToCome: the next awaitable hello
+    // waits until minHeartbeatFrequencyMS after this one started, then streams again.
+    reply(&mut t, again[0].0, &hello(2), false, at + ms(3));
     assert!(sends(&mut t).is_empty(), "no hot loop");
-    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(12)));
-    t.handle_timeout(t0 + Duration::from_secs(12));
-    let polled = sends(&mut t);
-    assert_eq!(polled.len(), 1);
-    assert!(!polled[0].1, "a plain hello: polling from now on");
+    assert_eq!(t.poll_timeout(), Some(at + ms(500)));
+    t.handle_timeout(at + ms(500));
+    let later = sends(&mut t);
+    assert_eq!(later.len(), 1);
+    assert!(later[0].1, "still awaitable: streaming is not dropped");
+    // The server streams properly again: moreToCome, read on.
+    reply(&mut t, later[0].0, &hello(3), true, at + ms(900));
+    assert_eq!(sends(&mut t), vec![(later[0].0, true, false)]);
+    // The RTT task still runs a heartbeat after streaming began.
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
 }
 
 #[test]
