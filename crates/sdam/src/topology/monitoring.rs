@@ -428,18 +428,23 @@ impl Topology {
     }
 
     /// Whether a result reported by address should be applied: not the late result of a check
-    /// the core cancelled; a check not reported as started is started now.
+    /// the core cancelled. It is the result of the check in flight: a core exchange in flight
+    /// is abandoned (its connection closed, its late answer dropped); with no check in flight,
+    /// one starts now.
     fn accept_by_address(&mut self, address: &ServerAddress, awaited: bool, now: Instant) -> bool {
         let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return false };
         if std::mem::take(&mut m.cancelled) {
             return false;
         }
-        let by_address = match m.phase {
-            Phase::Checking { request, .. } => !self.requests.contains_key(&request),
-            Phase::Idle { .. } => false,
-        };
-        if !by_address {
-            self.on_check_started(address, awaited, now);
+        match m.phase {
+            Phase::Checking { request, .. } => {
+                if self.requests.remove(&request).is_some() {
+                    if let Some(connection) = m.connection.take() {
+                        self.command(Command::CloseConnection { connection });
+                    }
+                }
+            }
+            Phase::Idle { .. } => self.on_check_started(address, awaited, now),
         }
         true
     }
