@@ -477,7 +477,15 @@ impl Sim {
                     // exchange itself then (and closes the connection, dropping the reply).
                     return;
                 }
-                let Some(reply) = self.cluster.hello_reply(address, self.elapsed()) else { return };
+                let failing = &mut self.cluster.member_mut(address).failing_hellos;
+                let reply = if *failing > 0 {
+                    *failing -= 1;
+                    let error = bson::doc! {"ok": 0, "errmsg": "failCommand", "code": 1234};
+                    RawDocumentBuf::try_from(&error).ok()
+                } else {
+                    self.cluster.hello_reply(address, self.elapsed())
+                };
+                let Some(reply) = reply else { return };
                 let delivery = Delivery::Reply { request, reply, sent_at: self.now, more_to_come: false };
                 self.schedule(self.now + latency, connection, delivery);
             }
@@ -718,6 +726,12 @@ impl Sim {
                 c.bump_set_version();
             }
         });
+    }
+
+    /// Makes `address` answer its next `n` hellos with a command error (a `failCommand` fail
+    /// point on hello with `times: n`).
+    pub fn fail_hellos(&mut self, address: &ServerAddress, n: u32) {
+        self.cluster.member_mut(address).failing_hellos = n;
     }
 
     /// Changes the latency of `address` (exchanges sent from now on).

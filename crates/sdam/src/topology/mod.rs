@@ -82,20 +82,24 @@ enum Purpose {
 ///     while let Some(output) = topology.poll_output() {
 ///         match output {
 ///             Output::Event(e) => publish(e),
-///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, timeout, .. }) =>
-///                 // open `connection` first if `open` is Some(connect timeout); frame `command`
-///                 // as OP_MSG (sdam-wire), send, read one reply, time it; later report
-///                 // Input::MonitorReply { request, reply, round_trip_time, more_to_come }
-///                 // or Input::MonitorFailed { request, kind, error }.
+///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, deadline, .. }) =>
+///                 // open `connection` first if `open`; frame `command` as OP_MSG (sdam-wire),
+///                 // send, read one reply, time it, all before `deadline` (None: no limit);
+///                 // later report Input::MonitorReply { request, reply, round_trip_time,
+///                 // more_to_come } or Input::MonitorFailed { request, kind, error }. An answer
+///                 // that never comes is failed by the core itself at the deadline.
 ///                 spawn_exchange(...),
-///             Output::Command(Command::ReadReply { request, connection, timeout }) => read_next(...),
+///             Output::Command(Command::ReadReply { request, connection, deadline }) => read_next(...),
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
-///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
+///             Output::Command(Command::ResolveSrv { request, name, deadline }) =>
 ///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
-///                 spawn_srv_lookup(request, name, timeout),
-///             Output::Command(Command::ResolveTxt { request, name, timeout }) => spawn_txt_lookup(...),
+///                 spawn_srv_lookup(request, name, deadline),
+///             Output::Command(Command::ResolveTxt { request, name, deadline }) => spawn_txt_lookup(...),
+///             // Only with MonitorOwner::Driver (the driver runs its own monitors):
+///             Output::Command(Command::RequestCheck { address, immediate }) => my_monitor(address).check(immediate),
+///             Output::Command(Command::CancelCheck { address }) => my_monitor(address).cancel(),
 ///             _ => {}
 ///         }
 ///     }
@@ -111,7 +115,7 @@ enum Purpose {
 /// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
 /// fn feed_by_hand(now: Instant) {
