@@ -364,7 +364,7 @@ impl Topology {
                 self.on_check_failed_by_address(&address, kind, error, now);
             }
             Input::RoundTripTime { address, round_trip_time } => {
-                self.on_rtt_sample(&address, round_trip_time)
+                self.on_rtt_sample(&address, round_trip_time);
             }
             Input::ApplicationHandshake { address, reply, round_trip_time } => {
                 self.on_application_handshake(&address, reply, round_trip_time, now);

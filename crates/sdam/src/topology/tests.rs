@@ -929,3 +929,29 @@ fn a_state_change_error_resets_the_rtt() {
     assert_eq!(a.round_trip_time, Some(Duration::from_millis(10)), "not 0.2 * 10 + 0.8 * 100");
     assert_eq!(a.min_round_trip_time, Some(Duration::ZERO), "one sample since the reset");
 }
+
+/// SDAM test README, "Prose Tests" > "Heartbeat Tests", test 1 (the core's part): the
+/// `ServerHeartbeatStarted` of a check is output before the `SendHello` that opens its
+/// connection, and its `ServerHeartbeatFailed` after the failure, so an I/O layer that carries
+/// out the outputs in order publishes
+/// `[serverHeartbeatStartedEvent, client connected, client hello received, serverHeartbeatFailedEvent]`.
+/// (Over real TCP through both adapters: `sdam-testserver`'s `scenarios::monitoring`.)
+#[test]
+fn prose_heartbeat_1_started_is_output_before_the_monitoring_connection_opens() {
+    let mut config = TopologyConfig::with_seeds([addr("a")]);
+    config.server_selection_timeout = Duration::from_millis(500);
+    let (mut t, t0) = standalone(config);
+    let out = outputs(&mut t);
+    let started =
+        out.iter().position(|o| matches!(o, Output::Event(Event::ServerHeartbeatStarted { .. }))).unwrap();
+    let open =
+        out.iter().position(|o| matches!(o, Output::Command(Command::SendHello { open: true, .. }))).unwrap();
+    assert!(started < open, "{out:?}");
+    let request = send_hellos(&out)[0].0;
+    t.handle(
+        Input::MonitorFailed { request, kind: FailureKind::Network, error: "closed by the server".into() },
+        t0,
+    );
+    let out = outputs(&mut t);
+    assert!(matches!(events_of(&out).first(), Some(Event::ServerHeartbeatFailed { .. })), "{out:?}");
+}
