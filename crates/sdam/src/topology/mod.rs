@@ -183,10 +183,10 @@ impl Topology {
     /// A `mongodb+srv` configuration without seeds starts with no servers (in the initial
     /// topology type; Unknown unless `replicaSet` or `loadBalanced` is set) and its first
     /// outputs after `TopologyOpening` are a [`Command::ResolveSrv`] and a
-    /// [`Command::ResolveTxt`] (timeout: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] if
-    /// that is 0). Once both answers are in and valid, the TXT options are applied (replicaSet
-    /// makes it ReplicaSetNoPrimary with that set name, loadBalanced makes it LoadBalanced)
-    /// and the seeds open. A failed, timed-out or invalid answer is retried after
+    /// [`Command::ResolveTxt`] (deadline: `connectTimeoutMS` from now, or
+    /// [`DEFAULT_DNS_TIMEOUT`] when it is no limit). Once both answers are in and valid, the
+    /// TXT options are applied (replicaSet makes it ReplicaSetNoPrimary with that set name,
+    /// loadBalanced makes it LoadBalanced) and the seeds open. A failed, timed-out or invalid answer is retried after
     /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
     /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
     /// quote it.
