@@ -295,8 +295,8 @@ impl Topology {
     }
 
     /// The next moment the topology must be woken with [`handle_timeout`](Self::handle_timeout)
-    /// (a check or RTT measurement due), or `None` if nothing is scheduled. Never earlier than
-    /// the last `now` it was given.
+    /// (a check or RTT measurement due, or an exchange's deadline), or `None` if nothing is
+    /// scheduled. Never earlier than the last `now` it was given.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
@@ -317,8 +317,10 @@ impl Topology {
         earliest.into_iter().chain(srv).min().map(|t| t.max(self.last_now))
     }
 
-    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups (and counts
-    /// SRV and TXT lookups unanswered past their timeout as failed).
+    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups; and fails
+    /// every exchange whose deadline passed unanswered (see [`Command`]'s "Deadlines"): a check
+    /// as a timeout (its connection closed, the server Unknown, its pool cleared, the monitor
+    /// going on), an RTT measurement alone, an SRV or TXT lookup as a failed lookup.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.closed {
             self.run_timers(now);
