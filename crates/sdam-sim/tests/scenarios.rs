@@ -915,3 +915,24 @@ fn operations_fail_as_the_member_would_and_errors_reach_the_topology() {
     let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), secs(1)).unwrap();
     assert_eq!(back, secs(1) + ms(100) + ms(5));
 }
+
+/// Issue #13, failure 1, in the simulator: a member slower than connectTimeoutMS never
+/// answers in time; the simulator delivers nothing (as a lost answer), and the core fails the
+/// check itself at its deadline: ServerHeartbeatFailed at 1 s, the connection closed, the next
+/// check a heartbeat later on a new connection.
+#[test]
+fn a_member_slower_than_connect_timeout_is_failed_by_the_core_at_its_deadline() {
+    let cluster = Cluster::standalone().with(&addr("s"), Member::new(Role::Standalone).latency(secs(3)));
+    let mut config = TopologyConfig::with_seeds([addr("s")]);
+    config.connect_timeout = Some(secs(1));
+    config.heartbeat_frequency = secs(5);
+    config.rng_seed = 7;
+    let mut sim = Sim::new(cluster, config, start());
+    sim.run_for(secs(12));
+    assert_eq!(sim.heartbeats_started(&addr("s")), [ms(0), secs(6), secs(12)]);
+    assert_eq!(sim.heartbeats_failed(&addr("s")), [secs(1), secs(7)]);
+    let closed: Vec<Duration> = sim.closed_connections().iter().map(|(t, _, _)| *t).collect();
+    assert_eq!(closed, [secs(1), secs(7)]);
+    assert_eq!(sim.hello_counts(&addr("s"), ms(0), secs(13)), (3, 3), "each check on a new connection");
+    assert!(is(&sim, "s", ServerType::Unknown));
+}

@@ -17,8 +17,10 @@ pub enum Input<'a> {
     /// A check by address started: the driver's monitor of `address` is about to send a hello
     /// (driver-owned monitoring, [`MonitorOwner::Driver`](crate::MonitorOwner::Driver)).
     /// Publishes `ServerHeartbeatStarted`. Optional: a result reported without it starts the
-    /// check at that moment. With the core's monitors, a core exchange in flight on `address`
-    /// is abandoned (its connection closed, its late answer ignored).
+    /// check at that moment. The core sets no deadline on a driver's check: its monitor owns
+    /// its timeouts and reports them as [`CheckFailed`](Self::CheckFailed) with
+    /// [`FailureKind::Timeout`]. With the core's monitors, a core exchange in flight on
+    /// `address` is abandoned (its connection closed, its late answer ignored).
     CheckStarted {
         /// The server being checked.
         address: ServerAddress,
