@@ -32,6 +32,9 @@ mod tests;
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
 pub use input::Input;
 
+/// The output queue's least capacity once inputs arrive.
+const OUTPUT_QUEUE_CAPACITY: usize = 8;
+
 /// Per-server state the topology keeps beside the published description.
 #[derive(Debug, Clone, Default)]
 struct ServerState {
@@ -357,6 +360,11 @@ impl Topology {
             return;
         }
         self.last_now = self.last_now.max(now);
+        // A check's reply publishes about six outputs (heartbeat started and succeeded, server
+        // and topology description changed, wake, ...): grow the queue once, not twice.
+        if self.outputs.capacity() < OUTPUT_QUEUE_CAPACITY {
+            self.outputs.reserve(OUTPUT_QUEUE_CAPACITY);
+        }
         match input {
             Input::CheckStarted { address, awaited } => self.on_check_started(&address, awaited, now),
             Input::HelloReply { address, reply, round_trip_time, awaited } => {
