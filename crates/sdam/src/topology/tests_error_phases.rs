@@ -21,7 +21,15 @@ fn with_primary() -> (Topology, Instant) {
     let reply = bson::rawdoc! {
         "ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"], "maxWireVersion": 21,
     };
-    t.handle(Input::HelloReply { address: addr("a"), reply: &reply, round_trip_time: Duration::ZERO }, now);
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &reply,
+            round_trip_time: Duration::ZERO,
+            awaited: false,
+        },
+        now,
+    );
     while t.poll_output().is_some() {}
     assert_eq!(t.description().topology_type, TopologyType::ReplicaSetWithPrimary);
     (t, now)

@@ -37,7 +37,7 @@ fn handshakes(config: TopologyConfig) -> (Vec<Document>, Topology, Instant) {
     let mut t = Topology::new(config, now).unwrap();
     let mut docs = Vec::new();
     while let Some(o) = t.poll_output() {
-        if let Output::Command(Command::SendHello { open: Some(_), command, .. }) = o {
+        if let Output::Command(Command::SendHello { open: true, command, .. }) = o {
             let d = Document::try_from(command.as_ref()).unwrap();
             docs.push(d.get_document("client").unwrap().clone());
         }
@@ -412,7 +412,7 @@ fn prose_test_9_handshake_documents_include_backpressure() {
     for _ in 0..2 {
         let mut requests = Vec::new();
         while let Some(o) = t.poll_output() {
-            if let Output::Command(Command::SendHello { request, open: Some(_), command, .. }) = o {
+            if let Output::Command(Command::SendHello { request, open: true, command, .. }) = o {
                 assert_eq!(command.get_str("backpressure").unwrap(), "2");
                 seen += 1;
                 requests.push(request);
@@ -476,7 +476,7 @@ fn appended_metadata_reaches_new_connections_only() {
     let mut t = Topology::new(TopologyConfig::with_seeds([addr("a")]), now).unwrap();
     let first = std::iter::from_fn(|| t.poll_output())
         .find_map(|o| match o {
-            Output::Command(Command::SendHello { request, open: Some(_), command, .. }) => {
+            Output::Command(Command::SendHello { request, open: true, command, .. }) => {
                 Some((request, command))
             }
             _ => None,
@@ -495,7 +495,7 @@ fn appended_metadata_reaches_new_connections_only() {
     t.handle_timeout(at);
     let reopened = std::iter::from_fn(|| t.poll_output())
         .find_map(|o| match o {
-            Output::Command(Command::SendHello { open: Some(_), command, .. }) => Some(command),
+            Output::Command(Command::SendHello { open: true, command, .. }) => Some(command),
             _ => None,
         })
         .expect("a new connection");

@@ -16,7 +16,12 @@ fn reply(doc: bson::Document) -> RawDocumentBuf {
 }
 
 fn feed(t: &mut Topology, reply: &RawDocumentBuf, now: Instant) {
-    let input = Input::HelloReply { address: addr("a"), reply, round_trip_time: Duration::from_millis(1) };
+    let input = Input::HelloReply {
+        address: addr("a"),
+        reply,
+        round_trip_time: Duration::from_millis(1),
+        awaited: false,
+    };
     t.handle(input, now);
     while t.poll_output().is_some() {}
 }
