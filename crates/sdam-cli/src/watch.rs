@@ -4,12 +4,14 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sdam::{ConnectionString, Event, TopologyConfig};
 use sdam_tokio::{Client, ClientEvent};
 
-use crate::render::{event_json, event_line, is_heartbeat, topology_table, Style};
+use crate::render::{
+    event_line, is_heartbeat, json_line, topology_table, unix_ms, EventLine, NoteLine, Style,
+};
 
 /// Arguments of `sdam watch`.
 #[derive(Debug, clap::Args)]
@@ -127,11 +129,7 @@ impl Screen<'_> {
         let t = self.started.elapsed().as_secs_f64();
         let line = format!("[{t:>8.3}s] {}", self.style.bold(&format!("** {note}")));
         if self.view.json {
-            let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            println!(
-                "{}",
-                serde_json::json!({"event": "Note", "note": note, "time": u64::try_from(unix_ms).unwrap_or(u64::MAX)})
-            );
+            println!("{}", json_line(&NoteLine { event: "Note", note, time: unix_ms() }));
         } else if self.style.is_terminal() {
             self.log.push_back(line);
             self.show(client, None);
@@ -143,8 +141,7 @@ impl Screen<'_> {
     fn show(&mut self, client: &Client, event: Option<&Event>) {
         if self.view.json {
             if let Some(event) = event {
-                let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-                println!("{}", event_json(event, unix_ms));
+                println!("{}", json_line(&EventLine { event, time: unix_ms() }));
             }
             return;
         }

@@ -62,7 +62,7 @@ fn replay_prints_phases_and_reports_differences() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("== phase 0"), "{text}");
-    assert!(text.contains("server a:27017 Unknown -> RSPrimary"), "{text}");
+    assert!(text.contains("server a:27017 changed: type Unknown -> RSPrimary, setName none -> rs"), "{text}");
     assert!(text.contains("topology: ReplicaSetWithPrimary"), "{text}");
 
     // The same scenario with a wrong expectation: reported, exit code 1.
@@ -174,7 +174,7 @@ fn watch_shows_the_deployment_as_json_lines_and_as_a_table() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("ADDRESS") && text.contains("RTT avg/min ms"), "{text}");
-    assert!(text.contains(&format!("server {primary} Unknown -> RSPrimary")), "{text}");
+    assert!(text.contains(&format!("server {primary} changed: type Unknown -> RSPrimary")), "{text}");
     assert!(!text.contains('\x1b'), "no colour when not on a terminal");
 }
 

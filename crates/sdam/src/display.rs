@@ -275,6 +275,23 @@ impl fmt::Display for TopologyDescription {
     }
 }
 
+impl Event {
+    /// The event's name as the SDAM monitoring spec spells it (`ServerDescriptionChangedEvent`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TopologyOpening { .. } => "TopologyOpeningEvent",
+            Self::TopologyDescriptionChanged { .. } => "TopologyDescriptionChangedEvent",
+            Self::ServerOpening { .. } => "ServerOpeningEvent",
+            Self::ServerDescriptionChanged { .. } => "ServerDescriptionChangedEvent",
+            Self::ServerClosed { .. } => "ServerClosedEvent",
+            Self::TopologyClosed { .. } => "TopologyClosedEvent",
+            Self::ServerHeartbeatStarted { .. } => "ServerHeartbeatStartedEvent",
+            Self::ServerHeartbeatSucceeded { .. } => "ServerHeartbeatSucceededEvent",
+            Self::ServerHeartbeatFailed { .. } => "ServerHeartbeatFailedEvent",
+        }
+    }
+}
+
 impl fmt::Display for Event {
     /// One line for a log: what happened and, for description changes, which fields
     /// changed ([`server_changes`], [`topology_changes`]).

@@ -26,6 +26,8 @@ mod replica_set;
 pub mod rng;
 pub mod rtt;
 pub mod selection;
+#[cfg(feature = "serde")]
+pub mod serialize;
 pub mod server_description;
 mod server_map;
 #[cfg(any(test, feature = "testing"))]
