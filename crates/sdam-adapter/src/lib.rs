@@ -8,6 +8,8 @@
 //! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
 //! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
 //!   client configuration built from them.
+//! - [`subscribers`]: event subscriptions bounded by bytes, with [`ClientEvent::Lagged`] for
+//!   a subscriber that fell behind (blocking and async receivers over one queue).
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
@@ -24,6 +26,7 @@ pub mod dns;
 mod error;
 mod events;
 mod guard;
+pub mod subscribers;
 pub mod tls;
 mod uri;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
 use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerAddress, Topology};
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use sdam_adapter::subscribers::Subscribers;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
@@ -29,19 +30,19 @@ pub(crate) struct Shared {
     pub(crate) wake_driver: Notify,
     /// Bumped on every `Command::WakeSelections` and at close: waiting selections poll again.
     pub(crate) selections: watch::Sender<u64>,
-    /// Where events go; taken (so subscriptions end) once the topology closed.
-    pub(crate) events: Mutex<Option<broadcast::Sender<ClientEvent>>>,
+    /// Where events go; closed (so subscriptions end) once the topology closed.
+    pub(crate) events: Subscribers,
     pub(crate) stats: Arc<Stats>,
 }
 
 impl Shared {
-    pub(crate) fn new(topology: Topology, event_capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(event_capacity.max(1));
+    pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
+        let events = Subscribers::new(event_buffer_bytes);
         Self {
             topology: Mutex::new(topology),
             wake_driver: Notify::new(),
             selections: watch::Sender::new(0),
-            events: Mutex::new(Some(events)),
+            events,
             stats: Arc::new(Stats::default()),
         }
     }
@@ -60,11 +61,7 @@ impl Shared {
     }
 
     pub(crate) fn publish(&self, event: ClientEvent) {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = events.as_ref() {
-            // No subscriber is not an error.
-            let _ = sender.send(event);
-        }
+        self.events.publish(event);
     }
 }
 
@@ -187,7 +184,7 @@ impl Driver {
         // The resolver's own background tasks (its name server connections) are aborted
         // when it is dropped: drop it now rather than whenever the driver's memory goes.
         self.resolver = Arc::new(Resolver::default());
-        self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.shared.events.close();
         drop(alive);
         // Last: waiting selections and concurrent `close` calls see the end.
         self.shared.selections.send_modify(|n| *n = n.wrapping_add(1));

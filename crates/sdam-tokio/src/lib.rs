@@ -53,8 +53,11 @@ pub struct ClientOptions {
     /// TLS for monitoring connections; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<TlsOptions>,
-    /// How many events a subscriber may fall behind before it skips the oldest.
-    pub event_capacity: usize,
+    /// The most bytes of events each subscription queues (as
+    /// [`event_size`](sdam_adapter::subscribers::event_size) accounts them, a heartbeat's
+    /// whole reply included) before it drops its oldest and reports a
+    /// [`ClientEvent::Lagged`]. Default 16 MiB.
+    pub event_buffer_bytes: usize,
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check.
     pub max_message_size: usize,
@@ -65,7 +68,7 @@ impl Default for ClientOptions {
         Self {
             #[cfg(feature = "tls")]
             tls: None,
-            event_capacity: 4096,
+            event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
@@ -126,7 +129,7 @@ impl Client {
             tls: options.tls.as_ref().map(tls::Connector::new).transpose().map_err(Error::Tls)?,
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
-        let shared = Arc::new(Shared::new(topology, options.event_capacity));
+        let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
         let driver = runtime.spawn(Driver::new(Arc::clone(&shared), settings).run());
         Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
     }
@@ -204,8 +207,7 @@ impl Client {
 
     /// Subscribes to the events published from now on.
     pub fn subscribe(&self) -> Subscription {
-        let events = self.inner.shared.events.lock().unwrap_or_else(PoisonError::into_inner);
-        Subscription::new(events.as_ref().map(tokio::sync::broadcast::Sender::subscribe))
+        Subscription::new(self.inner.shared.events.subscribe())
     }
 
     /// Reports an error an application operation saw (SDAM "Application errors").
