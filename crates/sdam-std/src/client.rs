@@ -71,10 +71,17 @@ impl Client {
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
         let tls = crate::connection::TlsContext;
+        #[cfg(not(feature = "dns"))]
+        sdam_adapter::refuse_srv_without_dns(&config, "sdam-std")?;
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
-        let driver = Driver::new(Arc::clone(&shared), tls);
+        let driver = Driver::new(
+            Arc::clone(&shared),
+            tls,
+            #[cfg(feature = "dns")]
+            options.dns,
+        );
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
         Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
     }

@@ -32,6 +32,7 @@
 
 mod client;
 mod connection;
+#[cfg(feature = "dns")]
 mod dns;
 mod driver;
 mod events;
@@ -42,6 +43,8 @@ mod transport;
 pub use client::Client;
 pub use events::Subscription;
 pub use options::ClientOptions;
+#[cfg(feature = "dns")]
+pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};

@@ -14,6 +14,9 @@ pub struct ClientOptions {
     /// whole reply included) before it drops its oldest and reports a
     /// [`ClientEvent::Lagged`](crate::ClientEvent::Lagged). Default 16 MiB.
     pub event_buffer_bytes: usize,
+    /// Where `mongodb+srv` lookups go (default: the system's resolver configuration).
+    #[cfg(feature = "dns")]
+    pub dns: sdam_adapter::DnsOptions,
 }
 
 impl Default for ClientOptions {
@@ -22,6 +25,8 @@ impl Default for ClientOptions {
             #[cfg(feature = "tls")]
             tls: None,
             event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
+            #[cfg(feature = "dns")]
+            dns: sdam_adapter::DnsOptions::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
+#[cfg(feature = "dns")]
 use crate::dns::Resolver;
 use crate::ClientEvent;
 
@@ -113,7 +114,9 @@ pub(crate) enum Report {
 #[derive(Debug, Clone, Copy)]
 enum TaskPurpose {
     Connection(ConnectionId),
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     Srv(RequestId),
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     Txt(RequestId),
 }
 
@@ -128,6 +131,7 @@ struct OpenConnection {
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     settings: Arc<Settings>,
+    #[cfg(feature = "dns")]
     resolver: Arc<Resolver>,
     connections: HashMap<ConnectionId, OpenConnection>,
     purposes: HashMap<tokio::task::Id, TaskPurpose>,
@@ -137,12 +141,17 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        settings: Settings,
+        #[cfg(feature = "dns")] dns: sdam_adapter::DnsOptions,
+    ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         Self {
             shared,
             settings: Arc::new(settings),
-            resolver: Arc::new(Resolver::default()),
+            #[cfg(feature = "dns")]
+            resolver: Arc::new(Resolver::new(dns)),
             connections: HashMap::new(),
             purposes: HashMap::new(),
             tasks: JoinSet::new(),
@@ -183,7 +192,10 @@ impl Driver {
         self.purposes.clear();
         // The resolver's own background tasks (its name server connections) are aborted
         // when it is dropped: drop it now rather than whenever the driver's memory goes.
-        self.resolver = Arc::new(Resolver::default());
+        #[cfg(feature = "dns")]
+        {
+            self.resolver = Arc::new(Resolver::default());
+        }
         self.shared.events.close();
         drop(alive);
         // Last: waiting selections and concurrent `close` calls see the end.
@@ -225,6 +237,15 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveSrv { request, .. } => {
+                self.apply(Report::Srv { request, result: Err(sdam_adapter::no_dns("sdam-tokio")) });
+            }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveTxt { request, .. } => {
+                self.apply(Report::Txt { request, result: Err(sdam_adapter::no_dns("sdam-tokio")) });
+            }
+            #[cfg(feature = "dns")]
             Command::ResolveSrv { request, name, timeout } => {
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();
@@ -235,6 +256,7 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Srv(request));
             }
+            #[cfg(feature = "dns")]
             Command::ResolveTxt { request, name, timeout } => {
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();

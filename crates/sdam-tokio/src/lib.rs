@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+#[cfg(feature = "dns")]
 mod dns;
 mod driver;
 mod events;
@@ -43,6 +44,8 @@ use tokio::task::JoinHandle;
 
 use crate::driver::{Driver, Shared};
 pub use crate::events::Subscription;
+#[cfg(feature = "dns")]
+pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
@@ -58,6 +61,9 @@ pub struct ClientOptions {
     /// whole reply included) before it drops its oldest and reports a
     /// [`ClientEvent::Lagged`]. Default 16 MiB.
     pub event_buffer_bytes: usize,
+    /// Where `mongodb+srv` lookups go (default: the system's resolver configuration).
+    #[cfg(feature = "dns")]
+    pub dns: DnsOptions,
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check.
     pub max_message_size: usize,
@@ -70,6 +76,8 @@ impl Default for ClientOptions {
             tls: None,
             event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            #[cfg(feature = "dns")]
+            dns: DnsOptions::default(),
         }
     }
 }
@@ -118,6 +126,8 @@ impl Client {
 
     /// [`new`](Self::new) with adapter options.
     pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        #[cfg(not(feature = "dns"))]
+        sdam_adapter::refuse_srv_without_dns(&config, "sdam-tokio")?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
@@ -130,7 +140,15 @@ impl Client {
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
-        let driver = runtime.spawn(Driver::new(Arc::clone(&shared), settings).run());
+        let driver = runtime.spawn(
+            Driver::new(
+                Arc::clone(&shared),
+                settings,
+                #[cfg(feature = "dns")]
+                options.dns,
+            )
+            .run(),
+        );
         Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
     }
 
