@@ -54,7 +54,9 @@ pub fn known_servers(description: &TopologyDescription) -> Vec<ServerAddress> {
         .collect()
 }
 
-/// Where an adapter sends its DNS queries for `mongodb+srv` (its `dns` feature).
+/// Where an adapter sends the SRV and TXT queries of `mongodb+srv` (its `dns` feature). The
+/// servers' host names are resolved by the operating system when connecting, as for
+/// `mongodb://`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsOptions {
     /// The name servers to ask, over UDP and TCP, in order; empty (the default): the
