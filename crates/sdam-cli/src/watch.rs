@@ -6,8 +6,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sdam::{ConnectionString, Event, TopologyConfig};
+use sdam::Event;
 use sdam_tokio::{Client, ClientEvent};
+
+use crate::connect::ConnectArgs;
+use crate::drops::Drops;
 
 use crate::render::{
     event_line, is_heartbeat, json_line, topology_table, unix_ms, EventLine, NoteLine, Style,
@@ -16,8 +19,9 @@ use crate::render::{
 /// Arguments of `sdam watch`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The connection string (`mongodb://host1,host2/?replicaSet=rs0` or `mongodb+srv://...`).
-    uri: String,
+    /// How to reach the deployment.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// How to show the deployment.
     #[command(flatten)]
     pub(crate) view: ViewArgs,
@@ -42,20 +46,15 @@ pub(crate) struct ViewArgs {
 
 /// Watches the deployment until Ctrl-C or `--duration`.
 pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
-    let config = match ConnectionString::parse(&args.uri) {
-        Ok(cs) => {
-            for warning in cs.warnings() {
-                eprintln!("warning: {warning}");
-            }
-            TopologyConfig::from_connection_string(&cs)
-        }
-        Err(e) => return crate::fail(&format!("invalid URI: {e}")),
+    let (config, options) = match args.connect.client_parts() {
+        Ok(parts) => parts,
+        Err(e) => return crate::fail(&e),
     };
-    let client = match Client::new(config) {
+    let client = match Client::with_options(config, options) {
         Ok(c) => c,
         Err(e) => return crate::fail(&format!("invalid configuration: {e}")),
     };
-    let title = format!("sdam watch {}", args.uri);
+    let title = format!("sdam watch {}", args.connect.uri);
     watch(&client, &title, &args.view, style, None).await;
     client.close().await;
     ExitCode::SUCCESS
@@ -71,8 +70,14 @@ pub(crate) async fn watch(
     mut notes: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 ) {
     let mut events = client.subscribe();
-    let mut screen =
-        Screen { title, view, style, log: VecDeque::new(), started: tokio::time::Instant::now() };
+    let mut screen = Screen {
+        title,
+        view,
+        style,
+        log: VecDeque::new(),
+        started: tokio::time::Instant::now(),
+        drops: Drops::new(client.description().set_name.as_deref().map(str::to_owned)),
+    };
     screen.show(client, None);
     let deadline = view.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let until_deadline = async {
@@ -122,6 +127,7 @@ struct Screen<'a> {
     style: Style,
     log: VecDeque<String>,
     started: tokio::time::Instant,
+    drops: Drops,
 }
 
 impl Screen<'_> {
@@ -138,7 +144,23 @@ impl Screen<'_> {
         }
     }
 
+    /// A server dropped because of its own reply: said in the log, with the hint.
+    fn dropped(&mut self, client: &Client, why: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        if self.view.json {
+            println!("{}", json_line(&NoteLine { event: "ServerDropped", note: why, time: unix_ms() }));
+        } else if self.style.is_terminal() {
+            self.log.push_back(format!("[{t:>8.3}s] {}", self.style.red(why)));
+            self.show(client, None);
+        } else {
+            println!("[{t:>8.3}s] {why}");
+        }
+    }
+
     fn show(&mut self, client: &Client, event: Option<&Event>) {
+        if let Some(why) = event.and_then(|e| self.drops.observe(e)) {
+            self.dropped(client, &why);
+        }
         if self.view.json {
             if let Some(event) = event {
                 println!("{}", json_line(&EventLine { event, time: unix_ms() }));
