@@ -25,8 +25,15 @@ use crate::ClientEvent;
 pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 /// The bytes an event accounts for in a subscriber's queue: the event itself and what it owns
-/// on the heap (a heartbeat's whole reply, strings, the descriptions a change event carries,
-/// counted in full even when they are shared with the topology, so the bound is an upper one).
+/// on the heap beyond what the topology holds anyway: a heartbeat's whole reply, strings, both
+/// server descriptions of a `ServerDescriptionChanged` (with their member lists and tags), and
+/// for a `TopologyDescriptionChanged` both descriptions' own fields and one pointer per server.
+///
+/// The server descriptions a queued topology description points to are either the topology's
+/// current ones or were replaced later by a `ServerDescriptionChanged` that is queued after it
+/// (the queue is in order) and accounts for them, so they are not counted twice; a
+/// `ServerClosed` accounts for the closed server's description (its member lists are shared
+/// with the other members' and counted with those).
 pub fn event_size(event: &ClientEvent) -> usize {
     let own = size_of::<ClientEvent>() + 2 * size_of::<usize>(); // the Arc's counts
     own + match event {
@@ -67,7 +74,7 @@ fn topology_size(td: &TopologyDescription) -> usize {
         + td.set_name.as_deref().map_or(0, str::len)
         + td.compatibility_error.as_deref().map_or(0, str::len)
         + td.srv_error.as_deref().map_or(0, str::len)
-        + td.servers.iter().map(|sd| size_of::<usize>() + server_size(sd)).sum::<usize>()
+        + td.servers.len() * size_of::<usize>()
 }
 
 fn sdam_event_size(event: &Event) -> usize {
@@ -78,9 +85,12 @@ fn sdam_event_size(event: &Event) -> usize {
         Event::ServerDescriptionChanged { address, previous, new, .. } => {
             address_size(address) + server_size(previous) + server_size(new)
         }
-        Event::ServerOpening { address, .. }
-        | Event::ServerClosed { address, .. }
-        | Event::ServerHeartbeatStarted { address, .. } => address_size(address),
+        // A closed server's last description may be kept alive by queued topology
+        // descriptions only: its size is counted here.
+        Event::ServerClosed { address, .. } => size_of::<ServerDescription>() + 2 * address_size(address),
+        Event::ServerOpening { address, .. } | Event::ServerHeartbeatStarted { address, .. } => {
+            address_size(address)
+        }
         Event::ServerHeartbeatSucceeded { address, reply, .. } => {
             address_size(address) + reply.as_bytes().len()
         }
@@ -340,6 +350,30 @@ mod tests {
         let rest: Vec<ClientEvent> = std::iter::from_fn(|| rx.try_recv()).collect();
         assert_eq!(rest, (16..26).map(selection_event).collect::<Vec<_>>());
         assert_eq!(rx.queued_bytes(), 0);
+    }
+
+    /// A topology description of a 1,000-member set whose members share one 1,000-host list
+    /// is not counted as a million addresses: its servers are accounted by the events that
+    /// changed them.
+    #[test]
+    fn topology_descriptions_count_their_own_fields_not_the_shared_servers() {
+        let hosts: Vec<ServerAddress> = (0..1000)
+            .map(|i| ServerAddress::tcp(&format!("member-{i}.example.com"), 27017).unwrap())
+            .collect();
+        let list = sdam::AddressList::new(hosts.clone());
+        let mut td = TopologyDescription::new(sdam::TopologyType::ReplicaSetNoPrimary);
+        for h in hosts {
+            let mut sd = ServerDescription::unknown(h);
+            sd.hosts = list.clone();
+            td.insert_server(sd);
+        }
+        let size = topology_size(&td);
+        assert!(size < 16 * 1024, "{size}");
+        let one = td.servers.iter().next().unwrap();
+        assert!(
+            server_size(one) > 1000 * size_of::<ServerAddress>(),
+            "a server's own change counts its lists"
+        );
     }
 
     #[test]

@@ -91,11 +91,11 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
         Err(e) => return crate::fail(&e),
     };
     let expected_set = config.replica_set_name.clone();
-    let client = match sdam_tokio::Client::with_options(config, options) {
+    // Subscribed before monitoring starts: a seed dropped at its first check is seen.
+    let (client, mut events) = match sdam_tokio::Client::with_subscription(config, options) {
         Ok(c) => c,
         Err(e) => return crate::fail(&format!("invalid configuration: {e}")),
     };
-    let mut events = client.subscribe();
     let result = client.select_server(criteria.clone()).await;
     let code = match result {
         Ok(server) => {

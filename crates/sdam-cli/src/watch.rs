@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sdam::Event;
-use sdam_tokio::{Client, ClientEvent};
+use sdam_tokio::{Client, ClientEvent, Subscription};
 
 use crate::connect::ConnectArgs;
 use crate::drops::Drops;
@@ -50,12 +50,13 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
         Ok(parts) => parts,
         Err(e) => return crate::fail(&e),
     };
-    let client = match Client::with_options(config, options) {
+    // Subscribed before monitoring starts, so the log begins with TopologyOpening.
+    let (client, events) = match Client::with_subscription(config, options) {
         Ok(c) => c,
         Err(e) => return crate::fail(&format!("invalid configuration: {e}")),
     };
     let title = format!("sdam watch {}", args.connect.uri);
-    watch(&client, &title, &args.view, style, None).await;
+    watch(&client, Some(events), &title, &args.view, style, None).await;
     client.close().await;
     ExitCode::SUCCESS
 }
@@ -64,12 +65,13 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
 /// does to the deployment) logged among the events.
 pub(crate) async fn watch(
     client: &Client,
+    events: Option<Subscription>,
     title: &str,
     view: &ViewArgs,
     style: Style,
     mut notes: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 ) {
-    let mut events = client.subscribe();
+    let mut events = events.unwrap_or_else(|| client.subscribe());
     let mut screen = Screen {
         title,
         view,

@@ -62,7 +62,26 @@ impl Client {
     }
 
     /// [`Client::new`] with TLS and other adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options, false).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), with a subscription made before monitoring
+    /// starts: it sees every event from `TopologyOpening` on (one made with
+    /// [`subscribe`](Self::subscribe) after construction may miss the first events).
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options, true)
+            .map(|(client, events)| (client, events.expect("subscribed at start")))
+    }
+
+    fn start(
+        mut config: TopologyConfig,
+        options: ClientOptions,
+        subscribe: bool,
+    ) -> Result<(Self, Option<Subscription>), Error> {
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
         }
@@ -76,6 +95,7 @@ impl Client {
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        let events = subscribe.then(|| Subscription::new(shared.subscribers.subscribe()));
         let driver = Driver::new(
             Arc::clone(&shared),
             tls,
@@ -83,7 +103,8 @@ impl Client {
             options.dns,
         );
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
-        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
+        let handle = Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout });
+        Ok((Self { handle }, events))
     }
 
     /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
@@ -339,6 +360,17 @@ mod tests {
             lagging.try_recv(),
             Some(ClientEvent::Sdam(sdam::Event::ServerHeartbeatSucceeded { .. }))
         ));
+        client.close();
+    }
+
+    #[test]
+    fn a_subscription_made_at_construction_sees_topology_opening_first() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let (client, events) =
+            Client::with_subscription(TopologyConfig::with_seeds(set.addresses()), ClientOptions::default())
+                .unwrap();
+        let first = events.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(first, Some(ClientEvent::Sdam(sdam::Event::TopologyOpening { .. }))), "{first:?}");
         client.close();
     }
 

@@ -12,7 +12,10 @@
 //! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
 //!   description changes (`Command::WakeSelections`) or the selection's deadline.
 //! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
-//!   one DNS thread.
+//!   one DNS thread (the default `dns` feature; without it `mongodb+srv` is refused), at the
+//!   system's name servers or those of [`ClientOptions::dns`].
+//! - Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
+//!   that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
 //! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
 //!   `tlsAllowInvalidCertificates`; the server name is each address's host.
 //!

@@ -24,6 +24,8 @@ impl Subscription {
     }
 
     /// The next event; `None` once the client has closed and every event before was received.
+    ///
+    /// Cancel-safe: dropping the future (in a `select!`) loses no event.
     pub async fn recv(&mut self) -> Option<ClientEvent> {
         std::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
@@ -75,6 +77,17 @@ mod tests {
         };
         tokio::time::timeout(Duration::from_secs(10), wait).await.expect("selection and heartbeat events");
         (selection.unwrap(), heartbeat.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_made_at_construction_sees_topology_opening_first() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let (client, mut events) =
+            Client::with_subscription(TopologyConfig::with_seeds(set.addresses()), ClientOptions::default())
+                .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap();
+        assert!(matches!(first, Some(ClientEvent::Sdam(sdam::Event::TopologyOpening { .. }))), "{first:?}");
+        client.close().await;
     }
 
     /// issue #15: 2 M selection events through the publishing path of selections stay within

@@ -21,6 +21,11 @@
 //! One driver task owns the [`sdam::Topology`]; each monitoring (and RTT) connection is a task
 //! owning its socket; [`Client::close`] returns once every task and socket is gone.
 //!
+//! `mongodb+srv` lookups use hickory-resolver (the default `dns` feature; without it
+//! `mongodb+srv` is refused) at the system's name servers or those of [`ClientOptions::dns`].
+//! Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
+//! that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
+//!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
 //! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
 
@@ -125,7 +130,26 @@ impl Client {
     }
 
     /// [`new`](Self::new) with adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options, false).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), with a subscription made before monitoring
+    /// starts: it sees every event from `TopologyOpening` on (one made with
+    /// [`subscribe`](Self::subscribe) after construction may miss the first events).
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options, true)
+            .map(|(client, events)| (client, events.expect("subscribed at start")))
+    }
+
+    fn start(
+        mut config: TopologyConfig,
+        options: ClientOptions,
+        subscribe: bool,
+    ) -> Result<(Self, Option<Subscription>), Error> {
         #[cfg(not(feature = "dns"))]
         sdam_adapter::refuse_srv_without_dns(&config, "sdam-tokio")?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
@@ -140,6 +164,7 @@ impl Client {
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        let events = subscribe.then(|| Subscription::new(shared.events.subscribe()));
         let driver = runtime.spawn(
             Driver::new(
                 Arc::clone(&shared),
@@ -149,7 +174,7 @@ impl Client {
             )
             .run(),
         );
-        Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
+        Ok((Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) }, events))
     }
 
     /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
