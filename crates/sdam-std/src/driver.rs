@@ -119,7 +119,10 @@ impl Driver {
             _ => return,
         };
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
+                let timeout = time_left(deadline);
+                // The connection code takes a zero connect timeout as "no limit".
+                let open = open.then(|| timeout.unwrap_or(Duration::ZERO));
                 self.connections.send_hello(
                     request,
                     connection,
@@ -130,8 +133,8 @@ impl Driver {
                     timeout,
                 );
             }
-            Command::ReadReply { request, connection, timeout } => {
-                self.connections.read_reply(request, connection, timeout);
+            Command::ReadReply { request, connection, deadline } => {
+                self.connections.read_reply(request, connection, time_left(deadline));
             }
             Command::CloseConnection { connection } => self.connections.close(connection),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
@@ -143,9 +146,13 @@ impl Driver {
                 });
             }
             #[cfg(feature = "dns")]
-            Command::ResolveSrv { request, name, timeout } => self.dns().resolve_srv(request, name, timeout),
+            Command::ResolveSrv { request, name, deadline } => {
+                self.dns().resolve_srv(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
+            }
             #[cfg(feature = "dns")]
-            Command::ResolveTxt { request, name, timeout } => self.dns().resolve_txt(request, name, timeout),
+            Command::ResolveTxt { request, name, deadline } => {
+                self.dns().resolve_txt(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
+            }
             #[cfg(not(feature = "dns"))]
             Command::ResolveSrv { request, .. } => {
                 let error = sdam_adapter::no_dns("sdam-std");
@@ -156,7 +163,10 @@ impl Driver {
                 let error = sdam_adapter::no_dns("sdam-std");
                 self.shared.handle(sdam::Input::TxtResolved { request, result: Err(error) });
             }
-            // WakeSelections is handled under the lock; nothing else exists yet.
+            // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
+            // to a driver that owns its monitors.
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
+            // WakeSelections is handled under the lock.
             _ => {}
         }
     }
@@ -166,4 +176,13 @@ impl Driver {
         let (shared, options) = (&self.shared, &self.dns_options);
         self.dns.get_or_insert_with(|| Dns::start(Arc::clone(shared), options.clone()))
     }
+}
+
+/// The least time an exchange is given: a deadline already due still gets a (failing) attempt,
+/// and `std::net` refuses a zero timeout; the core fails the exchange at its deadline anyway.
+const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
+
+/// The time left until a command's deadline (`None`: no limit), at least [`MIN_TIME_LEFT`].
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_TIME_LEFT))
 }
