@@ -99,6 +99,9 @@ pub(crate) async fn watch(
                         break;
                     }
                 }
+                Some(ClientEvent::Lagged { missed }) => {
+                    screen.note(client, &format!("this view fell behind: {missed} events were dropped"));
+                }
                 Some(_) => {}
                 None => break,
             },
