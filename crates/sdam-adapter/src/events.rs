@@ -35,4 +35,10 @@ pub enum ClientEvent {
         /// The pool's current generation.
         generation: u32,
     },
+    /// This subscriber fell behind: `missed` events were dropped from its queue (which is
+    /// bounded by bytes, `ClientOptions::event_buffer_bytes`) before the events that follow.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
 }
