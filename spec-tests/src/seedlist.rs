@@ -130,7 +130,7 @@ fn discover(uri: &str) -> Result<Discovered, String> {
         return Err("not a mongodb+srv URI".into());
     }
     let mut config = TopologyConfig::from_connection_string(&cs);
-    config.rng_seed = RNG_SEED;
+    config.rng_seed = Some(RNG_SEED);
     let now = Instant::now();
     let mut topology = Topology::new(config, now).map_err(|e| format!("configuration error: {e}"))?;
     let mut lookups = 0;

@@ -11,12 +11,32 @@ use bson::RawDocumentBuf;
 
 use crate::address::ServerAddress;
 use crate::monitor::{ConnectionId, RequestId};
+use crate::selection::{SelectedServer, SelectionError, SelectionId, SelectionLogEvent};
 use crate::server_description::ServerDescription;
 use crate::topology_description::TopologyDescription;
 
-/// Identifies one topology in events (the spec's `topologyId`).
+/// Identifies one topology in events (the spec's `topologyId`). Opaque: made by
+/// [`Topology::new`](crate::Topology::new) from its random generator, so two topologies get
+/// different ids unless they were configured with the same `rng_seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TopologyId(pub ObjectId);
+pub struct TopologyId(ObjectId);
+
+impl TopologyId {
+    pub(crate) fn new(oid: ObjectId) -> Self {
+        Self(oid)
+    }
+
+    /// The id as the spec's `topologyId` (an ObjectId).
+    pub fn object_id(&self) -> ObjectId {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TopologyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.to_hex())
+    }
+}
 
 /// An SDAM monitoring event.
 ///
@@ -107,8 +127,10 @@ pub enum Event {
 }
 
 /// Something the I/O layer must do for the core.
+///
+/// Exhaustive on purpose: an I/O layer matches every variant, so a command added later breaks
+/// its build instead of being dropped without a word.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Command {
     /// Clear the connection pool of `address` (and only the connections of `service_id` in
     /// load-balanced mode): connections of a generation below `generation` are stale.
@@ -155,8 +177,6 @@ pub enum Command {
         /// The connection.
         connection: ConnectionId,
     },
-    /// The description changed: re-run waiting server selections against it.
-    WakeSelections,
     /// Look up the SRV records of `name` (`_{srvServiceName}._tcp.{host}`); report the
     /// answer with [`Input::SrvResolved`](crate::Input::SrvResolved) naming `request`.
     ResolveSrv {
@@ -180,12 +200,50 @@ pub enum Command {
     },
 }
 
-/// One output of the topology: an event to publish or a command to carry out.
+/// One output of the topology: an event to publish, a command to carry out, the outcome of a
+/// waiting server selection, or a server selection log event.
+///
+/// Exhaustive on purpose, like [`Command`]: an I/O layer handles every case, and this match
+/// stops compiling when a variant is added.
+///
+/// ```
+/// use sdam::{Command, Output};
+///
+/// fn carry_out(output: Output) -> &'static str {
+///     match output {
+///         Output::Event(_) => "publish it",
+///         Output::Selection { result: Ok(_), .. } => "hand the server to the waiter",
+///         Output::Selection { result: Err(_), .. } => "hand the explained error to the waiter",
+///         Output::SelectionLog(_) => "log it under serverSelection",
+///         Output::Command(command) => match command {
+///             Command::SendHello { .. } => "open the connection if asked, send, read one reply",
+///             Command::ReadReply { .. } => "read the next streamed reply",
+///             Command::CloseConnection { .. } => "close that monitoring connection",
+///             Command::ClearPool { .. } => "clear the server's pool",
+///             Command::ResolveSrv { .. } => "look up the SRV records",
+///             Command::ResolveTxt { .. } => "look up the TXT records",
+///         },
+///     }
+/// }
+/// # let _ = carry_out;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Output {
     /// An SDAM monitoring event.
     Event(Event),
     /// A command for the I/O layer.
     Command(Command),
+    /// A selection started with [`Topology::start_selection`](crate::Topology::start_selection)
+    /// ended: the server chosen (its operation is counted until
+    /// [`SelectedServer::finish_operation`](crate::selection::SelectedServer::finish_operation)),
+    /// or the explained error. Exactly one per selection, unless it was cancelled.
+    Selection {
+        /// The selection.
+        id: SelectionId,
+        /// The server chosen, or why none was.
+        result: Result<SelectedServer, Box<SelectionError>>,
+    },
+    /// A server selection log message (server-selection.md, "Logging"), with the operation
+    /// name and id the caller gave in its [`SelectionOptions`](crate::selection::SelectionOptions).
+    SelectionLog(SelectionLogEvent),
 }

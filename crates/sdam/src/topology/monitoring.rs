@@ -128,12 +128,12 @@ impl Topology {
         if !matches!(m.phase, Phase::Idle { next_check } if next_check <= now) {
             return;
         }
-        let request = RequestId(id);
+        let request = RequestId::new(id);
         let (connection, open, command, awaited) = match m.connection {
             // A new connection: its handshake is the check ("Clients update the topology from
             // each handshake").
             None => {
-                let c = ConnectionId(connection_id);
+                let c = ConnectionId::new(connection_id);
                 m.connection = Some(c);
                 let cmd =
                     handshake_command(&self.metadata, &self.config.compressors, self.config.load_balanced);
@@ -175,12 +175,12 @@ impl Topology {
         let Some(task) = m.rtt_task.as_mut().filter(|t| t.request.is_none() && t.next_at <= now) else {
             return;
         };
-        let request = RequestId(id);
+        let request = RequestId::new(id);
         task.request = Some(request);
         let (connection, open, command) = match task.connection {
             Some(c) => (c, None, check_command(hello_ok, None)),
             None => {
-                let c = ConnectionId(connection_id);
+                let c = ConnectionId::new(connection_id);
                 task.connection = Some(c);
                 let cmd =
                     handshake_command(&self.metadata, &self.config.compressors, self.config.load_balanced);
@@ -226,7 +226,7 @@ impl Topology {
         let Some(m) = state.monitor.as_mut() else { return };
         self.touched.push(address.clone());
         let Phase::Checking { started, awaited, handshake, .. } = m.phase else { return };
-        let connection = m.connection.unwrap_or(ConnectionId(0));
+        let connection = m.connection.unwrap_or(ConnectionId::new(0));
         let previous = self.description.server(&address).map(Arc::clone);
         let parsed = ServerDescription::from_hello_after(
             address.clone(),
@@ -361,7 +361,7 @@ impl Topology {
         } else {
             m.sleep(now, heartbeat);
         }
-        let connection_id = connection.unwrap_or(ConnectionId(0));
+        let connection_id = connection.unwrap_or(ConnectionId::new(0));
         if let Some(c) = connection {
             self.command(Command::CloseConnection { connection: c });
         }

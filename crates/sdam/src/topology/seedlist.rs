@@ -165,8 +165,8 @@ impl Topology {
     /// record is only read by the initial discovery).
     fn send_lookups(&mut self, now: Instant) {
         let timeout = self.dns_timeout();
-        let srv_request = RequestId(self.next_id());
-        let txt_request = RequestId(self.next_id());
+        let srv_request = RequestId::new(self.next_id());
+        let txt_request = RequestId::new(self.next_id());
         let Some(srv) = self.srv.as_mut() else { return };
         srv.next_lookup = None;
         srv.srv_answer = None;
@@ -409,7 +409,7 @@ mod tests {
 
     use super::{DEFAULT_DNS_TIMEOUT, SRV_RETRY_BACKOFF};
     use crate::connection_string::srv::{SrvQuery, SrvRecord, TxtRecord, MIN_RESCAN_INTERVAL};
-    use crate::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
+    use crate::selection::{SelectionCriteria, SelectionOptions};
     use crate::{
         Command, ConnectionString, Event, Input, Output, RequestId, ServerAddress, ServerType, Topology,
         TopologyConfig, TopologyType,
@@ -429,7 +429,7 @@ mod tests {
 
     fn config(uri: &str) -> TopologyConfig {
         let mut c = TopologyConfig::from_connection_string(&ConnectionString::parse(uri).unwrap());
-        c.rng_seed = 11;
+        c.rng_seed = Some(11);
         c
     }
 
@@ -540,7 +540,7 @@ mod tests {
         let (srv_id, txt_id) = (d.srv[0].0, d.txt[0].0);
         let records = [rec("a.example.com")];
         // An unknown id, and an SRV answer carrying the TXT lookup's id: ignored.
-        answer_srv(&mut t, RequestId(9_999), &records, now);
+        answer_srv(&mut t, RequestId::new(9_999), &records, now);
         answer_srv(&mut t, txt_id, &records, now);
         assert!(hosts(&t).is_empty());
         answer_txt(&mut t, txt_id, &[], now);
@@ -599,7 +599,7 @@ mod tests {
         let mut other = config(uri);
         let picks: Vec<Vec<ServerAddress>> = (0..8)
             .map(|seed| {
-                other.rng_seed = seed;
+                other.rng_seed = Some(seed);
                 let now = crate::test_instant();
                 let mut t = Topology::new(other.clone(), now).unwrap();
                 let d = drain(&mut t);
@@ -715,11 +715,15 @@ mod tests {
         let (mut t, t0, d) = start("mongodb+srv://cluster0.example.com/");
         t.handle(Input::SrvResolved { request: d.srv[0].0, result: Err("NXDOMAIN".into()) }, t0);
         let options = SelectionOptions::new("find").with_timeout(secs(1));
-        let mut selection = crate::selection::Selection::new(SelectionCriteria::write(), options, t0);
-        assert!(matches!(t.select(&mut selection, t0), SelectionPoll::Wait { .. }));
-        let SelectionPoll::Failed(error) = t.select(&mut selection, t0 + secs(1)) else {
-            panic!("should fail")
-        };
+        let id = t.start_selection(SelectionCriteria::write(), options, t0);
+        assert_eq!(t.waiting_selections(), 1);
+        t.handle_timeout(t0 + secs(1));
+        let error = std::iter::from_fn(|| t.poll_output())
+            .find_map(|o| match o {
+                Output::Selection { id: i, result: Err(error) } if i == id => Some(error),
+                _ => None,
+            })
+            .expect("the selection fails at its deadline");
         let message = error.to_string();
         assert!(
             message.contains("no servers known for write: mongodb+srv seed list discovery")

@@ -29,7 +29,7 @@ fn commands(t: &mut Topology) -> Vec<Command> {
     std::iter::from_fn(|| t.poll_output())
         .filter_map(|o| match o {
             Output::Command(c) => Some(c),
-            Output::Event(_) => None,
+            Output::Event(_) | Output::Selection { .. } | Output::SelectionLog(_) => None,
         })
         .collect()
 }
@@ -46,7 +46,10 @@ fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
     // An operation's network error marks the server Unknown and clears its pool: the check
     // in flight is cancelled and its connection closed.
     let later = now + Duration::from_millis(100);
-    t.handle(Input::ApplicationError(ApplicationError::new(addr("a"), ApplicationErrorKind::Network)), later);
+    t.handle(
+        Input::ApplicationError(ApplicationError::new(addr("a"), 0, ApplicationErrorKind::Network)),
+        later,
+    );
     let after = commands(&mut t);
     assert!(after.iter().any(|c| matches!(c, Command::ClearPool { .. })), "{after:?}");
     assert!(
