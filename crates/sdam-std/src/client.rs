@@ -1,10 +1,11 @@
 //! The client handle: construction, server selection, snapshots, events, errors, close.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use sdam::selection::{Selection, SelectionCriteria, SelectionOptions, SelectionPoll};
+use sdam::selection::{SelectionCriteria, SelectionOptions};
 use sdam::{ApplicationError, Input, ServerAddress, Topology, TopologyConfig, TopologyDescription};
 
 use crate::driver::Driver;
@@ -34,7 +35,6 @@ impl std::fmt::Debug for Client {
 struct Handle {
     shared: Arc<Shared>,
     driver: Mutex<Option<JoinHandle<()>>>,
-    selection_timeout: Duration,
 }
 
 impl Handle {
@@ -62,10 +62,7 @@ impl Client {
     }
 
     /// [`Client::new`] with TLS and other adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
-        if config.rng_seed == 0 {
-            config.rng_seed = sdam_adapter::random_seed();
-        }
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
         #[cfg(feature = "tls")]
         let tls =
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
@@ -74,12 +71,11 @@ impl Client {
             let ClientOptions {} = options;
             crate::connection::TlsContext
         };
-        let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology));
         let driver = Driver::new(Arc::clone(&shared), tls);
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
-        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
+        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)) }) })
     }
 
     /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
@@ -102,41 +98,59 @@ impl Client {
     }
 
     /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable
-    /// one. The returned guard counts as an operation in progress until it is dropped.
+    /// one. The returned guard counts as an operation in progress until it is dropped. The
+    /// operation is named `selectServer` in the selection log events; see
+    /// [`select_server_with`](Self::select_server_with).
     pub fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
+        self.select_server_with(criteria, SelectionOptions::new("selectServer"))
+    }
+
+    /// [`select_server`](Self::select_server) with the operation's name and id for the log
+    /// events, or its own timeout (`None`: serverSelectionTimeoutMS).
+    ///
+    /// A server that can be chosen now is chosen from the published snapshot without the
+    /// driver's lock, so threads select in parallel. A selection that must wait is handed to
+    /// the core, which owns the waiting (deadline, immediate checks, retries); this thread
+    /// blocks until its outcome.
+    pub fn select_server_with(
+        &self,
+        criteria: SelectionCriteria,
+        options: SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
         let shared = &self.handle.shared;
-        let options = SelectionOptions::new("selectServer").with_timeout(self.handle.selection_timeout);
-        let mut selection = Selection::new(criteria, options, Instant::now());
-        let mut core = shared.lock();
-        loop {
+        let logging = shared.subscribed.load(Ordering::Relaxed);
+        let mut log = Vec::new();
+        let now = shared.snapshot.with(|snapshot, rng| {
+            if logging {
+                snapshot.select_now_logged(&criteria, &options, rng, &mut log)
+            } else {
+                snapshot.select_now(&criteria, rng)
+            }
+        });
+        for event in log {
+            shared.subscribers.publish(ClientEvent::Selection(event));
+        }
+        if let Some(selected) = now {
+            return Ok(ServerGuard::new(selected));
+        }
+        // Must wait (or fail with the core's explanation): the core's waiting loop.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let mut core = shared.lock();
             if core.topology.is_closed() {
+                // The driver is gone (or going): nobody would deliver an outcome.
                 return Err(SelectError::Closed);
             }
-            let seen = core.wake_generation;
-            let poll = core.topology.select(&mut selection, Instant::now());
-            while let Some(event) = selection.poll_event() {
-                shared.subscribers.publish(ClientEvent::Selection(event));
-            }
-            let until = match poll {
-                SelectionPoll::Selected(chosen) => {
-                    return Ok(ServerGuard::new(Arc::clone(shared) as _, chosen.address, chosen.description));
-                }
-                SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
-                SelectionPoll::Wait { until, .. } => until,
-                _ => Instant::now() + Duration::from_millis(10),
-            };
-            // An immediate check may have been scheduled: let the driver see it.
+            let id = core.topology.start_selection(criteria, options, Instant::now());
+            core.waiters.insert(id, tx);
             core.dirty = true;
-            shared.driver_wake.notify_one();
-            while core.wake_generation == seen && !core.topology.is_closed() {
-                let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
-                    break;
-                };
-                core = shared
-                    .selection_wake
-                    .wait_timeout(core, left)
-                    .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
-            }
+        }
+        shared.driver_wake.notify_one();
+        match rx.recv() {
+            Ok(Ok(selected)) => Ok(ServerGuard::new(selected)),
+            Ok(Err(error)) => Err(SelectError::from(error)),
+            // The driver is gone.
+            Err(_) => Err(SelectError::Closed),
         }
     }
 
@@ -152,6 +166,7 @@ impl Client {
 
     /// Subscribes to the client's events from now on.
     pub fn subscribe(&self) -> Subscription {
+        self.handle.shared.subscribed.store(true, Ordering::Relaxed);
         self.handle.shared.subscribers.subscribe()
     }
 
@@ -183,6 +198,7 @@ impl Client {
 mod tests {
     use super::*;
     use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    use std::time::Duration;
 
     fn wait(what: &str, mut check: impl FnMut() -> bool) {
         let start = Instant::now();

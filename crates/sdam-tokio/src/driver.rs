@@ -3,13 +3,15 @@
 //! deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
+use sdam::selection::{SelectedServer, SelectionError, SelectionId};
 use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerAddress, Topology};
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use sdam_adapter::PublishedSnapshot;
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
@@ -21,13 +23,24 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// How a waiting selection ends: the core's outcome.
+pub(crate) type Outcome = Result<SelectedServer, Box<SelectionError>>;
+
 /// What the client handles and the driver share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     topology: Mutex<Topology>,
     /// Wakes the driver after someone else fed the topology an input.
     pub(crate) wake_driver: Notify,
-    /// Bumped on every `Command::WakeSelections` and at close: waiting selections poll again.
+    /// The selection snapshot, published by the driver after every change: immediate
+    /// selections read it without the topology's lock.
+    pub(crate) snapshot: PublishedSnapshot,
+    /// Selections the topology is waiting on, and who waits for each. Locked only while the
+    /// topology is (topology first).
+    pub(crate) waiters: Mutex<HashMap<SelectionId, oneshot::Sender<Outcome>>>,
+    /// Whether anyone subscribed: selection log events are built only then.
+    pub(crate) subscribed: AtomicBool,
+    /// Bumped when the driver ends: concurrent `close` calls see it.
     pub(crate) selections: watch::Sender<u64>,
     /// Where events go; taken (so subscriptions end) once the topology closed.
     pub(crate) events: Mutex<Option<broadcast::Sender<ClientEvent>>>,
@@ -38,6 +51,9 @@ impl Shared {
     pub(crate) fn new(topology: Topology, event_capacity: usize) -> Self {
         let (events, _) = broadcast::channel(event_capacity.max(1));
         Self {
+            snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
+            waiters: Mutex::new(HashMap::new()),
+            subscribed: AtomicBool::new(false),
             topology: Mutex::new(topology),
             wake_driver: Notify::new(),
             selections: watch::Sender::new(0),
@@ -57,6 +73,19 @@ impl Shared {
     pub(crate) fn handle(&self, input: Input<'_>) {
         self.topology().handle(input, now());
         self.wake_driver.notify_one();
+    }
+
+    /// Hands a waiting selection's outcome to its waiter (an operation nobody waits for any
+    /// more is ended at once).
+    fn deliver(&self, id: SelectionId, outcome: Outcome) {
+        let waiter = self.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let unsent = match waiter {
+            Some(waiter) => waiter.send(outcome).err(),
+            None => Some(outcome),
+        };
+        if let Some(Ok(mut selected)) = unsent {
+            selected.finish_operation();
+        }
     }
 
     pub(crate) fn publish(&self, event: ClientEvent) {
@@ -157,10 +186,18 @@ impl Driver {
     /// The loop: drain outputs, carry them out, sleep until an input or the core's deadline.
     pub(crate) async fn run(mut self) {
         let alive = self.shared.stats.task();
+        let mut published = self.shared.snapshot.load();
         loop {
             let (outputs, deadline, closed) = {
                 let mut topology = self.shared.topology();
                 let outputs: Vec<Output> = std::iter::from_fn(|| topology.poll_output()).collect();
+                // A new description: publish it for the selecting tasks.
+                if !Arc::ptr_eq(published.description(), &topology.description())
+                    || published.is_closed() != topology.is_closed()
+                {
+                    published = topology.selection_snapshot();
+                    self.shared.snapshot.publish(Arc::clone(&published));
+                }
                 (outputs, topology.poll_timeout(), topology.is_closed())
             };
             for output in outputs {
@@ -197,7 +234,8 @@ impl Driver {
         match output {
             Output::Event(event) => self.shared.publish(ClientEvent::Sdam(event)),
             Output::Command(command) => self.command(command),
-            _ => {}
+            Output::Selection { id, result } => self.shared.deliver(id, result),
+            Output::SelectionLog { event, .. } => self.shared.publish(ClientEvent::Selection(event)),
         }
     }
 
@@ -219,7 +257,6 @@ impl Driver {
                     c.abort.abort(); // the socket is dropped with the task
                 }
             }
-            Command::WakeSelections => self.shared.selections.send_modify(|n| *n = n.wrapping_add(1)),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
                 self.shared.publish(ClientEvent::PoolCleared {
                     address,
@@ -248,7 +285,6 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Txt(request));
             }
-            _ => {}
         }
     }
 
@@ -281,7 +317,7 @@ impl Driver {
         if !sent {
             // The connection's task already ended (it reported why); this exchange cannot run.
             self.connections.remove(&connection);
-            let error = format!("monitoring connection {} is closed", connection.0);
+            let error = format!("monitoring connection {connection} is closed");
             self.shared
                 .topology()
                 .handle(Input::MonitorFailed { request, kind: FailureKind::Network, error }, now());
@@ -344,10 +380,4 @@ impl Driver {
 /// A deadline that never comes (the sleep arm is disabled when there is no deadline).
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-impl sdam_adapter::InputSink for Shared {
-    fn handle_input(&self, input: Input<'_>) {
-        self.handle(input);
-    }
 }

@@ -214,7 +214,7 @@ pub enum Command {
 ///         Output::Event(_) => "publish it",
 ///         Output::Selection { result: Ok(_), .. } => "hand the server to the waiter",
 ///         Output::Selection { result: Err(_), .. } => "hand the explained error to the waiter",
-///         Output::SelectionLog(_) => "log it under serverSelection",
+///         Output::SelectionLog { .. } => "log it under serverSelection",
 ///         Output::Command(command) => match command {
 ///             Command::SendHello { .. } => "open the connection if asked, send, read one reply",
 ///             Command::ReadReply { .. } => "read the next streamed reply",
@@ -245,5 +245,10 @@ pub enum Output {
     },
     /// A server selection log message (server-selection.md, "Logging"), with the operation
     /// name and id the caller gave in its [`SelectionOptions`](crate::selection::SelectionOptions).
-    SelectionLog(SelectionLogEvent),
+    SelectionLog {
+        /// The selection it is about.
+        id: SelectionId,
+        /// The message.
+        event: SelectionLogEvent,
+    },
 }

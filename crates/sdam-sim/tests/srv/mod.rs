@@ -54,7 +54,7 @@ fn test1_zone(ttl: Option<Duration>) -> DnsZone {
 
 fn config(uri: &str) -> TopologyConfig {
     let mut config = TopologyConfig::from_connection_string(&ConnectionString::parse(uri).unwrap());
-    config.rng_seed = 5;
+    config.rng_seed = Some(5);
     config
 }
 

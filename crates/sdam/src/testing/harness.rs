@@ -376,7 +376,7 @@ impl Harness {
                         self.abandoned.push_back(x);
                     }
                 }
-                Output::Command(Command::ClearPool { .. }) | Output::SelectionLog(_) => {}
+                Output::Command(Command::ClearPool { .. }) | Output::SelectionLog { .. } => {}
                 Output::Selection { id, .. } => {
                     ensure!(self.selections.remove(id), "{id}: an outcome it was not waiting for (twice?)");
                 }

@@ -114,7 +114,7 @@ enum Purpose {
 ///         match output {
 ///             Output::Event(e) => publish(e),
 ///             Output::Selection { id, result } => waiters.remove(&id).send(result), // a waiting selection ended
-///             Output::SelectionLog(e) => log(e),
+///             Output::SelectionLog { event, .. } => log(event),
 ///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, timeout, .. }) =>
 ///                 // open `connection` first if `open` is Some(connect timeout); frame `command`
 ///                 // as OP_MSG (sdam-wire), send, read one reply, time it; later report

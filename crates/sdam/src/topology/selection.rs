@@ -68,6 +68,11 @@ impl Topology {
         }
     }
 
+    /// When waiting selection `id` times out (`None` once it ended or was cancelled).
+    pub fn selection_deadline(&self, id: SelectionId) -> Option<Instant> {
+        self.selections.get(&id).map(Selection::deadline)
+    }
+
     /// How many selections are waiting.
     pub fn waiting_selections(&self) -> usize {
         self.selections.len()
@@ -117,7 +122,7 @@ impl Topology {
         let counts = |a: &ServerAddress| servers.get(a).map_or(0, |s| s.operations.get());
         let poll = selection.poll(&self.description, &counts, &mut self.rng, now);
         while let Some(event) = selection.poll_event() {
-            self.outputs.push_back(Output::SelectionLog(event));
+            self.outputs.push_back(Output::SelectionLog { id, event });
         }
         match poll {
             SelectionPoll::Selected(chosen) => {
@@ -148,7 +153,7 @@ impl Topology {
         self.selection_deadlines.remove(&(selection.deadline(), id));
         let poll = selection.fail(kind, &self.description);
         while let Some(event) = selection.poll_event() {
-            self.outputs.push_back(Output::SelectionLog(event));
+            self.outputs.push_back(Output::SelectionLog { id, event });
         }
         if let SelectionPoll::Failed(error) = poll {
             self.outputs.push_back(Output::Selection { id, result: Err(error) });

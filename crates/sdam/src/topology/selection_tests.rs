@@ -42,7 +42,7 @@ fn drain(t: &mut Topology) -> (Vec<(SelectionId, Outcome)>, Vec<crate::selection
     while let Some(output) = t.poll_output() {
         match output {
             Output::Selection { id, result } => outcomes.push((id, result)),
-            Output::SelectionLog(event) => logs.push(event),
+            Output::SelectionLog { event, .. } => logs.push(event),
             Output::Event(_) | Output::Command(_) => {}
         }
     }

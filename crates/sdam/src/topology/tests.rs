@@ -29,7 +29,7 @@ fn commands(t: &mut Topology) -> Vec<Command> {
     std::iter::from_fn(|| t.poll_output())
         .filter_map(|o| match o {
             Output::Command(c) => Some(c),
-            Output::Event(_) | Output::Selection { .. } | Output::SelectionLog(_) => None,
+            Output::Event(_) | Output::Selection { .. } | Output::SelectionLog { .. } => None,
         })
         .collect()
 }
