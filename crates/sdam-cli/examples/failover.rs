@@ -67,7 +67,8 @@ async fn main() -> Result<(), Error> {
         Ok(_) => say("(the write went through before the crash was visible)"),
         Err(io) => {
             // What a driver does with a network error on a server's connection: report it.
-            let mut error = ApplicationError::new(primary.clone(), ApplicationErrorKind::Network);
+            // The connection was made before any pool clear: generation 0.
+            let mut error = ApplicationError::new(primary.clone(), 0, ApplicationErrorKind::Network);
             error.phase = ErrorPhase::BeforeHandshakeCompletes;
             say(&format!(
                 "insert #2 failed on {primary}: {io} -> retryable: {}",

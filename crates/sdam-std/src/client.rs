@@ -13,6 +13,22 @@ use crate::events::Subscription;
 use crate::shared::Shared;
 use crate::{ClientEvent, ClientOptions, Error, SelectError, ServerGuard};
 
+/// Selection options, made only when needed.
+enum Lazy<F> {
+    Later(F),
+    Made(SelectionOptions),
+}
+
+impl<F: FnOnce() -> SelectionOptions> Lazy<F> {
+    /// The options (made now if they were not yet).
+    fn make(self) -> SelectionOptions {
+        match self {
+            Self::Later(f) => f(),
+            Self::Made(options) => options,
+        }
+    }
+}
+
 /// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
 /// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
 /// closes it.
@@ -102,7 +118,7 @@ impl Client {
     /// operation is named `selectServer` in the selection log events; see
     /// [`select_server_with`](Self::select_server_with).
     pub fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
-        self.select_server_with(criteria, SelectionOptions::new("selectServer"))
+        self.select(criteria, || SelectionOptions::new("selectServer"))
     }
 
     /// [`select_server`](Self::select_server) with the operation's name and id for the log
@@ -117,15 +133,25 @@ impl Client {
         criteria: SelectionCriteria,
         options: SelectionOptions,
     ) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || options)
+    }
+
+    /// Both selections; `options` is made only when it is needed (logging or waiting), so an
+    /// immediate selection allocates nothing.
+    fn select(
+        &self,
+        criteria: SelectionCriteria,
+        options: impl FnOnce() -> SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
         let shared = &self.handle.shared;
-        let logging = shared.subscribed.load(Ordering::Relaxed);
+        let mut options = Lazy::Later(options);
+        if shared.subscribed.load(Ordering::Relaxed) {
+            options = Lazy::Made(options.make());
+        }
         let mut log = Vec::new();
-        let now = shared.snapshot.with(|snapshot, rng| {
-            if logging {
-                snapshot.select_now_logged(&criteria, &options, rng, &mut log)
-            } else {
-                snapshot.select_now(&criteria, rng)
-            }
+        let now = shared.snapshot.with(|snapshot, rng| match &options {
+            Lazy::Made(options) => snapshot.select_now_logged(&criteria, options, rng, &mut log),
+            Lazy::Later(_) => snapshot.select_now(&criteria, rng),
         });
         for event in log {
             shared.subscribers.publish(ClientEvent::Selection(event));
@@ -141,7 +167,7 @@ impl Client {
                 // The driver is gone (or going): nobody would deliver an outcome.
                 return Err(SelectError::Closed);
             }
-            let id = core.topology.start_selection(criteria, options, Instant::now());
+            let id = core.topology.start_selection(criteria, options.make(), Instant::now());
             core.waiters.insert(id, tx);
             core.dirty = true;
         }

@@ -47,6 +47,22 @@ pub use crate::events::Subscription;
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
 
+/// Selection options, made only when needed.
+enum Lazy<F> {
+    Later(F),
+    Made(SelectionOptions),
+}
+
+impl<F: FnOnce() -> SelectionOptions> Lazy<F> {
+    /// The options (made now if they were not yet).
+    fn make(self) -> SelectionOptions {
+        match self {
+            Self::Later(f) => f(),
+            Self::Made(options) => options,
+        }
+    }
+}
+
 /// A selection handed to the core; dropping it before the outcome (the caller's future was
 /// dropped) cancels the selection.
 struct Waiting<'a> {
@@ -174,7 +190,7 @@ impl Client {
     /// is dropped. The operation is named `selectServer` in the selection log events; see
     /// [`select_server_with`](Self::select_server_with).
     pub async fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
-        self.select_server_with(criteria, SelectionOptions::new("selectServer")).await
+        self.select(criteria, || SelectionOptions::new("selectServer")).await
     }
 
     /// [`select_server`](Self::select_server) with the operation's name and id for the log
@@ -190,17 +206,27 @@ impl Client {
         criteria: SelectionCriteria,
         options: SelectionOptions,
     ) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || options).await
+    }
+
+    /// Both selections; `options` is made only when it is needed (logging or waiting), so an
+    /// immediate selection allocates nothing.
+    async fn select(
+        &self,
+        criteria: SelectionCriteria,
+        options: impl FnOnce() -> SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
         // #15: a tight loop of immediate selections yields when its budget is spent.
         tokio::task::consume_budget().await;
         let shared = &self.inner.shared;
-        let logging = shared.subscribed.load(Ordering::Relaxed);
+        let mut options = Lazy::Later(options);
+        if shared.subscribed.load(Ordering::Relaxed) {
+            options = Lazy::Made(options.make());
+        }
         let mut log = Vec::new();
-        let now = shared.snapshot.with(|snapshot, rng| {
-            if logging {
-                snapshot.select_now_logged(&criteria, &options, rng, &mut log)
-            } else {
-                snapshot.select_now(&criteria, rng)
-            }
+        let now = shared.snapshot.with(|snapshot, rng| match &options {
+            Lazy::Made(options) => snapshot.select_now_logged(&criteria, options, rng, &mut log),
+            Lazy::Later(_) => snapshot.select_now(&criteria, rng),
         });
         for event in log {
             shared.publish(ClientEvent::Selection(event));
@@ -216,7 +242,7 @@ impl Client {
                 // The driver is gone (or going): nobody would deliver an outcome.
                 return Err(SelectError::Closed);
             }
-            let id = topology.start_selection(criteria, options, driver::now());
+            let id = topology.start_selection(criteria, options.make(), driver::now());
             shared.waiters.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx);
             id
         };

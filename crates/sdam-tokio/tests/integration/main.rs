@@ -5,6 +5,7 @@
 
 mod adapter;
 mod harness;
+mod starvation;
 
 mod scenarios {
     sdam_testserver::scenario_tests!(crate::harness::TokioHarness);
