@@ -167,7 +167,10 @@ pub fn core_selections_per_second(duration: Duration) -> f64 {
 
 /// A topology holding `description`'s servers (fed as the monitors' replies would be), and
 /// its selection snapshot.
-fn snapshot_of(description: &sdam::TopologyDescription, mut config: TopologyConfig) -> Arc<SelectionSnapshot> {
+fn snapshot_of(
+    description: &sdam::TopologyDescription,
+    mut config: TopologyConfig,
+) -> Arc<SelectionSnapshot> {
     config.rng_seed = Some(1);
     let now = Instant::now();
     let mut topology = sdam::Topology::new(config, now).unwrap_or_else(|e| panic!("topology: {e}"));

@@ -119,7 +119,8 @@ const THROUGHPUT_RUNS: usize = 5;
 fn adapter_throughput(budget: Duration) -> String {
     use sdam_bench::adapter_throughput as at;
     let mut parts = Vec::new();
-    let measures: [(&str, fn(Duration) -> f64); 3] = [
+    type Measure = fn(Duration) -> f64;
+    let measures: [(&str, Measure); 3] = [
         ("tokio", at::tokio_selections_per_second),
         ("std", at::std_selections_per_second),
         ("core", at::core_selections_per_second),
@@ -128,7 +129,11 @@ fn adapter_throughput(budget: Duration) -> String {
         let mut runs: Vec<f64> = (0..THROUGHPUT_RUNS).map(|_| measure(budget)).collect();
         let shown: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
         runs.sort_by(f64::total_cmp);
-        parts.push(format!("\"{name}_per_s\":{:.0},\"{name}_runs\":[{}]", runs[runs.len() / 2], shown.join(",")));
+        parts.push(format!(
+            "\"{name}_per_s\":{:.0},\"{name}_runs\":[{}]",
+            runs[runs.len() / 2],
+            shown.join(",")
+        ));
     }
     format!("{{{}}}", parts.join(","))
 }

@@ -318,9 +318,12 @@ mod tests {
         let mut new = ServerDescription::unknown(address.clone());
         new.server_type = ServerType::RSPrimary;
         let event = Event::ServerDescriptionChanged {
-            topology_id: sdam::Topology::new(sdam::TopologyConfig::with_seeds([address.clone()]), any_instant())
-                .unwrap()
-                .id(),
+            topology_id: sdam::Topology::new(
+                sdam::TopologyConfig::with_seeds([address.clone()]),
+                any_instant(),
+            )
+            .unwrap()
+            .id(),
             address,
             previous,
             new: std::sync::Arc::new(new),

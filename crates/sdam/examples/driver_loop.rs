@@ -1,8 +1,8 @@
 //! The shortest honest integration: a blocking driver loop over `std::net`, no adapter crate.
-//! Discovery from one seed, a read with secondaryPreferred, writes that go on through a
-//! primary kill to the new primary, waiting selections, close.
-//!
-//! `cargo run -p sdam --example driver_loop -- 'mongodb://host:27017/?replicaSet=rs0'`
+//! Discovery from one seed, a read with secondaryPreferred, writes that go on through a primary
+//! kill to the new primary, waiting selections, close.
+//! Usage: `cargo run -p sdam --example driver_loop -- 'mongodb://host:27017/?replicaSet=rs0'`
+#![allow(clippy::disallowed_methods)] // the I/O layer reads the clock and spawns; the core never
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -99,7 +99,7 @@ impl Driver {
                 self.job(connection, (request, Some((command, exhaust_allowed)), timeout));
             }
             Command::ReadReply { request, connection, timeout } => {
-                self.job(connection, (request, None, timeout))
+                self.job(connection, (request, None, timeout));
             }
             Command::CloseConnection { connection } => {
                 if let Some((_, stream)) = self.connections.remove(&connection) {

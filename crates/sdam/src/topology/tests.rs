@@ -165,7 +165,15 @@ fn sends(t: &mut Topology) -> Vec<(RequestId, bool, bool)> {
                 out.push((request, exhaust_allowed, open.is_some()));
             }
             Output::Command(Command::ReadReply { request, .. }) => out.push((request, true, false)),
-            _ => {}
+            Output::Command(
+                Command::CloseConnection { .. }
+                | Command::ClearPool { .. }
+                | Command::ResolveSrv { .. }
+                | Command::ResolveTxt { .. },
+            )
+            | Output::Event(_)
+            | Output::Selection { .. }
+            | Output::SelectionLog { .. } => {}
         }
     }
     out
