@@ -51,6 +51,20 @@ impl PublishedSnapshot {
         self.version.store(version, Ordering::Release);
     }
 
+    /// Publishes `topology`'s snapshot if its description (or closed state) changed since the
+    /// last one. Call it under the topology's lock after every call that may change it, so
+    /// the published snapshot is never older than what `Topology::description` returns.
+    pub fn refresh(&self, topology: &sdam::Topology) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = Arc::ptr_eq(current.1.description(), &topology.description())
+            && current.1.is_closed() == topology.is_closed();
+        if !same {
+            let version = current.0.wrapping_add(1);
+            *current = (version, topology.selection_snapshot());
+            self.version.store(version, Ordering::Release);
+        }
+    }
+
     /// The current snapshot.
     pub fn load(&self) -> Arc<SelectionSnapshot> {
         Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner).1)

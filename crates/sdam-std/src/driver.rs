@@ -98,12 +98,7 @@ impl Driver {
             }
         }
         // A new description: publish it for the selecting threads.
-        let published = self.shared.snapshot.load();
-        if !Arc::ptr_eq(published.description(), &core.topology.description())
-            || published.is_closed() != core.topology.is_closed()
-        {
-            self.shared.snapshot.publish(core.topology.selection_snapshot());
-        }
+        self.shared.snapshot.refresh(&core.topology);
         let closed = core.topology.is_closed();
         (outputs, closed)
     }

@@ -64,6 +64,7 @@ impl Shared {
     pub(crate) fn handle(&self, input: Input<'_>) {
         let mut core = self.lock();
         core.topology.handle(input, Instant::now());
+        self.snapshot.refresh(&core.topology);
         core.dirty = true;
         drop(core);
         self.driver_wake.notify_one();

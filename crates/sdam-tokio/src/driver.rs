@@ -71,7 +71,10 @@ impl Shared {
 
     /// Feeds `input` from outside the driver, then wakes the driver to carry out the outputs.
     pub(crate) fn handle(&self, input: Input<'_>) {
-        self.topology().handle(input, now());
+        let mut topology = self.topology();
+        topology.handle(input, now());
+        self.snapshot.refresh(&topology);
+        drop(topology);
         self.wake_driver.notify_one();
     }
 
@@ -186,18 +189,12 @@ impl Driver {
     /// The loop: drain outputs, carry them out, sleep until an input or the core's deadline.
     pub(crate) async fn run(mut self) {
         let alive = self.shared.stats.task();
-        let mut published = self.shared.snapshot.load();
         loop {
             let (outputs, deadline, closed) = {
                 let mut topology = self.shared.topology();
                 let outputs: Vec<Output> = std::iter::from_fn(|| topology.poll_output()).collect();
-                // A new description: publish it for the selecting tasks.
-                if !Arc::ptr_eq(published.description(), &topology.description())
-                    || published.is_closed() != topology.is_closed()
-                {
-                    published = topology.selection_snapshot();
-                    self.shared.snapshot.publish(Arc::clone(&published));
-                }
+                // Every change is published where it happens; this catches any other.
+                self.shared.snapshot.refresh(&topology);
                 (outputs, topology.poll_timeout(), topology.is_closed())
             };
             for output in outputs {
@@ -213,7 +210,11 @@ impl Driver {
                 Some(report) = self.reports.recv() => self.apply(report),
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.reap(joined),
                 () = self.shared.wake_driver.notified() => {}
-                () = sleep, if deadline.is_some() => self.shared.topology().handle_timeout(now()),
+                () = sleep, if deadline.is_some() => {
+                    let mut topology = self.shared.topology();
+                    topology.handle_timeout(now());
+                    self.shared.snapshot.refresh(&topology);
+                }
             }
             self.shared.stats.wakeups.fetch_add(1, Ordering::Relaxed);
         }
@@ -318,9 +319,7 @@ impl Driver {
             // The connection's task already ended (it reported why); this exchange cannot run.
             self.connections.remove(&connection);
             let error = format!("monitoring connection {connection} is closed");
-            self.shared
-                .topology()
-                .handle(Input::MonitorFailed { request, kind: FailureKind::Network, error }, now());
+            self.shared.handle(Input::MonitorFailed { request, kind: FailureKind::Network, error });
         }
     }
 
@@ -353,6 +352,7 @@ impl Driver {
                 );
             }
         }
+        self.shared.snapshot.refresh(&topology);
     }
 
     /// A task ended. One that panicked never reported: answer its exchange or lookup for it.

@@ -2,8 +2,9 @@
 //!
 //! The tokio adapter for the [`sdam`] core: it opens the monitoring connections the core asks
 //! for, sends its hellos as OP_MSG (with `sdam-wire`), reports replies, failures and round-trip
-//! times, performs its DNS lookups, sleeps until its next deadline and wakes waiting server
-//! selections. It contains no SDAM rule: every decision is the core's.
+//! times, performs its DNS lookups, sleeps until its next deadline, publishes the selection
+//! snapshot and hands waiting selections their outcomes. It contains no SDAM rule: every
+//! decision is the core's.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -64,24 +65,27 @@ impl<F: FnOnce() -> SelectionOptions> Lazy<F> {
 }
 
 /// A selection handed to the core; dropping it before the outcome (the caller's future was
-/// dropped) cancels the selection.
+/// dropped) cancels the selection, and ends the operation of an outcome that arrived too late.
 struct Waiting<'a> {
     shared: &'a Shared,
-    id: Option<sdam::selection::SelectionId>,
-}
-
-impl Waiting<'_> {
-    fn done(mut self) {
-        self.id = None;
-    }
+    id: sdam::selection::SelectionId,
+    outcome: tokio::sync::oneshot::Receiver<driver::Outcome>,
+    done: bool,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
+        if self.done {
+            return;
+        }
+        {
             let mut topology = self.shared.topology();
-            topology.cancel_selection(id);
-            self.shared.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            topology.cancel_selection(self.id);
+            self.shared.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        }
+        self.outcome.close();
+        if let Ok(Ok(mut selected)) = self.outcome.try_recv() {
+            selected.finish_operation();
         }
     }
 }
@@ -247,9 +251,9 @@ impl Client {
             id
         };
         shared.wake_driver.notify_one();
-        let waiting = Waiting { shared, id: Some(id) };
-        let outcome = rx.await;
-        waiting.done();
+        let mut waiting = Waiting { shared, id, outcome: rx, done: false };
+        let outcome = (&mut waiting.outcome).await;
+        waiting.done = true;
         match outcome {
             Ok(Ok(selected)) => Ok(ServerGuard::new(selected)),
             Ok(Err(error)) => Err(SelectError::from(error)),

@@ -298,7 +298,8 @@ impl Harness {
     }
 
     /// Checks one selection twice: the pure functions against the rules, then
-    /// [`Topology::select`] against the latency window.
+    /// [`Topology::start_selection`] against the latency window (and, at `settle`, one
+    /// outcome per selection, its operation counted).
     fn select(&mut self, plan: &SelectPlan) -> Result<(), Violation> {
         let criteria = plan.to_criteria();
         let td = self.topology.description();

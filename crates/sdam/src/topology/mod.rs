@@ -9,6 +9,8 @@ use bson::oid::ObjectId;
 use smallvec::SmallVec;
 
 use crate::address::ServerAddress;
+#[cfg(doc)]
+use crate::events::Command;
 use crate::events::{Event, Output, TopologyId};
 use crate::hello::ReplyCache;
 use crate::monitor::{Monitor, RequestId};
