@@ -159,7 +159,9 @@ fn discover(uri: &str) -> Result<Discovered, String> {
                 Command::SendHello { .. }
                 | Command::ReadReply { .. }
                 | Command::CloseConnection { .. }
-                | Command::ClearPool { .. } => {}
+                | Command::ClearPool { .. }
+                | Command::RequestCheck { .. }
+                | Command::CancelCheck { .. } => {}
             }
         }
         if !answered {

@@ -180,6 +180,8 @@ fn snapshot_of(
     mut config: TopologyConfig,
 ) -> Arc<SelectionSnapshot> {
     config.rng_seed = Some(1);
+    // Checks reported by address: this topology is fed by hand, not monitored.
+    config.monitor_owner = sdam::MonitorOwner::Driver;
     let now = Instant::now();
     let mut topology = sdam::Topology::new(config, now).unwrap_or_else(|e| panic!("topology: {e}"));
     let mut hosts = bson::RawArrayBuf::new();
@@ -194,7 +196,12 @@ fn snapshot_of(
         };
         let rtt = sd.round_trip_time.unwrap_or(Duration::from_micros(100));
         topology.handle(
-            sdam::Input::HelloReply { address: sd.address.clone(), reply: &reply, round_trip_time: rtt },
+            sdam::Input::HelloReply {
+                address: sd.address.clone(),
+                reply: &reply,
+                round_trip_time: rtt,
+                awaited: false,
+            },
             now,
         );
     }

@@ -14,13 +14,17 @@ use sdam::selection::{SelectedServer, SelectionCriteria, SelectionError, Selecti
 use sdam::{ApplicationError, ApplicationErrorKind as Kind, Command, ConnectionId, FailureKind};
 use sdam::{Input, Output, ReadPreference, ReadPreferenceMode, RequestId, ServerAddress, Topology};
 
-/// A command and exhaustAllowed, or a reply and moreToCome.
+// A command + exhaustAllowed or a reply + moreToCome; a connection thread's answer (reply, round
+// trip, moreToCome); its job (send this hello or read the next reply, by the deadline).
 type Msg = (RawDocumentBuf, bool);
-/// A connection thread's answer to the loop: the reply, its round trip and moreToCome.
 type Report = (RequestId, Result<(RawDocumentBuf, Duration, bool), (FailureKind, String)>);
-/// A job for a connection thread: send this hello, or read the next reply; the read timeout.
-type Job = (RequestId, Option<Msg>, Option<Duration>);
+type Job = (RequestId, Option<Msg>, Option<Instant>);
 type Outcome = Result<SelectedServer, Box<SelectionError>>;
+
+/// The time left until `deadline` (`None`: no limit), never zero (std refuses a zero timeout).
+fn left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))
+}
 
 fn connect(address: &ServerAddress, limit: Option<Duration>) -> io::Result<TcpStream> {
     let mut targets = (address.host(), address.port().unwrap_or(27017)).to_socket_addrs()?;
@@ -45,17 +49,15 @@ fn exchange(stream: &mut TcpStream, command: Option<&Msg>) -> io::Result<Msg> {
 }
 
 /// A monitoring connection's thread: runs the loop's jobs until the loop closes it.
-fn serve(mut stream: TcpStream, jobs: Receiver<Job>, reports: Sender<Report>) {
-    for (request, command, timeout) in jobs {
+fn serve(mut s: TcpStream, jobs: Receiver<Job>, reports: Sender<Report>) {
+    for (request, command, deadline) in jobs {
         let started = Instant::now();
-        let result = stream.set_read_timeout(timeout).and_then(|()| exchange(&mut stream, command.as_ref()));
+        let result = s.set_read_timeout(left(deadline)).and_then(|()| exchange(&mut s, command.as_ref()));
         let result = result.map(|(reply, more)| (reply, started.elapsed(), more)).map_err(|e| {
             let timeout = matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
             (if timeout { FailureKind::Timeout } else { FailureKind::Network }, e.to_string())
         });
-        if reports.send((request, result)).is_err() {
-            return; // the loop is gone
-        }
+        let Ok(()) = reports.send((request, result)) else { return }; // the loop is gone
     }
 }
 
@@ -82,10 +84,9 @@ impl Driver {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
-                if let Some(limit) = open {
-                    // Today's convention: a zero connect timeout means no limit.
-                    let stream = connect(&address, Some(limit).filter(|d| !d.is_zero()));
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
+                if open {
+                    let stream = connect(&address, left(deadline)); // one deadline: connect and reply
                     match stream.and_then(|s| Ok((s.try_clone()?, s))) {
                         Ok((own, stream)) => {
                             let (jobs, rx) = channel();
@@ -96,10 +97,10 @@ impl Driver {
                         Err(e) => return self.failed(request, FailureKind::Network, e.to_string()),
                     }
                 }
-                self.job(connection, (request, Some((command, exhaust_allowed)), timeout));
+                self.job(connection, (request, Some((command, exhaust_allowed)), deadline));
             }
-            Command::ReadReply { request, connection, timeout } => {
-                self.job(connection, (request, None, timeout));
+            Command::ReadReply { request, connection, deadline } => {
+                self.job(connection, (request, None, deadline));
             }
             Command::CloseConnection { connection } => {
                 if let Some((_, stream)) = self.connections.remove(&connection) {
@@ -108,6 +109,7 @@ impl Driver {
             }
             Command::ClearPool { address, .. } => drop(writeln!(self.out, "pool of {address} cleared")),
             Command::ResolveSrv { .. } | Command::ResolveTxt { .. } => unreachable!("no mongodb+srv"),
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => unreachable!("the core monitors"),
         }
     }
 
@@ -166,13 +168,11 @@ pub fn run(uri: &str, out: Box<dyn Write + Send>) -> Result<(), Box<dyn std::err
     let mut server = d.select(read, "find")?;
     writeln!(d.out, "read (secondaryPreferred) -> {}", server.address())?;
     server.finish_operation(); // the operation is over: the in-window choice counts it no more
-
     let (mut first, started) = (None, Instant::now());
     while started.elapsed() < Duration::from_secs(30) {
         let mut primary = d.select(SelectionCriteria::write(), "insert")?;
         let address = primary.address().clone();
-        // A real driver records the generation with each pooled connection.
-        let generation = d.topology.pool_generation(&address).unwrap_or(0);
+        let generation = d.topology.pool_generation(&address).unwrap_or(0); // a pool records it per connection
         let insert = (rawdoc! { "insert": "orders", "documents": [{ "n": 1 }], "$db": "shop" }, false);
         let result = connect(&address, Some(Duration::from_secs(1))).and_then(|mut stream| {
             stream.set_read_timeout(Some(Duration::from_secs(1)))?;

@@ -28,10 +28,8 @@ fn rs(timeout: Duration) -> (Topology, Instant) {
 fn primary(t: &mut Topology, now: Instant) {
     let reply = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017", "b:27017"],
     "minWireVersion": 0, "maxWireVersion": 21};
-    t.handle(
-        Input::HelloReply { address: addr("a"), reply: &reply, round_trip_time: Duration::from_millis(2) },
-        now,
-    );
+    let (address, round_trip_time) = (addr("a"), Duration::from_millis(2));
+    t.handle(Input::HelloReply { address, reply: &reply, round_trip_time, awaited: false }, now);
 }
 
 type Outcome = Result<SelectedServer, Box<SelectionError>>;
