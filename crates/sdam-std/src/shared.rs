@@ -14,7 +14,7 @@ use sdam::selection::{SelectedServer, SelectionError, SelectionId};
 use sdam::{Input, Topology};
 use sdam_adapter::PublishedSnapshot;
 
-use crate::events::Subscribers;
+use sdam_adapter::subscribers::Subscribers;
 
 /// The topology and the flags around it.
 #[derive(Debug)]
@@ -44,13 +44,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(topology: Topology) -> Self {
+    pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         Self {
             snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
             subscribed: AtomicBool::new(false),
             core: Mutex::new(Core { topology, dirty: true, waiters: HashMap::new() }),
             driver_wake: Condvar::new(),
-            subscribers: Subscribers::new(),
+            subscribers: Subscribers::new(event_buffer_bytes),
             live_threads: AtomicUsize::new(0),
         }
     }

@@ -31,12 +31,6 @@ impl TopologyId {
     }
 }
 
-impl std::fmt::Display for TopologyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.to_hex())
-    }
-}
-
 /// An SDAM monitoring event.
 ///
 /// Description-changed events are published only when the description changed by the spec's

@@ -90,12 +90,6 @@ impl ConnectionId {
     }
 }
 
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// Identifies one exchange the core asked for (a hello, a DNS lookup). Replies and failures
 /// name it, so a late reply for a cancelled or superseded exchange is recognised and dropped.
 /// Opaque: only the topology makes them.
@@ -110,12 +104,6 @@ impl RequestId {
     /// The number, e.g. for a log line.
     pub fn as_u64(self) -> u64 {
         self.0
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
     }
 }
 
