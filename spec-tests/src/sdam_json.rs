@@ -286,7 +286,7 @@ fn run_phase(
     }
     for error in phase["applicationErrors"].as_array().into_iter().flatten() {
         *now += Duration::from_millis(1);
-        if let Some(error) = application_error(error)? {
+        if let Some(error) = application_error(error, topology)? {
             topology.handle(Input::ApplicationError(error), *now);
         }
         drain(topology, checks, events);
@@ -301,7 +301,7 @@ fn parse_address(v: &Value) -> Result<ServerAddress, String> {
 
 /// Builds the error a test describes; `None` when its response carries no error at all
 /// (errors inside `writeErrors` are never considered).
-fn application_error(v: &Value) -> Result<Option<ApplicationError>, String> {
+fn application_error(v: &Value, topology: &Topology) -> Result<Option<ApplicationError>, String> {
     let address = parse_address(&v["address"])?;
     let kind = match v["type"].as_str() {
         Some("network") => ApplicationErrorKind::Network,
@@ -316,8 +316,12 @@ fn application_error(v: &Value) -> Result<Option<ApplicationError>, String> {
         }
         other => return Err(format!("unknown application error type {other:?}")),
     };
-    let mut error = ApplicationError::new(address, kind);
-    error.generation = v["generation"].as_u64().map(|g| u32::try_from(g).unwrap_or(u32::MAX));
+    // "generation": absent means the pool's current generation (SDAM tests README).
+    let generation = match v["generation"].as_u64() {
+        Some(g) => u32::try_from(g).unwrap_or(u32::MAX),
+        None => topology.connection_generation(&address, None).unwrap_or(0),
+    };
+    let mut error = ApplicationError::new(address, generation, kind);
     error.max_wire_version = v["maxWireVersion"].as_i64().map_or(0, |w| i32::try_from(w).unwrap_or(i32::MAX));
     error.phase = match v["when"].as_str() {
         Some("beforeHandshakeCompletes") => ErrorPhase::ConnectionEstablishment,

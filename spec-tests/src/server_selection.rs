@@ -85,7 +85,7 @@ pub(crate) fn run_selection_file(test: &Value) -> Result<(), String> {
     // The waiting loop agrees: it selects at once, or waits for a topology change.
     let mut selection = Selection::new(criteria.clone(), SelectionOptions::new("test"), base);
     match selection.poll(&topology, &NoOperations, &mut rng, base) {
-        SelectionPoll::Selected(s) if expected_window.contains(&s.address.to_string()) => {}
+        SelectionPoll::Selected(s) if expected_window.contains(&s.address().to_string()) => {}
         SelectionPoll::Wait { .. } if expected_window.is_empty() => {}
         other => {
             return Err(format!("Selection::poll returned {other:?}; expected window {expected_window:?}"))
@@ -198,9 +198,12 @@ fn parse_server(v: &Value, base: Instant) -> Result<ServerDescription, String> {
     if let Some(date) = v.get("lastWrite").and_then(|w| w.get("lastWriteDate")) {
         sd.last_write_date = Some(bson::DateTime::from_millis(as_i64(date, "lastWriteDate")?));
     }
-    if let Some(w) = v.get("maxWireVersion") {
-        sd.max_wire_version = i32::try_from(as_i64(w, "maxWireVersion")?).map_err(|e| e.to_string())?;
-    }
+    // The files name wire versions only where they matter (maxStalenessSeconds needs 5);
+    // elsewhere the server is one this client supports.
+    sd.max_wire_version = match v.get("maxWireVersion") {
+        Some(w) => i32::try_from(as_i64(w, "maxWireVersion")?).map_err(|e| e.to_string())?,
+        None => sdam::compatibility::MAX_WIRE_VERSION,
+    };
     Ok(sd)
 }
 

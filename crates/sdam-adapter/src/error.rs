@@ -76,6 +76,17 @@ pub enum SelectError {
     Closed,
 }
 
+impl From<Box<SelectionError>> for SelectError {
+    /// The core's failed outcome: [`Closed`](Self::Closed) when the topology closed while the
+    /// selection waited, the explained error otherwise.
+    fn from(error: Box<SelectionError>) -> Self {
+        match error.kind {
+            sdam::selection::SelectionErrorKind::TopologyClosed => Self::Closed,
+            _ => Self::Selection(error),
+        }
+    }
+}
+
 impl fmt::Display for SelectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,6 +6,8 @@
 //! - [`ClientEvent`]: what a client publishes to its subscribers.
 //! - [`Error`] and [`SelectError`]: why a client could not be built, why a selection failed.
 //! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
+//! - [`PublishedSnapshot`]: the selection snapshot a driver publishes, read lock-free (cached
+//!   per thread) by threads that select, with a per-thread OS-seeded generator.
 //! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
 //!   client configuration built from them.
 //! - [`subscribers`]: event subscriptions bounded by bytes, with [`ClientEvent::Lagged`] for
@@ -30,13 +32,15 @@ pub mod environment;
 mod error;
 mod events;
 mod guard;
+mod selecting;
 pub mod subscribers;
 pub mod tls;
 mod uri;
 
 pub use error::{Error, SelectError};
 pub use events::ClientEvent;
-pub use guard::{InputSink, ServerGuard};
+pub use guard::ServerGuard;
+pub use selecting::PublishedSnapshot;
 pub use tls::TlsOptions;
 
 pub use uri::config_from_uri;
@@ -84,8 +88,8 @@ pub fn no_dns(adapter: &str) -> String {
     format!("{adapter} was built without its `dns` feature: no DNS lookups")
 }
 
-/// A random, non-zero seed for [`sdam::TopologyConfig::rng_seed`] when the configuration
-/// leaves it at 0 (std's hasher keys are drawn from the operating system's randomness).
+/// A random, non-zero seed, for the adapters' per-thread selection generators (std's hasher
+/// keys are drawn from the operating system's randomness).
 pub fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0x5d_a3);

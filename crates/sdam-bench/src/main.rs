@@ -8,7 +8,10 @@
 //! `ns` is the median over batches of the mean time of one operation in the batch, `min_ns`
 //! the fastest batch, `allocs` the heap allocations (and reallocations) per operation, counted
 //! on the timing thread. Keys: `W1`, `W2`, `W3_10`, `W3_100`, `W3_1000`, `W4_10`, `W4_100`,
-//! `W4_1000`.
+//! `W4_1000`, and `adapter_throughput`: selections per second of 64 tokio tasks
+//! (`tokio_per_s`), 8 std threads (`std_per_s`) and the core on one thread (`core_per_s`),
+//! each the median of 5 runs of the time budget against a 7-member scripted replica set on
+//! loopback (see `sdam_bench::adapter_throughput`), with every run (`*_runs`).
 //!
 //! Usage: `sdam-bench [--time-ms MS] [WORKLOAD ...]` (default: every workload, about 1 s of
 //! timed batches each). The fixture folder is `$SDAM_BENCH_DIR` or `shared/bench` beside the
@@ -109,6 +112,32 @@ fn run(budget: Duration, only: &[String]) -> Result<Vec<(String, Figures)>, Work
     Ok(out)
 }
 
+/// Runs of each adapter-throughput measurement.
+const THROUGHPUT_RUNS: usize = 5;
+
+/// The adapter-throughput figures as a JSON object.
+fn adapter_throughput(budget: Duration) -> String {
+    use sdam_bench::adapter_throughput as at;
+    let mut parts = Vec::new();
+    type Measure = fn(Duration) -> f64;
+    let measures: [(&str, Measure); 3] = [
+        ("tokio", at::tokio_selections_per_second),
+        ("std", at::std_selections_per_second),
+        ("core", at::core_selections_per_second),
+    ];
+    for (name, measure) in measures {
+        let mut runs: Vec<f64> = (0..THROUGHPUT_RUNS).map(|_| measure(budget)).collect();
+        let shown: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+        runs.sort_by(f64::total_cmp);
+        parts.push(format!(
+            "\"{name}_per_s\":{:.0},\"{name}_runs\":[{}]",
+            runs[runs.len() / 2],
+            shown.join(",")
+        ));
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
 fn main() -> ExitCode {
     let mut budget = Duration::from_secs(1);
     let mut only = Vec::new();
@@ -124,7 +153,7 @@ fn main() -> ExitCode {
             }
         } else if arg.starts_with('-') {
             eprintln!(
-                "usage: sdam-bench [--time-ms MS] [W1|W2|W3_10|W3_100|W3_1000|W4_10|W4_100|W4_1000 ...]"
+                "usage: sdam-bench [--time-ms MS] [W1|W2|W3_10|W3_100|W3_1000|W4_10|W4_100|W4_1000|adapter_throughput ...]"
             );
             return ExitCode::from(2);
         } else {
@@ -133,7 +162,7 @@ fn main() -> ExitCode {
     }
     match run(budget, &only) {
         Ok(results) => {
-            let fields: Vec<String> = results
+            let mut fields: Vec<String> = results
                 .iter()
                 .map(|(name, f)| {
                     format!(
@@ -144,6 +173,9 @@ fn main() -> ExitCode {
                     )
                 })
                 .collect();
+            if only.is_empty() || only.iter().any(|o| o == "adapter_throughput") {
+                fields.push(format!("\"adapter_throughput\":{}", adapter_throughput(budget)));
+            }
             println!("{{{}}}", fields.join(","));
             ExitCode::SUCCESS
         }

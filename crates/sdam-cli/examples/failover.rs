@@ -69,7 +69,7 @@ async fn main() -> Result<(), Error> {
             // What a driver does with a network error on a server's connection: report it.
             // This one happened while connecting, which by itself changes nothing (SDAM,
             // "Network error when reading or writing"); the monitor's broken connection tells.
-            let mut error = ApplicationError::new(primary.clone(), ApplicationErrorKind::Network);
+            let mut error = ApplicationError::new(primary.clone(), 0, ApplicationErrorKind::Network);
             error.phase = ErrorPhase::ConnectionEstablishment;
             say(&format!(
                 "insert #2 failed on {primary}: {io} -> retryable: {}",

@@ -225,6 +225,11 @@ mod tests {
         assert!(!table.contains('\x1b'), "no colour when plain");
     }
 
+    /// Any instant: the topology built here is never driven.
+    fn any_instant() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
     #[test]
     fn events_render_as_lines_and_json() {
         let address = ServerAddress::parse("a:27017").unwrap();
@@ -232,7 +237,12 @@ mod tests {
         let mut new = ServerDescription::unknown(address.clone());
         new.server_type = ServerType::RSPrimary;
         let event = Event::ServerDescriptionChanged {
-            topology_id: sdam::TopologyId(bson::oid::ObjectId::from_bytes([0; 12])),
+            topology_id: sdam::Topology::new(
+                sdam::TopologyConfig::with_seeds([address.clone()]),
+                any_instant(),
+            )
+            .unwrap()
+            .id(),
             address,
             previous,
             new: std::sync::Arc::new(new),

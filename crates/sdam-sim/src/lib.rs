@@ -7,10 +7,10 @@
 //!
 //! Besides the deployment's side of monitoring, the simulator plays the application's:
 //!
-//! - **server selection**: [`Sim::start_selection`] / [`Sim::run_selection`] drive a
-//!   [`Selection`](sdam::selection::Selection) with [`Topology::select`], polling it again
-//!   only when the topology publishes `WakeSelections` or its `Wait` deadline comes (every poll
-//!   is recorded, so a test can prove there is no busy wait);
+//! - **server selection**: [`Sim::start_selection`] / [`Sim::run_selection`] hand a
+//!   selection to the topology ([`Topology::start_selection`]), which owns the waiting; the
+//!   simulator maps its selection ids to records of the outcome and the log events, with the
+//!   virtual time of each;
 //! - **operations**: [`Sim::run_operation`] and [`Sim::start_operation`] send an operation to
 //!   a member, which fails it as a real one would (network error when down, `NotWritablePrimary`
 //!   for a write on a secondary); errors are reported to the topology as
@@ -61,7 +61,7 @@ enum Delivery {
 }
 
 /// The connection id DNS answers are queued under: the core never uses it for a connection.
-const DNS_CONNECTION: ConnectionId = ConnectionId(0);
+const DNS_CONNECTION: Option<ConnectionId> = None;
 
 /// An awaitable hello a streaming member holds until its state changes or time runs out.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ pub struct Sim {
     cluster: Cluster,
     start: Instant,
     now: Instant,
-    queue: BTreeMap<(Instant, u64), (ConnectionId, Delivery)>,
+    queue: BTreeMap<(Instant, u64), (Option<ConnectionId>, Delivery)>,
     seq: u64,
     connections: BTreeMap<ConnectionId, Connection>,
     events: Vec<(Duration, Event)>,
@@ -127,9 +127,9 @@ pub struct Sim {
     pool_readies: Vec<(Duration, ServerAddress, u32)>,
     hellos: Vec<SentHello>,
     steps: usize,
-    /// Every selection started, and the indices of those still waiting.
+    /// Every selection started, and where each of the topology's selection ids is.
     selections: Vec<SimSelection>,
-    waiting: Vec<usize>,
+    selection_index: BTreeMap<sdam::selection::SelectionId, usize>,
     /// Every operation started, and the indices of those in flight.
     operations: Vec<operation::OperationState>,
     in_flight: Vec<usize>,
@@ -146,11 +146,14 @@ impl Sim {
     }
 
     /// Like [`Sim::new`], with `dns` answering the topology's SRV and TXT lookups (a
-    /// `mongodb+srv` configuration sends its first ones from `Topology::new`).
+    /// `mongodb+srv` configuration sends its first ones from `Topology::new`). A
+    /// configuration without `rng_seed` gets seed 0: runs are reproducible.
     ///
     /// # Panics
     /// If the configuration is invalid.
-    pub fn with_dns(cluster: Cluster, dns: DnsZone, config: TopologyConfig, start: Instant) -> Self {
+    pub fn with_dns(cluster: Cluster, dns: DnsZone, mut config: TopologyConfig, start: Instant) -> Self {
+        // A simulation is reproducible: without a configured seed, the seed is 0.
+        config.rng_seed.get_or_insert(0);
         let topology = Topology::new(config, start).unwrap_or_else(|e| panic!("invalid config: {e}"));
         let mut sim = Self {
             topology,
@@ -167,7 +170,7 @@ impl Sim {
             hellos: Vec::new(),
             steps: 0,
             selections: Vec::new(),
-            waiting: Vec::new(),
+            selection_index: BTreeMap::new(),
             operations: Vec::new(),
             in_flight: Vec::new(),
             dns,
@@ -322,18 +325,16 @@ impl Sim {
         );
     }
 
-    /// One step: advance to the next delivery, operation end, selection deadline or timer
-    /// (not past `deadline`) and process it, in that order of precedence at one instant.
+    /// One step: advance to the next delivery, operation end or timer (the topology's, which
+    /// includes the selections' deadlines), not past `deadline`, and process it, in that order
+    /// of precedence at one instant.
     /// Returns `false` once the clock stands at `deadline` with nothing due.
     fn step(&mut self, deadline: Instant) -> bool {
         self.drain();
         let next_delivery = self.queue.keys().next().map(|&(t, _)| t);
         let next_operation = self.next_operation_end();
-        let next_selection = self.next_selection_deadline();
         let next_timer = self.topology.poll_timeout();
-        let Some(next) =
-            [next_delivery, next_operation, next_selection, next_timer].into_iter().flatten().min()
-        else {
+        let Some(next) = [next_delivery, next_operation, next_timer].into_iter().flatten().min() else {
             self.now = self.now.max(deadline);
             return false;
         };
@@ -349,8 +350,6 @@ impl Sim {
             }
         } else if next_operation == Some(next) {
             self.end_due_operations();
-        } else if next_selection == Some(next) {
-            self.poll_due_selections();
         } else {
             self.topology.handle_timeout(self.now);
         }
@@ -358,36 +357,20 @@ impl Sim {
         true
     }
 
-    /// Handles every output the topology has. On `WakeSelections`, once the outputs are
-    /// drained, every waiting selection is polled (which may bring more outputs).
-    ///
-    /// # Panics
-    /// If the selections are woken more than [`MAX_STEPS`] times at one instant (a hot loop).
+    /// Handles every output the topology has.
     fn drain(&mut self) {
-        let mut rounds = 0;
-        loop {
-            let mut wake = false;
-            while let Some(output) = self.topology.poll_output() {
-                match output {
-                    Output::Event(event) => self.events.push((self.elapsed(), event)),
-                    Output::Command(Command::WakeSelections) => wake = true,
-                    Output::Command(command) => self.command(command),
-                    _ => {}
-                }
+        while let Some(output) = self.topology.poll_output() {
+            match output {
+                Output::Event(event) => self.events.push((self.elapsed(), event)),
+                Output::Command(command) => self.command(command),
+                Output::Selection { id, result } => self.selection_ended(id, result),
+                Output::SelectionLog { id, event } => self.selection_logged(id, event),
             }
-            if !wake || !self.wake_selections() {
-                return;
-            }
-            rounds += 1;
-            assert!(
-                rounds <= MAX_STEPS,
-                "hot loop: selections woken {rounds} times at one instant ({:?})",
-                self.elapsed()
-            );
         }
     }
 
-    fn schedule(&mut self, at: Instant, connection: ConnectionId, delivery: Delivery) {
+    fn schedule(&mut self, at: Instant, connection: impl Into<Option<ConnectionId>>, delivery: Delivery) {
+        let connection = connection.into();
         self.seq += 1;
         self.queue.insert((at.max(self.now), self.seq), (connection, delivery));
     }
@@ -417,7 +400,7 @@ impl Sim {
             }
             Command::ReadReply { request, connection, .. } => self.read_reply(request, connection),
             Command::CloseConnection { connection } => {
-                self.queue.retain(|_, (c, _)| *c != connection);
+                self.queue.retain(|_, (c, _)| *c != Some(connection));
                 if let Some(c) = self.connections.remove(&connection) {
                     self.closed_connections.push((self.elapsed(), connection, c.address));
                 }
@@ -436,8 +419,6 @@ impl Sim {
             }
             // The simulator runs the core's monitors (MonitorOwner::Core).
             Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
-            Command::WakeSelections => {}
-            _ => {}
         }
     }
 
@@ -563,7 +544,7 @@ impl Sim {
         self.start_waiting(connection, waiter, stream.generated_at);
     }
 
-    fn deliver(&mut self, connection: ConnectionId, delivery: Delivery) {
+    fn deliver(&mut self, connection: Option<ConnectionId>, delivery: Delivery) {
         match delivery {
             Delivery::Reply { request, reply, sent_at, more_to_come } => {
                 let round_trip_time = self.now.saturating_duration_since(sent_at);
@@ -577,6 +558,7 @@ impl Sim {
             }
             Delivery::Dns { request, answer } => self.deliver_dns(request, answer),
             Delivery::AwaitExpired { epoch } => {
+                let Some(connection) = connection else { return };
                 let waiter = self
                     .connections
                     .get_mut(&connection)
@@ -675,14 +657,18 @@ impl Sim {
         let queued: Vec<(Instant, u64)> = self
             .queue
             .iter()
-            .filter(|(_, (c, _))| self.connections.get(c).is_some_and(|c| c.address == address))
+            .filter(|(_, (c, _))| {
+                c.and_then(|c| self.connections.get(&c)).is_some_and(|c| c.address == address)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in queued {
             if let Some((c, d)) = self.queue.remove(&key) {
                 match d {
                     Delivery::Reply { request, .. } | Delivery::Failure { request, .. } => {
-                        failed.push((c, request));
+                        if let Some(c) = c {
+                            failed.push((c, request));
+                        }
                     }
                     Delivery::AwaitExpired { .. } | Delivery::Dns { .. } => {}
                 }

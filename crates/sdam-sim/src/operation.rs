@@ -126,9 +126,9 @@ impl Sim {
         generation: Option<u32>,
         reset: bool,
     ) -> Result<(), Box<ApplicationError>> {
+        // An address no longer in the topology has no pool: generation 0.
         let error = |kind| {
-            let mut e = ApplicationError::new(address.clone(), kind);
-            e.generation = generation;
+            let mut e = ApplicationError::new(address.clone(), generation.unwrap_or(0), kind);
             e.max_wire_version = MAX_WIRE_VERSION;
             e.phase = ErrorPhase::AfterHandshakeCompletes;
             Box::new(e)

@@ -1,13 +1,13 @@
-//! Server selections run through virtual time: the simulator polls each waiting selection
-//! with [`Topology::select`](sdam::Topology::select) whenever the topology publishes
-//! [`Command::WakeSelections`](sdam::Command::WakeSelections) and when its `Wait` deadline
-//! comes, and never otherwise.
+//! Server selections run through virtual time. The waiting is the core's
+//! ([`Topology::start_selection`](sdam::Topology::start_selection)): the simulator only maps
+//! the core's selection ids to its own records, and moves time to the topology's
+//! `poll_timeout` (which includes every waiting selection's deadline).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sdam::selection::{
-    Selection, SelectionCriteria, SelectionError, SelectionLogEvent, SelectionOptions, SelectionPoll,
+    SelectedServer, SelectionCriteria, SelectionError, SelectionLogEvent, SelectionOptions,
 };
 use sdam::{ServerAddress, ServerDescription};
 
@@ -25,21 +25,19 @@ pub struct Selected {
     pub address: ServerAddress,
     /// Its description in the topology the choice was made on.
     pub description: Arc<ServerDescription>,
-    /// The virtual time (since the start) of the poll that chose it.
+    /// The virtual time (since the start) the topology chose it.
     pub at: Duration,
 }
 
 /// How a selection ended: the chosen server, or the core's explained error.
 pub type SelectionOutcome = Result<Selected, Box<SelectionError>>;
 
-/// One selection the simulator drives, with a record of every poll.
+/// One selection the topology runs, with what the simulator saw of it.
 #[derive(Debug)]
 pub struct SimSelection {
-    selection: Selection,
+    core: sdam::selection::SelectionId,
+    criteria: SelectionCriteria,
     started: Duration,
-    /// When to poll again if nothing wakes it first (`None` once finished).
-    until: Option<Instant>,
-    polls: Vec<Duration>,
     outcome: Option<SelectionOutcome>,
     log: Vec<(Duration, SelectionLogEvent)>,
 }
@@ -48,16 +46,6 @@ impl SimSelection {
     /// The virtual time it started at.
     pub fn started(&self) -> Duration {
         self.started
-    }
-
-    /// How many times it was polled.
-    pub fn polls(&self) -> usize {
-        self.polls.len()
-    }
-
-    /// The virtual time of every poll, in order (the first is the start).
-    pub fn poll_times(&self) -> &[Duration] {
-        &self.polls
     }
 
     /// Whether it is still waiting for a suitable server.
@@ -71,41 +59,41 @@ impl SimSelection {
     }
 
     /// The selection's log events ("started", "waiting", "succeeded" or "failed"), with the
-    /// virtual time they were produced at.
+    /// virtual time the topology produced them at.
     pub fn log(&self) -> &[(Duration, SelectionLogEvent)] {
         &self.log
     }
 
     /// The criteria it selects for.
     pub fn criteria(&self) -> &SelectionCriteria {
-        self.selection.criteria()
+        &self.criteria
     }
 }
 
 impl Sim {
-    /// Starts a server selection at the current virtual time and polls it once. While it
-    /// waits, the simulator polls it again at every `WakeSelections` the topology publishes
-    /// and at its deadline; [`run_for`](Self::run_for), [`run_until`](Self::run_until) and
+    /// Starts a server selection at the current virtual time: the topology chooses at once if
+    /// it can, else waits (asking its monitors for checks) until a suitable server appears or
+    /// the deadline; [`run_for`](Self::run_for), [`run_until`](Self::run_until) and
     /// [`run_selection_to_end`](Self::run_selection_to_end) move it on.
     pub fn start_selection(&mut self, criteria: SelectionCriteria, options: SelectionOptions) -> SelectionId {
+        let core = self.topology.start_selection(criteria.clone(), options, self.now);
         let id = SelectionId(self.selections.len());
         self.selections.push(SimSelection {
-            selection: Selection::new(criteria, options, self.now),
+            core,
+            criteria,
             started: self.elapsed(),
-            until: None,
-            polls: Vec::new(),
             outcome: None,
             log: Vec::new(),
         });
-        self.poll_selection(id.0);
+        self.selection_index.insert(core, id.0);
         self.drain();
         id
     }
 
-    /// Options for the operation `name` with the topology's serverSelectionTimeoutMS, as a
-    /// driver would build them.
+    /// Options for the operation `name`, as a driver builds them (the topology's
+    /// serverSelectionTimeoutMS applies).
     pub fn selection_options(&self, operation_name: &str) -> SelectionOptions {
-        SelectionOptions::new(operation_name).with_timeout(self.topology.config().server_selection_timeout)
+        SelectionOptions::new(operation_name)
     }
 
     /// A selection started with [`start_selection`](Self::start_selection).
@@ -128,9 +116,11 @@ impl Sim {
     /// If `id` comes from another simulator, or if the selection outlives its deadline (a
     /// core bug), or on a hot loop (more than [`MAX_STEPS`](crate::MAX_STEPS) steps).
     pub fn run_selection_to_end(&mut self, id: SelectionId) -> SelectionOutcome {
-        let deadline = self.selection(id).selection.deadline();
-        let left = deadline.saturating_duration_since(self.now);
-        self.run_until(|s| !s.selection(id).is_waiting(), left);
+        let core = self.selection(id).core;
+        if let Some(deadline) = self.topology.selection_deadline(core) {
+            let left = deadline.saturating_duration_since(self.now);
+            self.run_until(|s| !s.selection(id).is_waiting(), left);
+        }
         match self.selection(id).outcome() {
             Some(outcome) => outcome.clone(),
             None => panic!("selection {id:?} still waits at its deadline ({:?})", self.elapsed()),
@@ -138,7 +128,7 @@ impl Sim {
     }
 
     /// Starts a selection and runs until it ends: the chosen server and when, or the core's
-    /// explained error (for example `TimedOut` after `options.timeout` of virtual time).
+    /// explained error (for example `TimedOut` after the timeout, in virtual time).
     ///
     /// # Panics
     /// As [`run_selection_to_end`](Self::run_selection_to_end).
@@ -157,71 +147,29 @@ impl Sim {
         self.handle(sdam::Input::OperationFinished(address.clone()));
     }
 
-    /// Polls selection `index` with the topology, recording the result.
-    fn poll_selection(&mut self, index: usize) {
-        let elapsed = self.elapsed();
-        let now = self.now;
-        let Some(s) = self.selections.get_mut(index) else { return };
-        if s.outcome.is_some() {
+    /// The topology's outcome of a selection. The operation it counted stays counted until
+    /// [`finish_operation`](Self::finish_operation).
+    pub(crate) fn selection_ended(
+        &mut self,
+        core: sdam::selection::SelectionId,
+        result: Result<SelectedServer, Box<SelectionError>>,
+    ) {
+        let at = self.elapsed();
+        let Some(s) = self.selection_index.get(&core).and_then(|&i| self.selections.get_mut(i)) else {
             return;
-        }
-        let poll = self.topology.select(&mut s.selection, now);
-        s.polls.push(elapsed);
-        while let Some(event) = s.selection.poll_event() {
-            s.log.push((elapsed, event));
-        }
-        match poll {
-            SelectionPoll::Selected(chosen) => {
-                s.until = None;
-                s.outcome = Some(Ok(Selected {
-                    address: chosen.address,
-                    description: chosen.description,
-                    at: elapsed,
-                }));
-            }
-            SelectionPoll::Failed(error) => {
-                s.until = None;
-                s.outcome = Some(Err(error));
-            }
-            SelectionPoll::Wait { until, .. } => {
-                s.until = Some(until);
-                if !self.waiting.contains(&index) {
-                    self.waiting.push(index);
-                }
-            }
-            _ => {}
-        }
-        if self.selections.get(index).is_some_and(|s| s.outcome.is_some()) {
-            self.waiting.retain(|&i| i != index);
-        }
+        };
+        s.outcome = Some(result.map(|chosen| Selected {
+            address: chosen.address().clone(),
+            description: Arc::clone(chosen.description()),
+            at,
+        }));
     }
 
-    /// Polls every waiting selection (the topology published `WakeSelections`). Returns
-    /// whether there were any.
-    pub(crate) fn wake_selections(&mut self) -> bool {
-        let waiting = self.waiting.clone();
-        for &index in &waiting {
-            self.poll_selection(index);
-        }
-        !waiting.is_empty()
-    }
-
-    /// The earliest `Wait` deadline of the waiting selections.
-    pub(crate) fn next_selection_deadline(&self) -> Option<Instant> {
-        self.waiting.iter().filter_map(|&i| self.selections.get(i)?.until).min()
-    }
-
-    /// Polls the waiting selections whose deadline has come.
-    pub(crate) fn poll_due_selections(&mut self) {
-        let now = self.now;
-        let due: Vec<usize> = self
-            .waiting
-            .iter()
-            .copied()
-            .filter(|&i| self.selections.get(i).and_then(|s| s.until).is_some_and(|t| t <= now))
-            .collect();
-        for index in due {
-            self.poll_selection(index);
+    /// A selection log event from the topology.
+    pub(crate) fn selection_logged(&mut self, core: sdam::selection::SelectionId, event: SelectionLogEvent) {
+        let at = self.elapsed();
+        if let Some(s) = self.selection_index.get(&core).and_then(|&i| self.selections.get_mut(i)) {
+            s.log.push((at, event));
         }
     }
 }

@@ -66,7 +66,7 @@ fn streaming_protocol_1_heartbeat_frequency_500ms_processes_replies_every_500ms(
         config.replica_set_name = set.map(str::to_owned);
         config.heartbeat_frequency = ms(500);
         config.server_monitoring_mode = ServerMonitoringMode::Stream;
-        config.rng_seed = 1;
+        config.rng_seed = Some(1);
         let mut sim = Sim::new(cluster, config, start());
         sim.run_for(Duration::from_secs(10));
         let times = replies_processed(&sim, &addr("s"));

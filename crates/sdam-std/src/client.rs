@@ -1,16 +1,33 @@
 //! The client handle: construction, server selection, snapshots, events, errors, close.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use sdam::selection::{Selection, SelectionCriteria, SelectionOptions, SelectionPoll};
+use sdam::selection::{SelectionCriteria, SelectionOptions};
 use sdam::{ApplicationError, Input, ServerAddress, Topology, TopologyConfig, TopologyDescription};
 
 use crate::driver::Driver;
 use crate::events::Subscription;
 use crate::shared::Shared;
 use crate::{ClientEvent, ClientOptions, Error, SelectError, ServerGuard};
+
+/// Selection options, made only when needed.
+enum Lazy<F> {
+    Later(F),
+    Made(SelectionOptions),
+}
+
+impl<F: FnOnce() -> SelectionOptions> Lazy<F> {
+    /// The options (made now if they were not yet).
+    fn make(self) -> SelectionOptions {
+        match self {
+            Self::Later(f) => f(),
+            Self::Made(options) => options,
+        }
+    }
+}
 
 /// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
 /// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
@@ -34,7 +51,6 @@ impl std::fmt::Debug for Client {
 struct Handle {
     shared: Arc<Shared>,
     driver: Mutex<Option<JoinHandle<()>>>,
-    selection_timeout: Duration,
 }
 
 impl Handle {
@@ -86,9 +102,6 @@ impl Client {
         options: ClientOptions,
         subscribe: bool,
     ) -> Result<(Self, Option<Subscription>), Error> {
-        if config.rng_seed == 0 {
-            config.rng_seed = sdam_adapter::random_seed();
-        }
         sdam_adapter::environment::detect_environment(&mut config.metadata);
         #[cfg(feature = "tls")]
         let tls =
@@ -97,7 +110,6 @@ impl Client {
         let tls = crate::connection::TlsContext;
         #[cfg(not(feature = "dns"))]
         sdam_adapter::refuse_srv_without_dns(&config, "sdam-std")?;
-        let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
         let events = subscribe.then(|| Subscription::new(shared.subscribers.subscribe()));
@@ -108,7 +120,7 @@ impl Client {
             options.dns,
         );
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
-        let handle = Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout });
+        let handle = Arc::new(Handle { shared, driver: Mutex::new(Some(thread)) });
         Ok((Self { handle }, events))
     }
 
@@ -132,41 +144,69 @@ impl Client {
     }
 
     /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable
-    /// one. The returned guard counts as an operation in progress until it is dropped.
+    /// one. The returned guard counts as an operation in progress until it is dropped. The
+    /// operation is named `selectServer` in the selection log events; see
+    /// [`select_server_with`](Self::select_server_with).
     pub fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || SelectionOptions::new("selectServer"))
+    }
+
+    /// [`select_server`](Self::select_server) with the operation's name and id for the log
+    /// events, or its own timeout (`None`: serverSelectionTimeoutMS).
+    ///
+    /// A server that can be chosen now is chosen from the published snapshot without the
+    /// driver's lock, so threads select in parallel. A selection that must wait is handed to
+    /// the core, which owns the waiting (deadline, immediate checks, retries); this thread
+    /// blocks until its outcome.
+    pub fn select_server_with(
+        &self,
+        criteria: SelectionCriteria,
+        options: SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || options)
+    }
+
+    /// Both selections; `options` is made only when it is needed (logging or waiting), so an
+    /// immediate selection allocates nothing.
+    fn select(
+        &self,
+        criteria: SelectionCriteria,
+        options: impl FnOnce() -> SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
         let shared = &self.handle.shared;
-        let options = SelectionOptions::new("selectServer").with_timeout(self.handle.selection_timeout);
-        let mut selection = Selection::new(criteria, options, Instant::now());
-        let mut core = shared.lock();
-        loop {
+        let mut options = Lazy::Later(options);
+        if shared.subscribed.load(Ordering::Relaxed) {
+            options = Lazy::Made(options.make());
+        }
+        let mut log = Vec::new();
+        let now = shared.snapshot.with(|snapshot, rng| match &options {
+            Lazy::Made(options) => snapshot.select_now_logged(&criteria, options, rng, &mut log),
+            Lazy::Later(_) => snapshot.select_now(&criteria, rng),
+        });
+        for event in log {
+            shared.subscribers.publish(ClientEvent::Selection(event));
+        }
+        if let Some(selected) = now {
+            return Ok(ServerGuard::new(selected));
+        }
+        // Must wait (or fail with the core's explanation): the core's waiting loop.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let mut core = shared.lock();
             if core.topology.is_closed() {
+                // The driver is gone (or going): nobody would deliver an outcome.
                 return Err(SelectError::Closed);
             }
-            let seen = core.wake_generation;
-            let poll = core.topology.select(&mut selection, Instant::now());
-            while let Some(event) = selection.poll_event() {
-                shared.subscribers.publish(ClientEvent::Selection(event));
-            }
-            let until = match poll {
-                SelectionPoll::Selected(chosen) => {
-                    return Ok(ServerGuard::new(Arc::clone(shared) as _, chosen.address, chosen.description));
-                }
-                SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
-                SelectionPoll::Wait { until, .. } => until,
-                _ => Instant::now() + Duration::from_millis(10),
-            };
-            // An immediate check may have been scheduled: let the driver see it.
+            let id = core.topology.start_selection(criteria, options.make(), Instant::now());
+            core.waiters.insert(id, tx);
             core.dirty = true;
-            shared.driver_wake.notify_one();
-            while core.wake_generation == seen && !core.topology.is_closed() {
-                let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
-                    break;
-                };
-                core = shared
-                    .selection_wake
-                    .wait_timeout(core, left)
-                    .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
-            }
+        }
+        shared.driver_wake.notify_one();
+        match rx.recv() {
+            Ok(Ok(selected)) => Ok(ServerGuard::new(selected)),
+            Ok(Err(error)) => Err(SelectError::from(error)),
+            // The driver is gone.
+            Err(_) => Err(SelectError::Closed),
         }
     }
 
@@ -182,6 +222,7 @@ impl Client {
 
     /// Subscribes to the client's events from now on.
     pub fn subscribe(&self) -> Subscription {
+        self.handle.shared.subscribed.store(true, Ordering::Relaxed);
         Subscription::new(self.handle.shared.subscribers.subscribe())
     }
 
@@ -226,6 +267,7 @@ impl Client {
 mod tests {
     use super::*;
     use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    use std::time::Duration;
 
     fn wait(what: &str, mut check: impl FnMut() -> bool) {
         let start = Instant::now();

@@ -107,7 +107,7 @@ impl Connections {
         let (jobs, rx) = mpsc::channel();
         let socket = Arc::new(SocketSlot::default());
         let (shared, slot, tls) = (Arc::clone(&self.shared), Arc::clone(&socket), self.tls.clone());
-        let name = format!("sdam-conn-{}-{address}", connection.0);
+        let name = format!("sdam-conn-{connection}-{address}");
         let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &tls, &rx))?;
         self.live.insert(connection, Worker { jobs, socket, thread });
         Ok(())
@@ -116,7 +116,7 @@ impl Connections {
     fn submit(&mut self, connection: ConnectionId, request: RequestId, job: Job) {
         let sent = self.live.get(&connection).is_some_and(|w| w.jobs.send(job).is_ok());
         if !sent {
-            self.fail(request, format!("monitoring connection {} is closed", connection.0));
+            self.fail(request, format!("monitoring connection {connection} is closed"));
         }
     }
 

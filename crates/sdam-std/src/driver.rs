@@ -60,7 +60,6 @@ impl Driver {
             dns.stop();
         }
         self.shared.subscribers.close();
-        self.shared.selection_wake.notify_all();
     }
 
     /// Waits for new input or the next deadline; returns the outputs drained and whether the
@@ -96,18 +95,27 @@ impl Driver {
         }
         core.dirty = false;
         let mut outputs = Vec::new();
-        let mut wake = false;
         while let Some(output) = core.topology.poll_output() {
-            if matches!(output, Output::Command(Command::WakeSelections)) {
-                wake = true;
-            } else {
-                outputs.push(output);
+            match output {
+                // Handed to its waiter here, under the lock that registered it.
+                Output::Selection { id, result } => {
+                    let unsent = match core.waiters.remove(&id) {
+                        Some(waiter) => waiter.try_send(result).err().map(|e| match e {
+                            std::sync::mpsc::TrySendError::Full(r)
+                            | std::sync::mpsc::TrySendError::Disconnected(r) => r,
+                        }),
+                        None => Some(result),
+                    };
+                    // Nobody waits for it any more: its operation ends at once.
+                    if let Some(Ok(mut selected)) = unsent {
+                        selected.finish_operation();
+                    }
+                }
+                other => outputs.push(other),
             }
         }
-        if wake {
-            core.wake_generation += 1;
-            self.shared.selection_wake.notify_all();
-        }
+        // A new description: publish it for the selecting threads.
+        self.shared.snapshot.refresh(&core.topology);
         let closed = core.topology.is_closed();
         (outputs, closed)
     }
@@ -115,8 +123,12 @@ impl Driver {
     fn execute(&mut self, output: Output) {
         let command = match output {
             Output::Event(event) => return self.shared.subscribers.publish(ClientEvent::Sdam(event)),
+            Output::SelectionLog { event, .. } => {
+                return self.shared.subscribers.publish(ClientEvent::Selection(event))
+            }
+            // Delivered under the lock in `wait_for_work`.
+            Output::Selection { .. } => return,
             Output::Command(command) => command,
-            _ => return,
         };
         match command {
             Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
@@ -169,8 +181,6 @@ impl Driver {
             // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
             // to a driver that owns its monitors.
             Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
-            // WakeSelections is handled under the lock.
-            _ => {}
         }
     }
 

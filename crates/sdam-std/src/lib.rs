@@ -9,8 +9,10 @@
 //!   socket with the command's connect timeout, sends the prebuilt `hello` as `OP_MSG`
 //!   (`sdam-wire`), reads replies under the command's timeout and reports them. Malformed or
 //!   oversized frames fail the exchange and close the connection.
-//! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
-//!   description changes (`Command::WakeSelections`) or the selection's deadline.
+//! - [`Client::select_server`] selects from the snapshot the driver published, without its
+//!   lock, when a server is suitable now; otherwise it hands the selection to the core
+//!   (`Topology::start_selection`), which owns the waiting, and blocks until the driver
+//!   delivers the outcome.
 //! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
 //!   one DNS thread (the default `dns` feature; without it `mongodb+srv` is refused), at the
 //!   system's name servers or those of [`ClientOptions::dns`].

@@ -1,13 +1,18 @@
-//! What the client handles, the driver thread and the I/O threads share: the topology behind
-//! one mutex, two condition variables, the subscribers and a count of live threads.
+//! What the client handles, the driver thread and the I/O threads share: the topology and the
+//! waiting selections' waiters behind one mutex, the driver's condition variable, the
+//! published selection snapshot, the subscribers and a count of live threads.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
+use sdam::selection::{SelectedServer, SelectionError, SelectionId};
 use sdam::{Input, Topology};
+use sdam_adapter::PublishedSnapshot;
 
 use sdam_adapter::subscribers::Subscribers;
 
@@ -17,17 +22,23 @@ pub(crate) struct Core {
     pub(crate) topology: Topology,
     /// Something fed the topology since the driver last drained its outputs.
     pub(crate) dirty: bool,
-    /// Bumped on every `Command::WakeSelections`.
-    pub(crate) wake_generation: u64,
+    /// Selections the topology is waiting on, and who waits for each.
+    pub(crate) waiters: HashMap<SelectionId, SyncSender<Outcome>>,
 }
+
+/// How a waiting selection ends: the core's outcome.
+pub(crate) type Outcome = Result<SelectedServer, Box<SelectionError>>;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
     core: Mutex<Core>,
     /// Wakes the driver: new outputs to drain, or a new deadline.
     pub(crate) driver_wake: Condvar,
-    /// Wakes waiting selections: the description changed or the client closed.
-    pub(crate) selection_wake: Condvar,
+    /// The selection snapshot, published by the driver after every change: immediate
+    /// selections read it without the lock.
+    pub(crate) snapshot: PublishedSnapshot,
+    /// Whether anyone subscribed: selection log events are built only then.
+    pub(crate) subscribed: AtomicBool,
     pub(crate) subscribers: Subscribers,
     live_threads: AtomicUsize,
 }
@@ -35,9 +46,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         Self {
-            core: Mutex::new(Core { topology, dirty: true, wake_generation: 0 }),
+            snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
+            subscribed: AtomicBool::new(false),
+            core: Mutex::new(Core { topology, dirty: true, waiters: HashMap::new() }),
             driver_wake: Condvar::new(),
-            selection_wake: Condvar::new(),
             subscribers: Subscribers::new(event_buffer_bytes),
             live_threads: AtomicUsize::new(0),
         }
@@ -52,6 +64,7 @@ impl Shared {
     pub(crate) fn handle(&self, input: Input<'_>) {
         let mut core = self.lock();
         core.topology.handle(input, Instant::now());
+        self.snapshot.refresh(&core.topology);
         core.dirty = true;
         drop(core);
         self.driver_wake.notify_one();
@@ -80,11 +93,5 @@ impl Shared {
             let _live = live;
             f();
         })
-    }
-}
-
-impl sdam_adapter::InputSink for Shared {
-    fn handle_input(&self, input: Input<'_>) {
-        self.handle(input);
     }
 }

@@ -3,14 +3,16 @@
 //! deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
+use sdam::selection::{SelectedServer, SelectionError, SelectionId};
 use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerAddress, Topology};
 use sdam_adapter::subscribers::Subscribers;
-use tokio::sync::{mpsc, watch, Notify};
+use sdam_adapter::PublishedSnapshot;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
@@ -23,13 +25,24 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// How a waiting selection ends: the core's outcome.
+pub(crate) type Outcome = Result<SelectedServer, Box<SelectionError>>;
+
 /// What the client handles and the driver share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     topology: Mutex<Topology>,
     /// Wakes the driver after someone else fed the topology an input.
     pub(crate) wake_driver: Notify,
-    /// Bumped on every `Command::WakeSelections` and at close: waiting selections poll again.
+    /// The selection snapshot, published by the driver after every change: immediate
+    /// selections read it without the topology's lock.
+    pub(crate) snapshot: PublishedSnapshot,
+    /// Selections the topology is waiting on, and who waits for each. Locked only while the
+    /// topology is (topology first).
+    pub(crate) waiters: Mutex<HashMap<SelectionId, oneshot::Sender<Outcome>>>,
+    /// Whether anyone subscribed: selection log events are built only then.
+    pub(crate) subscribed: AtomicBool,
+    /// Bumped when the driver ends: concurrent `close` calls see it.
     pub(crate) selections: watch::Sender<u64>,
     /// Where events go; closed (so subscriptions end) once the topology closed.
     pub(crate) events: Subscribers,
@@ -40,6 +53,9 @@ impl Shared {
     pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         let events = Subscribers::new(event_buffer_bytes);
         Self {
+            snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
+            waiters: Mutex::new(HashMap::new()),
+            subscribed: AtomicBool::new(false),
             topology: Mutex::new(topology),
             wake_driver: Notify::new(),
             selections: watch::Sender::new(0),
@@ -57,8 +73,24 @@ impl Shared {
 
     /// Feeds `input` from outside the driver, then wakes the driver to carry out the outputs.
     pub(crate) fn handle(&self, input: Input<'_>) {
-        self.topology().handle(input, now());
+        let mut topology = self.topology();
+        topology.handle(input, now());
+        self.snapshot.refresh(&topology);
+        drop(topology);
         self.wake_driver.notify_one();
+    }
+
+    /// Hands a waiting selection's outcome to its waiter (an operation nobody waits for any
+    /// more is ended at once).
+    fn deliver(&self, id: SelectionId, outcome: Outcome) {
+        let waiter = self.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let unsent = match waiter {
+            Some(waiter) => waiter.send(outcome).err(),
+            None => Some(outcome),
+        };
+        if let Some(Ok(mut selected)) = unsent {
+            selected.finish_operation();
+        }
     }
 
     pub(crate) fn publish(&self, event: ClientEvent) {
@@ -167,6 +199,8 @@ impl Driver {
             let (outputs, deadline, closed) = {
                 let mut topology = self.shared.topology();
                 let outputs: Vec<Output> = std::iter::from_fn(|| topology.poll_output()).collect();
+                // Every change is published where it happens; this catches any other.
+                self.shared.snapshot.refresh(&topology);
                 (outputs, topology.poll_timeout(), topology.is_closed())
             };
             for output in outputs {
@@ -182,7 +216,11 @@ impl Driver {
                 Some(report) = self.reports.recv() => self.apply(report),
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.reap(joined),
                 () = self.shared.wake_driver.notified() => {}
-                () = sleep, if deadline.is_some() => self.shared.topology().handle_timeout(now()),
+                () = sleep, if deadline.is_some() => {
+                    let mut topology = self.shared.topology();
+                    topology.handle_timeout(now());
+                    self.shared.snapshot.refresh(&topology);
+                }
             }
             self.shared.stats.wakeups.fetch_add(1, Ordering::Relaxed);
         }
@@ -206,7 +244,8 @@ impl Driver {
         match output {
             Output::Event(event) => self.shared.publish(ClientEvent::Sdam(event)),
             Output::Command(command) => self.command(command),
-            _ => {}
+            Output::Selection { id, result } => self.shared.deliver(id, result),
+            Output::SelectionLog { event, .. } => self.shared.publish(ClientEvent::Selection(event)),
         }
     }
 
@@ -230,7 +269,6 @@ impl Driver {
                     c.abort.abort(); // the socket is dropped with the task
                 }
             }
-            Command::WakeSelections => self.shared.selections.send_modify(|n| *n = n.wrapping_add(1)),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
                 self.shared.publish(ClientEvent::PoolCleared {
                     address,
@@ -277,7 +315,6 @@ impl Driver {
             // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
             // to a driver that owns its monitors.
             Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
-            _ => {}
         }
     }
 
@@ -315,10 +352,8 @@ impl Driver {
         if !sent {
             // The connection's task already ended (it reported why); this exchange cannot run.
             self.connections.remove(&connection);
-            let error = format!("monitoring connection {} is closed", connection.0);
-            self.shared
-                .topology()
-                .handle(Input::MonitorFailed { request, kind: FailureKind::Network, error }, now());
+            let error = format!("monitoring connection {connection} is closed");
+            self.shared.handle(Input::MonitorFailed { request, kind: FailureKind::Network, error });
         }
     }
 
@@ -351,6 +386,7 @@ impl Driver {
                 );
             }
         }
+        self.shared.snapshot.refresh(&topology);
     }
 
     /// A task ended. One that panicked never reported: answer its exchange or lookup for it.
@@ -388,10 +424,4 @@ fn time_left(deadline: Option<std::time::Instant>) -> Option<Duration> {
 /// A deadline that never comes (the sleep arm is disabled when there is no deadline).
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-impl sdam_adapter::InputSink for Shared {
-    fn handle_input(&self, input: Input<'_>) {
-        self.handle(input);
-    }
 }

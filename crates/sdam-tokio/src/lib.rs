@@ -2,8 +2,9 @@
 //!
 //! The tokio adapter for the [`sdam`] core: it opens the monitoring connections the core asks
 //! for, sends its hellos as OP_MSG (with `sdam-wire`), reports replies, failures and round-trip
-//! times, performs its DNS lookups, sleeps until its next deadline and wakes waiting server
-//! selections. It contains no SDAM rule: every decision is the core's.
+//! times, performs its DNS lookups, sleeps until its next deadline, publishes the selection
+//! snapshot and hands waiting selections their outcomes. It contains no SDAM rule: every
+//! decision is the core's.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +43,7 @@ mod tls;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sdam::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
+use sdam::selection::{SelectionCriteria, SelectionOptions};
 use sdam::{ApplicationError, Input, ServerAddress};
 use sdam::{TopologyConfig, TopologyDescription};
 use tokio::task::JoinHandle;
@@ -54,6 +55,48 @@ pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+
+/// Selection options, made only when needed.
+enum Lazy<F> {
+    Later(F),
+    Made(SelectionOptions),
+}
+
+impl<F: FnOnce() -> SelectionOptions> Lazy<F> {
+    /// The options (made now if they were not yet).
+    fn make(self) -> SelectionOptions {
+        match self {
+            Self::Later(f) => f(),
+            Self::Made(options) => options,
+        }
+    }
+}
+
+/// A selection handed to the core; dropping it before the outcome (the caller's future was
+/// dropped) cancels the selection, and ends the operation of an outcome that arrived too late.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    id: sdam::selection::SelectionId,
+    outcome: tokio::sync::oneshot::Receiver<driver::Outcome>,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        {
+            let mut topology = self.shared.topology();
+            topology.cancel_selection(self.id);
+            self.shared.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        }
+        self.outcome.close();
+        if let Ok(Ok(mut selected)) = self.outcome.try_recv() {
+            selected.finish_operation();
+        }
+    }
+}
 
 /// Settings of the adapter itself (the topology's are in [`TopologyConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,8 +166,8 @@ impl Drop for Inner {
 
 impl Client {
     /// Starts monitoring `config`'s seeds. Never blocks and never fails because a server is
-    /// down; must be called inside a tokio runtime. An `rng_seed` of 0 is replaced by a random
-    /// one from the operating system.
+    /// down; must be called inside a tokio runtime. Without an `rng_seed` the core seeds its
+    /// generator from the operating system.
     pub fn new(config: TopologyConfig) -> Result<Self, Error> {
         Self::with_options(config, ClientOptions::default())
     }
@@ -157,9 +200,6 @@ impl Client {
         #[cfg(not(feature = "dns"))]
         sdam_adapter::refuse_srv_without_dns(&config, "sdam-tokio")?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        if config.rng_seed == 0 {
-            config.rng_seed = sdam_adapter::random_seed();
-        }
         sdam_adapter::environment::detect_environment(&mut config.metadata);
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
@@ -202,44 +242,74 @@ impl Client {
 
     /// Selects a server for `criteria`, waiting (up to serverSelectionTimeoutMS) for the
     /// topology to offer one. The returned guard counts one operation on the server until it
-    /// is dropped.
+    /// is dropped. The operation is named `selectServer` in the selection log events; see
+    /// [`select_server_with`](Self::select_server_with).
     pub async fn select_server(&self, criteria: SelectionCriteria) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || SelectionOptions::new("selectServer")).await
+    }
+
+    /// [`select_server`](Self::select_server) with the operation's name and id for the log
+    /// events, or its own timeout (`None`: serverSelectionTimeoutMS).
+    ///
+    /// A server that can be chosen now is chosen from the published snapshot without the
+    /// driver's lock, so tasks on every worker select at once. A selection that must wait is
+    /// handed to the core, which owns the waiting (deadline, immediate checks, retries); the
+    /// task awaits its outcome. Every call is a cooperative-scheduling point (it consumes
+    /// tokio's task budget), so a task selecting in a loop cannot starve the driver.
+    pub async fn select_server_with(
+        &self,
+        criteria: SelectionCriteria,
+        options: SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
+        self.select(criteria, || options).await
+    }
+
+    /// Both selections; `options` is made only when it is needed (logging or waiting), so an
+    /// immediate selection allocates nothing.
+    async fn select(
+        &self,
+        criteria: SelectionCriteria,
+        options: impl FnOnce() -> SelectionOptions,
+    ) -> Result<ServerGuard, SelectError> {
+        // #15: a tight loop of immediate selections yields when its budget is spent.
+        tokio::task::consume_budget().await;
         let shared = &self.inner.shared;
-        let timeout = shared.topology().config().server_selection_timeout;
-        let mut selection = sdam::selection::Selection::new(
-            criteria,
-            SelectionOptions::default().with_timeout(timeout),
-            driver::now(),
-        );
-        let mut woken = shared.selections.subscribe();
-        loop {
-            woken.borrow_and_update();
-            let (poll, events) = {
-                let mut topology = shared.topology();
-                if topology.is_closed() {
-                    return Err(SelectError::Closed);
-                }
-                let poll = topology.select(&mut selection, driver::now());
-                (poll, std::iter::from_fn(|| selection.poll_event()).collect::<Vec<_>>())
-            };
-            for event in events {
-                shared.publish(ClientEvent::Selection(event));
+        let mut options = Lazy::Later(options);
+        if shared.subscribed.load(Ordering::Relaxed) {
+            options = Lazy::Made(options.make());
+        }
+        let mut log = Vec::new();
+        let now = shared.snapshot.with(|snapshot, rng| match &options {
+            Lazy::Made(options) => snapshot.select_now_logged(&criteria, options, rng, &mut log),
+            Lazy::Later(_) => snapshot.select_now(&criteria, rng),
+        });
+        for event in log {
+            shared.publish(ClientEvent::Selection(event));
+        }
+        if let Some(selected) = now {
+            return Ok(ServerGuard::new(selected));
+        }
+        // Must wait (or fail with the core's explanation): the core's waiting loop.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = {
+            let mut topology = shared.topology();
+            if topology.is_closed() {
+                // The driver is gone (or going): nobody would deliver an outcome.
+                return Err(SelectError::Closed);
             }
-            match poll {
-                SelectionPoll::Selected(chosen) => {
-                    return Ok(ServerGuard::new(Arc::clone(shared) as _, chosen.address, chosen.description))
-                }
-                SelectionPoll::Failed(error) => return Err(SelectError::Selection(error)),
-                SelectionPoll::Wait { until, .. } => {
-                    // The core may have asked its monitors for an immediate check.
-                    shared.wake_driver.notify_one();
-                    tokio::select! {
-                        _ = woken.changed() => {}
-                        () = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => {}
-                    }
-                }
-                _ => return Err(SelectError::Closed),
-            }
+            let id = topology.start_selection(criteria, options.make(), driver::now());
+            shared.waiters.lock().unwrap_or_else(PoisonError::into_inner).insert(id, tx);
+            id
+        };
+        shared.wake_driver.notify_one();
+        let mut waiting = Waiting { shared, id, outcome: rx, done: false };
+        let outcome = (&mut waiting.outcome).await;
+        waiting.done = true;
+        match outcome {
+            Ok(Ok(selected)) => Ok(ServerGuard::new(selected)),
+            Ok(Err(error)) => Err(SelectError::from(error)),
+            // The driver is gone.
+            Err(_) => Err(SelectError::Closed),
         }
     }
 
@@ -255,6 +325,7 @@ impl Client {
 
     /// Subscribes to the events published from now on.
     pub fn subscribe(&self) -> Subscription {
+        self.inner.shared.subscribed.store(true, Ordering::Relaxed);
         Subscription::new(self.inner.shared.events.subscribe())
     }
 

@@ -85,8 +85,10 @@ pub enum ApplicationErrorKind {
 pub struct ApplicationError {
     /// The server the connection was to.
     pub address: ServerAddress,
-    /// The pool generation of the connection; `None` means the pool's current generation.
-    pub generation: Option<u32>,
+    /// The pool generation of the connection (the generation it was created in): an error from
+    /// a connection of an older generation is stale and ignored ("isStaleError"). In
+    /// load-balanced mode, the generation of the connection's service.
+    pub generation: u32,
     /// The `serviceId` of the connection (load-balanced mode).
     pub service_id: Option<ObjectId>,
     /// The `maxWireVersion` of the connection.
@@ -100,11 +102,14 @@ pub struct ApplicationError {
 }
 
 impl ApplicationError {
-    /// An error of `kind` on an established connection at the pool's current generation.
-    pub fn new(address: ServerAddress, kind: ApplicationErrorKind) -> Self {
+    /// An error of `kind` on an established connection of pool generation `generation` (the
+    /// connection's, as the pool recorded it when the connection was made: the topology's
+    /// [`pool_generation`](crate::Topology::pool_generation) then, or the `generation` of the
+    /// last [`Command::ClearPool`](crate::Command::ClearPool)).
+    pub fn new(address: ServerAddress, generation: u32, kind: ApplicationErrorKind) -> Self {
         Self {
             address,
-            generation: None,
+            generation,
             service_id: None,
             max_wire_version: 0,
             phase: ErrorPhase::AfterHandshakeCompletes,
@@ -260,13 +265,13 @@ mod tests {
             message: String::new(),
             topology_version: None,
         };
-        assert!(ApplicationError::new(addr.clone(), ApplicationErrorKind::Network).is_retryable());
-        assert!(ApplicationError::new(addr.clone(), ApplicationErrorKind::Timeout).is_retryable());
-        assert!(ApplicationError::new(addr.clone(), command(Some(10107))).is_retryable());
-        assert!(ApplicationError::new(addr.clone(), command(Some(91))).is_retryable());
-        assert!(!ApplicationError::new(addr.clone(), command(Some(11000))).is_retryable());
-        assert!(!ApplicationError::new(addr.clone(), command(None)).is_retryable());
-        let mut labelled = ApplicationError::new(addr, command(Some(50)));
+        assert!(ApplicationError::new(addr.clone(), 0, ApplicationErrorKind::Network).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), 0, ApplicationErrorKind::Timeout).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), 0, command(Some(10107))).is_retryable());
+        assert!(ApplicationError::new(addr.clone(), 0, command(Some(91))).is_retryable());
+        assert!(!ApplicationError::new(addr.clone(), 0, command(Some(11000))).is_retryable());
+        assert!(!ApplicationError::new(addr.clone(), 0, command(None)).is_retryable());
+        let mut labelled = ApplicationError::new(addr, 0, command(Some(50)));
         labelled.labels.push("RetryableWriteError".to_owned());
         assert!(labelled.is_retryable());
     }

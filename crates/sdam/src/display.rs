@@ -207,21 +207,21 @@ fn millis(d: Duration) -> String {
 impl fmt::Display for TopologyId {
     /// The id's hexadecimal ObjectId.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.to_hex())
+        write!(f, "{}", self.object_id().to_hex())
     }
 }
 
 impl fmt::Display for ConnectionId {
     /// The connection's number.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "{}", self.as_u64())
     }
 }
 
 impl fmt::Display for RequestId {
     /// The exchange's number.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "{}", self.as_u64())
     }
 }
 
@@ -371,7 +371,7 @@ mod tests {
         let mut new = secondary(&[("dc", "sf")], 4);
         new.hosts = vec![addr("a"), addr("c")].into();
         let event = Event::ServerDescriptionChanged {
-            topology_id: TopologyId(ObjectId::from_bytes([0; 12])),
+            topology_id: TopologyId::new(ObjectId::from_bytes([0; 12])),
             address: addr("a"),
             previous: Arc::new(previous),
             new: Arc::new(new),
@@ -432,14 +432,14 @@ mod tests {
             ServerDescription::unknown_with_error(addr("x"), "refused").to_string(),
             "x:27017 Unknown (error: refused)"
         );
-        let id = TopologyId(ObjectId::from_bytes([0xab; 12]));
+        let id = TopologyId::new(ObjectId::from_bytes([0xab; 12]));
         assert_eq!(id.to_string(), "abababababababababababab");
-        assert_eq!(ConnectionId(7).to_string(), "7");
-        assert_eq!(RequestId(9).to_string(), "9");
+        assert_eq!(ConnectionId::new(7).to_string(), "7");
+        assert_eq!(RequestId::new(9).to_string(), "9");
         assert_eq!(Event::TopologyOpening { topology_id: id }.to_string(), format!("topology {id} opening"));
         let failed = Event::ServerHeartbeatFailed {
             address: addr("a"),
-            connection_id: ConnectionId(1),
+            connection_id: ConnectionId::new(1),
             duration: Duration::from_millis(12),
             failure: "reset".into(),
             awaited: true,
@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(failed.to_string(), "heartbeat failed a:27017 after 12 ms (awaited): reset");
         let started = Event::ServerHeartbeatStarted {
             address: addr("a"),
-            connection_id: ConnectionId(1),
+            connection_id: ConnectionId::new(1),
             awaited: false,
         };
         assert_eq!(started.to_string(), "heartbeat started a:27017 on connection 1");

@@ -10,12 +10,26 @@ use bson::RawDocumentBuf;
 
 use crate::address::ServerAddress;
 use crate::monitor::{ConnectionId, RequestId};
+use crate::selection::{SelectedServer, SelectionError, SelectionId, SelectionLogEvent};
 use crate::server_description::ServerDescription;
 use crate::topology_description::TopologyDescription;
 
-/// Identifies one topology in events (the spec's `topologyId`).
+/// Identifies one topology in events (the spec's `topologyId`). Opaque: made by
+/// [`Topology::new`](crate::Topology::new) from its random generator, so two topologies get
+/// different ids unless they were configured with the same `rng_seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TopologyId(pub ObjectId);
+pub struct TopologyId(ObjectId);
+
+impl TopologyId {
+    pub(crate) fn new(oid: ObjectId) -> Self {
+        Self(oid)
+    }
+
+    /// The id as the spec's `topologyId` (an ObjectId).
+    pub fn object_id(&self) -> ObjectId {
+        self.0
+    }
+}
 
 /// An SDAM monitoring event.
 ///
@@ -107,6 +121,9 @@ pub enum Event {
 
 /// Something the I/O layer must do for the core.
 ///
+/// Exhaustive on purpose: an I/O layer matches every variant, so a command added later breaks
+/// its build instead of being dropped without a word.
+///
 /// # Deadlines
 ///
 /// Every command that expects an answer ([`SendHello`](Self::SendHello),
@@ -121,7 +138,6 @@ pub enum Event {
 /// left until the deadline (`deadline.saturating_duration_since(now)`), but an exchange it
 /// loses cannot stall the core.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Command {
     /// Clear the connection pool of `address` (and only the connections of `service_id` in
     /// load-balanced mode): connections of a generation below `generation` are stale.
@@ -138,7 +154,7 @@ pub enum Command {
     /// Mark the connection pool of `address` "ready" (CMAP, "Marking a Connection Pool as
     /// Ready"): a check made the server usable again while its pool was "paused" (new, or
     /// cleared since). Emitted exactly on the paused-to-ready transitions, before the events
-    /// and [`WakeSelections`](Self::WakeSelections) of the same update, so an I/O layer that
+    /// of the same update, so an I/O layer that
     /// carries out outputs in order readies the pool before any selection can see the server
     /// (server-monitoring.md, "Marking the connection pool as ready"). A pool that is
     /// already ready gets no second command; a [`ClearPool`](Self::ClearPool) without a
@@ -183,8 +199,6 @@ pub enum Command {
         /// The connection.
         connection: ConnectionId,
     },
-    /// The description changed: re-run waiting server selections against it.
-    WakeSelections,
     /// Look up the SRV records of `name` (`_{srvServiceName}._tcp.{host}`); report the
     /// answer with [`Input::SrvResolved`](crate::Input::SrvResolved) naming `request`.
     ResolveSrv {
@@ -232,12 +246,58 @@ pub enum Command {
     },
 }
 
-/// One output of the topology: an event to publish or a command to carry out.
+/// One output of the topology: an event to publish, a command to carry out, the outcome of a
+/// waiting server selection, or a server selection log event.
+///
+/// Exhaustive on purpose, like [`Command`]: an I/O layer handles every case, and this match
+/// stops compiling when a variant is added.
+///
+/// ```
+/// use sdam::{Command, Output};
+///
+/// fn carry_out(output: Output) -> &'static str {
+///     match output {
+///         Output::Event(_) => "publish it",
+///         Output::Selection { result: Ok(_), .. } => "hand the server to the waiter",
+///         Output::Selection { result: Err(_), .. } => "hand the explained error to the waiter",
+///         Output::SelectionLog { .. } => "log it under serverSelection",
+///         Output::Command(command) => match command {
+///             Command::SendHello { .. } => "open the connection if asked, send, read one reply",
+///             Command::ReadReply { .. } => "read the next streamed reply",
+///             Command::CloseConnection { .. } => "close that monitoring connection",
+///             Command::ClearPool { .. } => "clear the server's pool (CMAP: it is paused)",
+///             Command::MarkPoolReady { .. } => "mark the server's paused pool ready",
+///             Command::ResolveSrv { .. } => "look up the SRV records",
+///             Command::ResolveTxt { .. } => "look up the TXT records",
+///             Command::RequestCheck { .. } => "(driver-owned monitors) check that server",
+///             Command::CancelCheck { .. } => "(driver-owned monitors) cancel that check",
+///         },
+///     }
+/// }
+/// # let _ = carry_out;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Output {
     /// An SDAM monitoring event.
     Event(Event),
     /// A command for the I/O layer.
     Command(Command),
+    /// A selection started with [`Topology::start_selection`](crate::Topology::start_selection)
+    /// ended: the server chosen (its operation is counted until
+    /// [`SelectedServer::finish_operation`](crate::selection::SelectedServer::finish_operation)),
+    /// or the explained error. Exactly one per selection, unless it was cancelled.
+    Selection {
+        /// The selection.
+        id: SelectionId,
+        /// The server chosen, or why none was.
+        result: Result<SelectedServer, Box<SelectionError>>,
+    },
+    /// A server selection log message (server-selection.md, "Logging"), with the operation
+    /// name and id the caller gave in its [`SelectionOptions`](crate::selection::SelectionOptions).
+    SelectionLog {
+        /// The selection it is about.
+        id: SelectionId,
+        /// The message.
+        event: SelectionLogEvent,
+    },
 }

@@ -75,14 +75,37 @@ pub enum MonitorOwner {
 }
 
 /// Identifies one connection the I/O layer holds for the core (a monitoring or RTT
-/// connection). Never reused within a topology.
+/// connection). Never reused within a topology. Opaque: only the topology makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
+pub struct ConnectionId(u64);
 
-/// Identifies one hello exchange the core asked for. Replies and failures name it, so a
-/// late reply for a cancelled or superseded exchange is recognised and dropped.
+impl ConnectionId {
+    pub(crate) fn new(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The number, e.g. for a thread name or a log line.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// Identifies one exchange the core asked for (a hello, a DNS lookup). Replies and failures
+/// name it, so a late reply for a cancelled or superseded exchange is recognised and dropped.
+/// Opaque: only the topology makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
+pub struct RequestId(u64);
+
+impl RequestId {
+    pub(crate) fn new(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The number, e.g. for a log line.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
 
 /// How a monitor's exchange failed, as reported by the I/O layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

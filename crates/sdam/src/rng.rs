@@ -3,6 +3,20 @@
 //! The core owns its randomness so that a run is a pure function of its inputs: adapters
 //! seed it from the operating system, tests with a constant. It is not cryptographic.
 
+/// A seed no one can predict, for a topology configured without `rng_seed`.
+///
+/// The one place the core takes randomness it did not seed: std's `RandomState`, whose keys
+/// the standard library draws from the operating system once per thread (and then varies per
+/// call). No I/O API is called here; every other use of `RandomState::new` in the core is
+/// refused by `clippy.toml`. Tests and the simulator set `rng_seed` and never reach it.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn unpredictable_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5344_414d); // any constant: the keys are what is random
+    hasher.finish()
+}
+
 /// A PCG-XSH-RR generator: 64 bits of state, 32-bit outputs.
 #[derive(Debug, Clone)]
 pub struct Rng {

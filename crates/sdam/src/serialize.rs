@@ -352,21 +352,21 @@ impl Serialize for TopologyDescription {
 impl Serialize for TopologyId {
     /// The ObjectId, as extended JSON.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.object_id().serialize(s)
     }
 }
 
 impl Serialize for ConnectionId {
     /// The number.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
+        s.serialize_u64(self.as_u64())
     }
 }
 
 impl Serialize for RequestId {
     /// The number.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
+        s.serialize_u64(self.as_u64())
     }
 }
 
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(v["servers"][0]["address"], "a:27017");
         assert_eq!(v["heartbeatFrequencyMS"], 10_000);
         assert_eq!(v["localThresholdMS"], 15);
-        let id = TopologyId(ObjectId::from_bytes([2; 12]));
+        let id = TopologyId::new(ObjectId::from_bytes([2; 12]));
         let event = Event::TopologyDescriptionChanged {
             topology_id: id,
             previous: Arc::new(TopologyDescription::new(TopologyType::Unknown)),
@@ -626,7 +626,7 @@ mod tests {
         let reply = bson::rawdoc! {"ok": 1, "isWritablePrimary": true};
         let hb = Event::ServerHeartbeatSucceeded {
             address: addr("a"),
-            connection_id: ConnectionId(3),
+            connection_id: ConnectionId::new(3),
             duration: Duration::from_micros(1500),
             reply,
             awaited: false,

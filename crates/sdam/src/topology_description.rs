@@ -224,15 +224,46 @@ impl TopologyDescription {
     }
 
     /// Inserts or replaces a server description (for tests and tools that build a
-    /// description by hand; the topology's update rules are not applied).
+    /// description by hand; the topology's update rules are not applied). What the
+    /// description derives from its servers is brought up to date, as the update rules do:
+    /// the wire-version compatibility error ("Checking wire protocol compatibility") and the
+    /// logical session timeout.
     pub fn insert_server(&mut self, sd: ServerDescription) {
         self.servers.insert(Arc::new(sd));
+        self.update_compatibility();
+        self.update_logical_session_timeout();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_description::ServerType;
+
+    /// A hand-built description carries the compatibility error of its servers, so selection
+    /// over it fails as over a topology's own (issue 13: `insert_server` skipped the check).
+    #[test]
+    fn a_hand_built_description_checks_wire_version_compatibility() {
+        let mut td = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
+        let mut old = ServerDescription::unknown(ServerAddress::parse("old:27017").unwrap());
+        old.server_type = ServerType::RSPrimary;
+        old.max_wire_version = 2;
+        old.round_trip_time = Some(Duration::from_millis(1));
+        td.insert_server(old);
+        let error = td.compatibility_error.clone().expect("an incompatible server is an error");
+        assert!(error.contains("old:27017"), "{error}");
+        assert!(!td.is_compatible());
+        let failure = crate::selection::in_latency_window(&td, &crate::selection::SelectionCriteria::write());
+        assert!(matches!(failure, Err(crate::selection::ImmediateFailure::IncompatibleTopology(_))));
+        drop(failure);
+        // Replaced by a compatible one, the error goes.
+        let mut new = ServerDescription::unknown(ServerAddress::parse("old:27017").unwrap());
+        new.server_type = ServerType::RSPrimary;
+        new.max_wire_version = crate::compatibility::MAX_WIRE_VERSION;
+        new.min_wire_version = 0;
+        td.insert_server(new);
+        assert_eq!(td.compatibility_error, None);
+    }
 
     /// `same_apart_from_servers` agrees with `==` on descriptions with the same servers, for
     /// a change of each field.

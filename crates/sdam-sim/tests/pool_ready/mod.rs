@@ -26,7 +26,7 @@ fn pools_are_ready_once_per_pause_through_a_crash_and_restart() {
     config.replica_set_name = Some("rs".into());
     config.server_monitoring_mode = ServerMonitoringMode::Poll;
     config.heartbeat_frequency = Duration::from_secs(1);
-    config.rng_seed = 3;
+    config.rng_seed = Some(3);
     let mut sim = Sim::new(cluster, config, start());
     sim.run_for(Duration::from_secs(5));
     let ready: Vec<(ServerAddress, u32)> =

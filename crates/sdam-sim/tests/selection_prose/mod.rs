@@ -71,7 +71,7 @@ fn prose_test_operation_count_based_selection_within_latency_window() {
         .with(&fast, Member::new(Role::Mongos).latency(Duration::from_millis(2)));
     let mut config = TopologyConfig::with_seeds([slow.clone(), fast.clone()]);
     config.local_threshold = Duration::from_secs(30);
-    config.rng_seed = 11;
+    config.rng_seed = Some(11);
     let mut sim = Sim::new(cluster, config, start());
     sim.run_for(Duration::from_secs(1));
     // The failpoint: finds on `slow` block for 500 ms.
@@ -98,7 +98,7 @@ fn test_plan_application_provided_server_selector() {
         .with(&members[2], Member::new(Role::Secondary).latency(Duration::from_millis(1)));
     let mut config = TopologyConfig::with_seeds(members.iter().cloned());
     config.replica_set_name = Some("rs".into());
-    config.rng_seed = 5;
+    config.rng_seed = Some(5);
     let mut sim = Sim::new(cluster, config, start());
     sim.run_for(Duration::from_secs(1));
     let criteria = SelectionCriteria::read(ReadPreference::new(ReadPreferenceMode::Nearest)).with_selector(

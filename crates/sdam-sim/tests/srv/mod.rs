@@ -56,7 +56,7 @@ fn test1_zone(ttl: Option<Duration>) -> DnsZone {
 
 fn config(uri: &str) -> TopologyConfig {
     let mut config = TopologyConfig::from_connection_string(&ConnectionString::parse(uri).unwrap());
-    config.rng_seed = 5;
+    config.rng_seed = Some(5);
     config
 }
 
@@ -353,7 +353,7 @@ fn a_permanent_discovery_error_fails_selection_at_once_and_is_never_retried() {
     let options = sim.selection_options("find");
     let id = sim.start_selection(sdam::selection::SelectionCriteria::write(), options);
     let error = sim.run_selection_to_end(id).expect_err("no server can ever be selected");
-    let at = sim.selection(id).poll_times().last().copied().unwrap();
+    let at = sim.selection(id).log().last().map(|(t, _)| *t).unwrap();
     assert_eq!(at, DNS_LATENCY, "failed when the answers arrived");
     let sdam::selection::SelectionErrorKind::SeedListDiscoveryFailed(message) = &error.kind else {
         panic!("{:?}", error.kind)

@@ -30,7 +30,8 @@ pub fn failover_to_new_primary<H: Harness>() {
 
     set.crash(0).expect("member exists");
     // The operation in flight on the primary saw its connection drop.
-    let error = ApplicationError::new(p.clone(), ApplicationErrorKind::Network);
+    // Its connection was made before any pool clear: generation 0.
+    let error = ApplicationError::new(p.clone(), 0, ApplicationErrorKind::Network);
     assert!(error.is_retryable(), "a network error is retryable");
     client.report_error(error);
     wait_for(&client, "the old primary to be Unknown", Duration::from_secs(3), |d| {

@@ -194,7 +194,7 @@ async fn application_errors_clear_the_pool_and_checks_can_be_requested() {
 
     // A network error marks the server Unknown and clears its pool; selection then waits
     // for the check that rediscovers it.
-    client.report_error(ApplicationError::new(address.clone(), ApplicationErrorKind::Network));
+    client.report_error(ApplicationError::new(address.clone(), 0, ApplicationErrorKind::Network));
     let cleared =
         next_matching(&mut events, Duration::from_secs(1), |e| matches!(e, ClientEvent::PoolCleared { .. }))
             .await;

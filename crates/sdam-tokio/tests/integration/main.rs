@@ -7,6 +7,7 @@ mod adapter;
 mod environment;
 mod harness;
 mod pool_ready;
+mod starvation;
 
 mod scenarios {
     sdam_testserver::scenario_tests!(crate::harness::TokioHarness);

@@ -196,6 +196,7 @@ mod tests {
         td.set_name = Some("rs0".into());
         let mut sd = ServerDescription::unknown(ServerAddress::parse("a").unwrap());
         sd.server_type = ServerType::RSSecondary;
+        sd.max_wire_version = 21;
         sd.round_trip_time = Some(Duration::from_millis(5));
         td.insert_server(sd);
         td.insert_server(ServerDescription::unknown_with_error(

@@ -5,9 +5,17 @@
 //!   write, an optional application selector, and deprioritized servers for retries.
 //! - Pure functions over a topology snapshot: [`suitable_servers`], [`in_latency_window`]
 //!   (no allocation for up to [`INLINE_SERVERS`] servers) and [`select_server`].
-//! - [`Selection`]: the waiting loop, sans-IO. Poll it with the topology, the servers'
-//!   [`OperationCounts`] and a seeded [`Rng`](crate::rng::Rng); it answers `Selected`, `Wait`
-//!   or `Failed` with an [`Explanation`], and queues [`SelectionLogEvent`]s.
+//! - Waiting selections live in the topology: [`Topology::start_selection`](crate::Topology::start_selection)
+//!   returns a [`SelectionId`]; the outcome (a [`SelectedServer`] or an explained
+//!   [`SelectionError`]) and the [`SelectionLogEvent`]s come out of
+//!   [`Topology::poll_output`](crate::Topology::poll_output).
+//! - [`SelectionSnapshot`]: the description with the topology's shared operation counts, for
+//!   selecting from many threads at once without the topology's lock
+//!   ([`SelectionSnapshot::select_now`]); a selection that must wait goes to the topology.
+//! - [`Selection`]: one selection polled by hand over snapshots (what the topology runs for
+//!   its waiting selections, and what `explain` tools use). Poll it with a description, the
+//!   servers' [`OperationCounts`] and a seeded [`Rng`](crate::rng::Rng); it answers
+//!   `Selected`, `Wait` or `Failed` with an [`Explanation`], and queues [`SelectionLogEvent`]s.
 //! - [`explain`]: why each server was or was not chosen.
 //! - [`TopologyDescription::has_readable_server`](crate::TopologyDescription::has_readable_server)
 //!   and [`has_writable_server`](crate::TopologyDescription::has_writable_server), and
@@ -25,6 +33,7 @@ mod in_window;
 mod latency_window;
 mod log_events;
 mod max_staleness;
+mod operation_counts;
 mod pipeline;
 mod readable;
 mod topology_rules;
@@ -42,11 +51,13 @@ pub use explanation::{explain, explain_shared, Explanation, Rejection, ServerExp
 pub use in_window::{choose_in_window, NoOperations, OperationCounts};
 pub use log_events::{describe_topology, LogLevel, SelectionLogEvent, SelectionLogKind, LOG_COMPONENT};
 pub use max_staleness::estimate_staleness;
+pub(crate) use operation_counts::OperationCounter;
+pub use operation_counts::SelectionSnapshot;
 pub use pipeline::{in_latency_window, select_server, suitable_servers, ImmediateFailure};
 pub use readable::{read_preference_argument, ReadPreferenceArgument, WireProtocol};
 pub use waiting::{
-    SelectedServer, Selection, SelectionError, SelectionErrorKind, SelectionOptions, SelectionPoll,
-    DEFAULT_SERVER_SELECTION_TIMEOUT,
+    SelectedServer, Selection, SelectionError, SelectionErrorKind, SelectionId, SelectionOptions,
+    SelectionPoll, DEFAULT_SERVER_SELECTION_TIMEOUT,
 };
 
 /// How many servers a [`ServerList`] holds without allocating.

@@ -100,17 +100,18 @@ fn build(case: &Case, t0: Instant) -> (TopologyDescription, SelectionCriteria) {
     let mut td = TopologyDescription::new(TOPOLOGY_TYPES[case.topology_type]);
     td.heartbeat_frequency = Duration::from_millis(case.heartbeat_ms);
     td.local_threshold = Duration::from_millis(case.threshold_ms);
-    if case.incompatible {
-        td.compatibility_error = Some("generated incompatibility".into());
-    }
     for (i, &(ty, rtt, dc, write, update)) in case.servers.iter().enumerate() {
         let mut sd = ServerDescription::unknown(host(i));
         sd.server_type = SERVER_TYPES[ty];
+        sd.max_wire_version = crate::compatibility::MAX_WIRE_VERSION;
         sd.round_trip_time = rtt.map(Duration::from_millis);
         sd.tags = Tags::new(dc.map(|d| vec![("dc".to_owned(), DCS[d].to_owned())]).unwrap_or_default());
         sd.last_write_date = write.map(|s| bson::DateTime::from_millis(1_000_000_000 + 1000 * s as i64));
         sd.last_update_time = update.map(|s| t0 + Duration::from_secs(s));
         td.insert_server(sd);
+    }
+    if case.incompatible {
+        td.compatibility_error = Some("generated incompatibility".into());
     }
     let mut criteria = if case.write {
         SelectionCriteria::write()
@@ -327,7 +328,7 @@ proptest! {
                     prop_assert!(window.iter().any(|w| w.address == c.address));
                 }
                 match poll {
-                    SelectionPoll::Selected(s) => prop_assert!(window.iter().any(|w| w.address == s.address)),
+                    SelectionPoll::Selected(s) => prop_assert!(window.iter().any(|w| &w.address == s.address())),
                     SelectionPoll::Wait { until, request_immediate_check } => {
                         prop_assert!(window.is_empty());
                         prop_assert_eq!(until, selection.deadline());
@@ -404,6 +405,7 @@ fn build_tagged(
     for (i, &(ty, rtt, dc, rack)) in members.iter().enumerate() {
         let mut sd = ServerDescription::unknown(host(i));
         sd.server_type = SERVER_TYPES[ty];
+        sd.max_wire_version = crate::compatibility::MAX_WIRE_VERSION;
         sd.round_trip_time = rtt.map(Duration::from_millis);
         let mut tags = Vec::new();
         if let Some(d) = dc {

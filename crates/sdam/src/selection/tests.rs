@@ -493,8 +493,8 @@ fn selection_succeeds_and_logs_started_then_succeeded() {
     let mut sel = Selection::new(read(ReadPreferenceMode::Primary), options, t);
     let poll = sel.poll(&td, &NoOperations, &mut rng, t);
     let SelectionPoll::Selected(s) = poll else { panic!("{poll:?}") };
-    assert_eq!(s.address, addr("p"));
-    assert!(Arc::ptr_eq(&s.description, td.server(&addr("p")).unwrap()));
+    assert_eq!(s.address(), &addr("p"));
+    assert!(Arc::ptr_eq(s.description(), td.server(&addr("p")).unwrap()));
     let started = sel.poll_event().unwrap();
     assert_eq!(started.kind, SelectionLogKind::Started);
     assert_eq!((started.operation.as_str(), started.operation_id), ("find", Some(9)));
@@ -611,7 +611,7 @@ fn selection_uses_operation_counts() {
     for _ in 0..50 {
         let mut sel = Selection::new(SelectionCriteria::write(), SelectionOptions::default(), t);
         let SelectionPoll::Selected(s) = sel.poll(&td, &busy_a, &mut rng, t) else { panic!() };
-        assert_eq!(s.address, addr("b"));
+        assert_eq!(s.address(), &addr("b"));
     }
 }
 

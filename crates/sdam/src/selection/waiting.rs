@@ -22,39 +22,37 @@ use super::criteria::SelectionCriteria;
 use super::explanation::{explain_shared, Explanation};
 use super::in_window::{choose_in_window, OperationCounts};
 use super::log_events::{describe_topology, SelectionLogEvent, SelectionLogKind};
+use super::operation_counts::OperationCounter;
 use super::pipeline::{in_latency_window, ImmediateFailure};
 
 /// serverSelectionTimeoutMS's default (server-selection.md, "serverSelectionTimeoutMS").
 pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Per-operation settings of a [`Selection`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-operation settings of a selection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct SelectionOptions {
-    /// How long selection may wait for a suitable server: serverSelectionTimeoutMS, or the
-    /// value client-side operation timeouts compute from it.
-    pub timeout: Duration,
+    /// How long selection may wait for a suitable server. `None` (the default): the topology's
+    /// serverSelectionTimeoutMS ([`TopologyConfig::server_selection_timeout`](crate::TopologyConfig::server_selection_timeout))
+    /// for [`Topology::start_selection`](crate::Topology::start_selection), and
+    /// [`DEFAULT_SERVER_SELECTION_TIMEOUT`] for a [`Selection`] polled by hand (it has no
+    /// topology to ask). Set it for the value client-side operation timeouts compute.
+    pub timeout: Option<Duration>,
     /// The operation (command) name, for log messages.
     pub operation_name: String,
     /// The driver-generated operation id, for log messages.
     pub operation_id: Option<i64>,
 }
 
-impl Default for SelectionOptions {
-    fn default() -> Self {
-        Self { timeout: DEFAULT_SERVER_SELECTION_TIMEOUT, operation_name: String::new(), operation_id: None }
-    }
-}
-
 impl SelectionOptions {
-    /// Options for the operation `name` with the default 30-second timeout.
+    /// Options for the operation `name`, with the topology's serverSelectionTimeoutMS.
     pub fn new(operation_name: impl Into<String>) -> Self {
         Self { operation_name: operation_name.into(), ..Self::default() }
     }
 
-    /// Sets the timeout.
+    /// Overrides the timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -65,20 +63,88 @@ impl SelectionOptions {
     }
 }
 
-/// The server a selection chose.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SelectedServer {
-    /// Its address.
-    pub address: ServerAddress,
-    /// Its description in the topology the choice was made on.
-    pub description: Arc<ServerDescription>,
+/// Names one selection started with [`Topology::start_selection`](crate::Topology::start_selection);
+/// its outcome ([`Output::Selection`](crate::Output::Selection)) carries it. Opaque; never
+/// reused within a topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SelectionId(u64);
+
+impl SelectionId {
+    pub(crate) fn new(id: u64) -> Self {
+        Self(id)
+    }
 }
 
+impl fmt::Display for SelectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "selection {}", self.0)
+    }
+}
+
+/// The server a selection chose.
+///
+/// Chosen by a [`Topology`](crate::Topology) (a waiting selection's outcome, or
+/// [`SelectionSnapshot::select_now`](super::SelectionSnapshot::select_now)), it carries the
+/// operation the choice counted on that server: call [`finish_operation`](Self::finish_operation)
+/// when the operation ends (an adapter's guard does it when dropped). A clone does not carry
+/// the operation (only the original can finish it), so an operation is counted and finished
+/// exactly once. Chosen by a [`Selection`] polled by hand, it carries none: the caller counts.
+#[derive(Debug)]
+pub struct SelectedServer {
+    description: Arc<ServerDescription>,
+    operation: Option<OperationCounter>,
+}
+
+impl SelectedServer {
+    pub(crate) fn new(description: Arc<ServerDescription>, operation: Option<OperationCounter>) -> Self {
+        Self { description, operation }
+    }
+
+    /// Its address.
+    pub fn address(&self) -> &ServerAddress {
+        &self.description.address
+    }
+
+    /// Its description in the topology the choice was made on.
+    pub fn description(&self) -> &Arc<ServerDescription> {
+        &self.description
+    }
+
+    /// Whether this value carries an operation still in flight.
+    pub fn counts_an_operation(&self) -> bool {
+        self.operation.is_some()
+    }
+
+    /// Ends the operation the choice counted (the in-window choice of later selections sees
+    /// one operation fewer on this server). Lock-free; a second call does nothing.
+    pub fn finish_operation(&mut self) {
+        if let Some(counter) = self.operation.take() {
+            counter.finished();
+        }
+    }
+}
+
+impl Clone for SelectedServer {
+    /// The same server, without the operation (see the type's documentation).
+    fn clone(&self) -> Self {
+        Self { description: Arc::clone(&self.description), operation: None }
+    }
+}
+
+impl PartialEq for SelectedServer {
+    /// The same server description (the operation is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.description == other.description
+    }
+}
+
+impl Eq for SelectedServer {}
+
 /// What the caller should do next.
+///
+/// Exhaustive on purpose: a caller matches every case.
 #[must_use = "a poll result says whether to use a server, wait, or fail the operation"]
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SelectionPoll {
     /// Use this server; count one more operation on it until the operation ends.
     Selected(SelectedServer),
@@ -114,6 +180,8 @@ pub enum SelectionErrorKind {
     /// ([`SrvError::Permanent`](crate::SrvError::Permanent), the error the seedlist spec says
     /// MUST be raised): no server will ever appear, so selection fails at once.
     SeedListDiscoveryFailed(String),
+    /// The topology was closed while the selection waited.
+    TopologyClosed,
 }
 
 impl fmt::Display for SelectionErrorKind {
@@ -125,6 +193,7 @@ impl fmt::Display for SelectionErrorKind {
             Self::IncompatibleTopology(e) => write!(f, "incompatible topology: {e}"),
             Self::InvalidReadPreference(e) => write!(f, "invalid read preference: {e}"),
             Self::SeedListDiscoveryFailed(e) => f.write_str(e),
+            Self::TopologyClosed => f.write_str("the topology was closed"),
         }
     }
 }
@@ -182,13 +251,14 @@ impl std::error::Error for SelectionError {}
 /// let mut topology = TopologyDescription::new(TopologyType::Sharded);
 /// let mut mongos = ServerDescription::unknown(ServerAddress::parse("a:27017").unwrap());
 /// mongos.server_type = ServerType::Mongos;
+/// mongos.max_wire_version = 21;
 /// mongos.round_trip_time = Some(Duration::from_millis(3));
 /// topology.insert_server(mongos);
 ///
 /// let mut rng = Rng::new(42);
 /// let mut selection = Selection::new(SelectionCriteria::write(), SelectionOptions::new("insert"), now);
 /// match selection.poll(&topology, &NoOperations, &mut rng, now) {
-///     SelectionPoll::Selected(server) => assert_eq!(server.address.to_string(), "a:27017"),
+///     SelectionPoll::Selected(server) => assert_eq!(server.address().to_string(), "a:27017"),
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// while let Some(event) = selection.poll_event() {
@@ -197,9 +267,10 @@ impl std::error::Error for SelectionError {}
 /// }
 /// # select_once(sdam_bench::clock::now());
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Selection {
     criteria: SelectionCriteria,
+    timeout: Duration,
     options: SelectionOptions,
     selector: String,
     deadline: Instant,
@@ -210,13 +281,28 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Starts selecting for `criteria` at `now`; the deadline is `now + options.timeout`.
+    /// Starts selecting for `criteria` at `now`; the deadline is `now + options.timeout`
+    /// ([`DEFAULT_SERVER_SELECTION_TIMEOUT`] when the options leave it to the topology: a
+    /// selection polled by hand has none to ask; [`Topology::start_selection`](crate::Topology::start_selection)
+    /// uses the topology's serverSelectionTimeoutMS).
     ///
     /// The "started" log event is produced by the first [`Selection::poll`], which knows
     /// the topology.
     pub fn new(criteria: SelectionCriteria, options: SelectionOptions, now: Instant) -> Self {
-        let deadline = add_saturating(now, options.timeout);
+        let timeout = options.timeout.unwrap_or(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        Self::with_timeout(criteria, options, timeout, now)
+    }
+
+    /// [`new`](Self::new) with the timeout resolved by the caller (the topology).
+    pub(crate) fn with_timeout(
+        criteria: SelectionCriteria,
+        options: SelectionOptions,
+        timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        let deadline = add_saturating(now, timeout);
         Self {
+            timeout,
             selector: criteria.to_string(),
             criteria,
             options,
@@ -269,12 +355,11 @@ impl Selection {
         };
         // Steps 6 to 8: choose in the window and succeed.
         if let Some(chosen) = choose_in_window(&window, counts, rng) {
-            let selected =
-                SelectedServer { address: chosen.address.clone(), description: Arc::clone(chosen) };
+            let selected = SelectedServer::new(Arc::clone(chosen), None);
             self.log(
                 SelectionLogKind::Succeeded {
-                    server_host: selected.address.host().to_owned(),
-                    server_port: selected.address.port(),
+                    server_host: selected.address().host().to_owned(),
+                    server_port: selected.address().port(),
                 },
                 topology,
             );
@@ -282,7 +367,7 @@ impl Selection {
         }
         // Step 10: out of time.
         if now >= self.deadline {
-            return self.fail(SelectionErrorKind::TimedOut { timeout: self.options.timeout }, topology);
+            return self.fail(SelectionErrorKind::TimedOut { timeout: self.timeout }, topology);
         }
         // Step 5: log "waiting" once per operation; step 9: request a check and wait.
         if !self.waiting_logged {
@@ -320,7 +405,15 @@ impl Selection {
         super::explanation::explain(topology, &self.criteria, chosen)
     }
 
-    fn fail(&mut self, kind: SelectionErrorKind, topology: &TopologyDescription) -> SelectionPoll {
+    /// Ends the selection with `kind` (also for the topology: [`SelectionErrorKind::TopologyClosed`]).
+    pub(crate) fn fail(&mut self, kind: SelectionErrorKind, topology: &TopologyDescription) -> SelectionPoll {
+        if let Some(done) = &self.finished {
+            return done.clone();
+        }
+        if !self.started_logged {
+            self.started_logged = true;
+            self.log(SelectionLogKind::Started, topology);
+        }
         let explanation = explain_shared(Arc::new(topology.clone()), &self.criteria, None);
         let error = SelectionError { kind, explanation };
         self.log(SelectionLogKind::Failed { failure: error.failure_message() }, topology);
@@ -333,13 +426,23 @@ impl Selection {
     }
 
     fn log(&mut self, kind: SelectionLogKind, topology: &TopologyDescription) {
-        self.events.push_back(SelectionLogEvent {
-            kind,
-            selector: self.selector.clone(),
-            operation: self.options.operation_name.clone(),
-            operation_id: self.options.operation_id,
-            topology_description: describe_topology(topology),
-        });
+        self.events.push_back(log_event(kind, self.selector.clone(), &self.options, topology));
+    }
+}
+
+/// One log event with the selection's common fields.
+pub(crate) fn log_event(
+    kind: SelectionLogKind,
+    selector: String,
+    options: &SelectionOptions,
+    topology: &TopologyDescription,
+) -> SelectionLogEvent {
+    SelectionLogEvent {
+        kind,
+        selector,
+        operation: options.operation_name.clone(),
+        operation_id: options.operation_id,
+        topology_description: describe_topology(topology),
     }
 }
 

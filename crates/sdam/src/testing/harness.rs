@@ -2,7 +2,7 @@
 //! the core asked for, answers or fails them as the plan says, moves time forward, and checks
 //! every invariant of [`super::invariants`] after every step.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +11,21 @@ use bson::oid::ObjectId;
 use bson::raw::RawDocument;
 
 use super::invariants::{self, EventChecker, Violation};
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
 use super::plan::{host, srv_records, AppErrorPlan, Plan, SelectPlan, Step, ERROR_CODES};
 use crate::address::ServerAddress;
 use crate::app_error::{ApplicationError, ApplicationErrorKind, ErrorPhase, SYSTEM_OVERLOADED_LABEL};
 use crate::events::{Command, Event, Output};
 use crate::monitor::{ConnectionId, FailureKind, RequestId};
 use crate::rng::Rng;
-use crate::selection::{in_latency_window, Selection, SelectionOptions, SelectionPoll};
+use crate::selection::{in_latency_window, SelectionId, SelectionOptions};
 use crate::topology::{ConfigError, Input, Topology, TopologyConfig};
 use crate::topology_description::TopologyDescription;
 
@@ -46,6 +54,8 @@ pub struct Harness {
     events: EventChecker,
     previous: Arc<TopologyDescription>,
     selection_rng: Rng,
+    /// Selections started whose outcome has not come out yet.
+    selections: BTreeSet<SelectionId>,
     trace: Option<String>,
     wakeups: usize,
     /// SRV and TXT lookups the core asked for and that are not answered yet.
@@ -79,7 +89,8 @@ impl Harness {
             abandoned: VecDeque::new(),
             events: EventChecker::new(),
             previous,
-            selection_rng: Rng::new(seed ^ 0x005e_1ec7),
+            selection_rng: Rng::new(seed.unwrap_or(0) ^ 0x005e_1ec7),
+            selections: BTreeSet::new(),
             trace: trace.then(String::new),
             wakeups: 0,
             srv_lookups: VecDeque::new(),
@@ -198,7 +209,7 @@ impl Harness {
                     self.settle()?;
                 }
                 let records = srv_records(*hosts);
-                let request = self.srv_lookups.pop_front().unwrap_or(RequestId(u64::MAX));
+                let request = self.srv_lookups.pop_front().unwrap_or(RequestId::new(u64::MAX));
                 let result =
                     if *resolved { Ok(records.as_slice()) } else { Err("generated DNS failure".to_owned()) };
                 self.topology.handle(Input::SrvResolved { request, result }, self.now);
@@ -287,10 +298,9 @@ impl Harness {
                 }
             }
         };
-        let mut error = ApplicationError::new(address.clone(), kind);
-        error.generation = plan.generation.checked_sub(1).map(|behind| {
-            self.topology.pool_generation(&address).unwrap_or(0).saturating_sub(u32::from(behind))
-        });
+        let current = self.topology.pool_generation(&address).unwrap_or(0);
+        let generation = current.saturating_sub(u32::from(plan.generation.saturating_sub(1)));
+        let mut error = ApplicationError::new(address.clone(), generation, kind);
         error.service_id = plan.service.map(|s| ObjectId::from_bytes([s % 2; 12]));
         error.max_wire_version = 21;
         if plan.before_handshake {
@@ -303,7 +313,8 @@ impl Harness {
     }
 
     /// Checks one selection twice: the pure functions against the rules, then
-    /// [`Topology::select`] against the latency window.
+    /// [`Topology::start_selection`] against the latency window (and, at `settle`, one
+    /// outcome per selection, its operation counted).
     fn select(&mut self, plan: &SelectPlan) -> Result<(), Violation> {
         let criteria = plan.to_criteria();
         let td = self.topology.description();
@@ -312,14 +323,38 @@ impl Harness {
         invariants::check_selection(&td, &criteria, &counts, &mut self.selection_rng)?;
         let window: Result<Vec<ServerAddress>, _> =
             in_latency_window(&td, &criteria).map(|w| w.iter().map(|sd| sd.address.clone()).collect());
-        let mut selection = Selection::new(criteria, SelectionOptions::default(), self.now);
         let closed = self.topology.is_closed();
-        match (self.topology.select(&mut selection, self.now), window) {
-            (SelectionPoll::Selected(s), Ok(w)) if w.contains(&s.address) => Ok(()),
-            (SelectionPoll::Wait { until, .. }, Ok(w)) if w.is_empty() && until >= self.now => Ok(()),
-            (SelectionPoll::Failed(_), Err(_)) => Ok(()),
-            (poll, w) => Err(format!("Topology::select gave {poll:?} for window {w:?} (closed: {closed})")),
+        let waiting = self.topology.waiting_selections();
+        let id = self.topology.start_selection(criteria, SelectionOptions::new("harness"), self.now);
+        self.selections.insert(id);
+        let waits = self.topology.waiting_selections() > waiting;
+        // A selection waits exactly when nothing is in the window and it cannot fail at once.
+        let expected = matches!(&window, Ok(w) if w.is_empty()) && !closed;
+        ensure!(
+            waits == expected,
+            "start_selection waits: {waits}, for window {window:?} (closed: {closed})"
+        );
+        if let (Some(Output::Selection { result: Ok(s), .. }), Ok(w)) = (self.peek_outcome(id), &window) {
+            ensure!(w.contains(s.address()), "{} chosen outside the window {w:?}", s.address());
         }
+        Ok(())
+    }
+
+    /// Cancels every waiting selection (a quiet topology is one no selection waits on: waiting
+    /// selections ask for immediate checks whenever the description changes).
+    pub fn cancel_selections(&mut self) {
+        let ids: Vec<SelectionId> = std::mem::take(&mut self.selections).into_iter().collect();
+        for id in ids {
+            if !self.topology.cancel_selection(id) {
+                // Its outcome is queued: keep expecting it.
+                self.selections.insert(id);
+            }
+        }
+    }
+
+    /// The outcome of `id` if it is queued.
+    fn peek_outcome(&self, id: SelectionId) -> Option<&Output> {
+        self.topology.queued_outputs().find(|o| matches!(o, Output::Selection { id: i, .. } if *i == id))
     }
 
     /// Drains the outputs as an I/O layer would, then checks every invariant.
@@ -378,20 +413,37 @@ impl Harness {
                         self.abandoned.push_back(x);
                     }
                 }
-                _ => {}
-            }
-            if let Output::Event(Event::TopologyClosed { .. }) = output {
-                self.in_flight.clear();
+                // The harness plays the core's monitors' I/O layer: the driver-owned monitor
+                // commands are not part of its plans.
+                Output::Command(
+                    Command::ClearPool { .. } | Command::RequestCheck { .. } | Command::CancelCheck { .. },
+                )
+                | Output::SelectionLog { .. } => {}
+                Output::Selection { id, .. } => {
+                    ensure!(self.selections.remove(id), "{id}: an outcome it was not waiting for (twice?)");
+                }
             }
             if let Output::Event(Event::ServerClosed { address, .. }) = &output {
                 // A server added again later starts with a new, paused pool.
                 self.ready_pools.remove(address);
+            }
+            if let Output::Selection { result: Ok(mut selected), .. } = output {
+                ensure!(selected.counts_an_operation(), "a selected server without its operation");
+                selected.finish_operation();
+            } else if let Output::Event(Event::TopologyClosed { .. }) = output {
+                self.in_flight.clear();
             }
         }
         self.check()
     }
 
     fn check(&mut self) -> Result<(), Violation> {
+        ensure!(
+            self.selections.len() == self.topology.waiting_selections(),
+            "{} selections without an outcome, {} waiting",
+            self.selections.len(),
+            self.topology.waiting_selections()
+        );
         let td = self.topology.description();
         let config = self.topology.config();
         invariants::check_description(&td, config)?;

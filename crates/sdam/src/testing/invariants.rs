@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn the_event_checker_rejects_broken_streams() {
-        let id = TopologyId(ObjectId::from_bytes([1; 12]));
+        let id = TopologyId::new(ObjectId::from_bytes([1; 12]));
         let sd = |t: ServerType| {
             let mut sd = ServerDescription::unknown(addr("a"));
             sd.server_type = t;

@@ -177,7 +177,7 @@ impl ConfigPlan {
             config.srv = SrvQuery::new(SRV_HOST, "mongodb").ok();
             config.srv_max_hosts = u32::from(self.srv_max_hosts % 4);
         }
-        config.rng_seed = self.rng_seed;
+        config.rng_seed = Some(self.rng_seed);
         config
     }
 }

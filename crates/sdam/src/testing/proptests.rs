@@ -46,6 +46,7 @@ proptest! {
     fn quiet_topologies_wake_only_on_schedule(plan in plan(), failing in any::<bool>()) {
         let t0 = crate::test_instant();
         let Some(mut h) = Harness::run(&plan, t0).map_err(TestCaseError::fail)? else { return Ok(()) };
+        h.cancel_selections();
         let heartbeat = h.topology().config().heartbeat_frequency;
         let servers = h.topology().description().servers.len();
         const INTERVALS: u32 = 4;

@@ -127,18 +127,19 @@ impl SelectionCase {
             TopologyDescription::new(TOPOLOGY_TYPES[usize::from(self.topology_type) % TOPOLOGY_TYPES.len()]);
         td.heartbeat_frequency = Duration::from_millis(500 + 2 * u64::from(self.heartbeat));
         td.local_threshold = Duration::from_millis(u64::from(self.threshold_ms));
-        if self.incompatible {
-            td.compatibility_error = Some("generated incompatibility".into());
-        }
         for (i, s) in self.servers.iter().enumerate().take(8) {
             let mut sd = ServerDescription::unknown(host(i as u8));
             sd.server_type = SERVER_TYPES[usize::from(s.server_type) % SERVER_TYPES.len()];
+            sd.max_wire_version = crate::compatibility::MAX_WIRE_VERSION;
             sd.round_trip_time = s.rtt_ms.map(|ms| Duration::from_millis(u64::from(ms)));
             sd.tags = Tags::new(tags_of(s.tags));
             sd.last_write_date =
                 s.last_write_s.map(|w| bson::DateTime::from_millis(WRITE_EPOCH_MS + 1000 * i64::from(w)));
             sd.last_update_time = s.last_update_s.map(|u| t0 + Duration::from_secs(u64::from(u)));
             td.insert_server(sd);
+        }
+        if self.incompatible {
+            td.compatibility_error = Some("generated incompatibility".into());
         }
         td
     }
@@ -175,7 +176,7 @@ impl SelectionCase {
         }
         let mut selection = Selection::new(criteria, SelectionOptions::default(), t0);
         match (selection.poll(&td, &counts, &mut rng, t0), window) {
-            (SelectionPoll::Selected(s), Ok(w)) if w.contains(&s.address) => {}
+            (SelectionPoll::Selected(s), Ok(w)) if w.contains(s.address()) => {}
             (SelectionPoll::Wait { .. }, Ok(w)) if w.is_empty() => {}
             (SelectionPoll::Failed(_), Err(_)) => {}
             (poll, w) => return Err(format!("Selection::poll gave {poll:?} for window {w:?}")),

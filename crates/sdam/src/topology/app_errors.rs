@@ -16,15 +16,13 @@ use crate::topology_description::TopologyType;
 impl Topology {
     /// "Error handling pseudocode" (handleError).
     pub(super) fn handle_application_error(&mut self, error: ApplicationError, now: Instant) {
-        let Some(state) = self.servers.get(&error.address) else { return };
+        let Some(current_generation) = self.connection_generation(&error.address, error.service_id) else {
+            return;
+        };
         let Some(current) = self.description.servers.get(&error.address).cloned() else { return };
         let load_balanced = self.description.topology_type == TopologyType::LoadBalanced;
         // isStaleError: an error from a connection of an older pool generation is stale.
-        let current_generation = match (load_balanced, error.service_id) {
-            (true, Some(service)) => state.service_generations.get(&service).copied().unwrap_or(0),
-            _ => state.pool_generation,
-        };
-        if error.generation.is_some_and(|g| g < current_generation) {
+        if error.generation < current_generation {
             return;
         }
         let overloaded = error.has_label(SYSTEM_OVERLOADED_LABEL);

@@ -54,8 +54,10 @@ pub struct TopologyConfig {
     pub metadata: ClientMetadata,
     /// `compressors` offered in the handshake.
     pub compressors: Vec<String>,
-    /// The seed of the topology's random number generator (the adapters seed it from the OS).
-    pub rng_seed: u64,
+    /// The seed of the topology's random number generator (the topology id, the in-window
+    /// choice, `srvMaxHosts`). `None` (the default): a seed from std's OS-seeded hash keys,
+    /// different in every topology; set it to make a run reproducible (tests, simulation).
+    pub rng_seed: Option<u64>,
     /// For `mongodb+srv`: the SRV query. With no `seeds`, [`Topology::new`] resolves the seed
     /// list itself: it sends [`Command::ResolveSrv`] and [`Command::ResolveTxt`], and the
     /// topology has no servers until their answers arrive and pass validation. With `seeds`
@@ -87,7 +89,7 @@ impl Default for TopologyConfig {
             server_monitoring_mode: ServerMonitoringMode::Auto,
             metadata: ClientMetadata::default(),
             compressors: Vec::new(),
-            rng_seed: 0,
+            rng_seed: None,
             srv: None,
             srv_max_hosts: 0,
             uri_options: None,

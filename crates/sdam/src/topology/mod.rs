@@ -13,6 +13,7 @@ use crate::events::{Command, Event, Output, TopologyId};
 use crate::hello::ReplyCache;
 use crate::monitor::{Monitor, RequestId};
 use crate::rng::Rng;
+use crate::selection::{OperationCounter, Selection, SelectionId};
 use crate::server_description::{ServerDescription, ServerType};
 use crate::topology_description::{ServerMap, TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
@@ -26,6 +27,8 @@ mod config;
 mod input;
 mod monitoring;
 mod selection;
+#[cfg(test)]
+mod selection_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -44,7 +47,7 @@ pub use input::Input;
 const OUTPUT_QUEUE_CAPACITY: usize = 8;
 
 /// Per-server state the topology keeps beside the published description.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct ServerState {
     /// The connection pool generation (bumped on every clear).
     pool_generation: u32,
@@ -53,8 +56,9 @@ struct ServerState {
     pool_ready: bool,
     /// Pool generations of each service behind a load balancer.
     service_generations: BTreeMap<ObjectId, u32>,
-    /// Operations in flight on this server.
-    operations: u32,
+    /// Operations in flight on this server: shared with selection snapshots and selected
+    /// servers, which count and finish operations without the topology.
+    operations: OperationCounter,
     /// The server's monitor (none in load-balanced mode).
     monitor: Option<Monitor>,
     /// The monitor's deadline as recorded in `Topology::timers`.
@@ -62,6 +66,21 @@ struct ServerState {
     /// What the server's earlier hello replies parsed to (its member lists, tags, `me`,
     /// `primary`), reused when a reply repeats them.
     replies: ReplyCache,
+}
+
+impl Clone for ServerState {
+    /// A fork (see [`Topology`]'s "Cloning"): the operation count is copied, not shared.
+    fn clone(&self) -> Self {
+        Self {
+            pool_generation: self.pool_generation,
+            pool_ready: self.pool_ready,
+            service_generations: self.service_generations.clone(),
+            operations: self.operations.fork(),
+            monitor: self.monitor.clone(),
+            timer: self.timer,
+            replies: self.replies.clone(),
+        }
+    }
 }
 
 /// What an exchange the core asked for is for.
@@ -75,19 +94,32 @@ enum Purpose {
 ///
 /// # How to drive it
 ///
-/// Methods fall in four groups, called in this order by an I/O loop:
+/// The methods fall in four groups (the form of `quinn-proto`'s `Connection`):
 ///
 /// - **getters** — [`description`](Self::description) returns the current immutable snapshot
-///   (an `Arc`, cheap to clone and safe to send to other threads); [`pool_generation`](Self::pool_generation),
-///   [`operation_count`](Self::operation_count); for `mongodb+srv`,
-///   [`srv_resolution`](Self::srv_resolution) and [`srv_last_error`](Self::srv_last_error).
+///   (an `Arc`, cheap to clone and safe to send to other threads);
+///   [`selection_snapshot`](Self::selection_snapshot) the same with the shared operation
+///   counters, for selecting from many threads without this object;
+///   [`id`](Self::id), [`config`](Self::config), [`pool_generation`](Self::pool_generation),
+///   [`operation_count`](Self::operation_count), [`waiting_selections`](Self::waiting_selections),
+///   [`is_closed`](Self::is_closed); for `mongodb+srv`, [`srv_resolution`](Self::srv_resolution)
+///   and [`srv_last_error`](Self::srv_last_error).
 /// - **`handle_*`** — [`handle`](Self::handle) feeds one [`Input`] (a monitor's reply or
-///   failure, an application error, a hello from an application handshake, a request to
-///   check, close) with the current time; [`handle_timeout`](Self::handle_timeout) tells it the
-///   deadline it asked for has come. Nothing blocks; nothing is returned.
-/// - **`poll_*`** — drain [`poll_output`](Self::poll_output) until it returns `None` (SDAM and
-///   heartbeat events to publish, [`Command`]s to carry out), then ask
-///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next.
+///   failure, an application error, DNS answers, a request to check, close) with the current
+///   time; [`handle_timeout`](Self::handle_timeout) tells it the deadline it asked for has
+///   come. Nothing blocks; nothing is returned.
+/// - **mutators** — [`start_selection`](Self::start_selection) hands it a server selection
+///   (it owns the waiting: deadline, immediate checks, retries on every change) and returns its
+///   [`SelectionId`]; [`cancel_selection`](Self::cancel_selection) withdraws one.
+/// - **`poll_*`** — [`poll_output`](Self::poll_output) returns the next [`Output`]: an SDAM or
+///   heartbeat event to publish, a [`Command`] to carry out, a selection's outcome, a
+///   selection log event; [`poll_timeout`](Self::poll_timeout) says when to call
+///   `handle_timeout` next.
+///
+/// **Drain the outputs after every call** of the `handle_*` and mutator groups (call
+/// `poll_output` until it returns `None`), then ask `poll_timeout` again: a call may queue
+/// outputs and move the deadline. [`Output`] and [`Command`] are exhaustive, so an I/O layer
+/// that matches them fails to build when a variant is added, instead of dropping it.
 ///
 /// An adapter's whole loop:
 ///
@@ -96,6 +128,8 @@ enum Purpose {
 ///     while let Some(output) = topology.poll_output() {
 ///         match output {
 ///             Output::Event(e) => publish(e),
+///             Output::Selection { id, result } => waiters.remove(&id).send(result), // a waiting selection ended
+///             Output::SelectionLog { event, .. } => log(event),
 ///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, deadline, .. }) =>
 ///                 // open `connection` first if `open`; frame `command` as OP_MSG (sdam-wire),
 ///                 // send, read one reply, time it, all before `deadline` (None: no limit);
@@ -107,7 +141,6 @@ enum Purpose {
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
 ///             Output::Command(Command::MarkPoolReady { address, .. }) => pool(address).ready(),
-///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
 ///             Output::Command(Command::ResolveSrv { request, name, deadline }) =>
 ///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
 ///                 spawn_srv_lookup(request, name, deadline),
@@ -115,26 +148,33 @@ enum Purpose {
 ///             // Only with MonitorOwner::Driver (the driver runs its own monitors):
 ///             Output::Command(Command::RequestCheck { address, immediate }) => my_monitor(address).check(immediate),
 ///             Output::Command(Command::CancelCheck { address }) => my_monitor(address).cancel(),
-///             _ => {}
 ///         }
 ///     }
 ///     let deadline = topology.poll_timeout();
 ///     match wait_for_io_or(deadline) {                 // the only place that sleeps
 ///         // `clock` is the adapter's: the core never reads the time itself.
 ///         Woken::Io(input) => topology.handle(input, clock.now()),
+///         Woken::Select(criteria, options, waiter) => {
+///             let id = topology.start_selection(criteria, options, clock.now());
+///             waiters.insert(id, waiter);
+///         }
 ///         Woken::Deadline => topology.handle_timeout(clock.now()),
 ///     }
 /// }
 /// ```
 ///
+/// `crates/sdam/examples/driver_loop.rs` is that loop over `std::net`, complete.
+///
 /// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
 /// use std::time::{Duration, Instant};
+/// use sdam::selection::{SelectionCriteria, SelectionOptions};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
 /// fn feed_by_hand(now: Instant) {
 /// let seed = ServerAddress::parse("db1.example.com:27017").unwrap();
+/// let seed_clone = seed.clone();
 /// let mut config = TopologyConfig::with_seeds([seed.clone()]);
 /// config.replica_set_name = Some("rs0".into());
 /// let mut topology = Topology::new(config, now).unwrap();
@@ -156,6 +196,16 @@ enum Purpose {
 /// let description = topology.description();
 /// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
 /// assert_eq!(description.servers.len(), 2);
+///
+/// // A write: the primary is known, so the outcome is queued at once.
+/// let id = topology.start_selection(SelectionCriteria::write(), SelectionOptions::new("insert"), now);
+/// while let Some(output) = topology.poll_output() {
+///     if let Output::Selection { id: done, result: Ok(mut server) } = output {
+///         assert_eq!(done, id);
+///         assert_eq!(server.address(), &seed_clone);
+///         server.finish_operation(); // the operation ended
+///     }
+/// }
 /// }
 /// # feed_by_hand(sdam_bench::clock::now());
 /// ```
@@ -186,6 +236,12 @@ pub struct Topology {
     metadata: bson::Document,
     /// `mongodb+srv` discovery and polling, when configured.
     srv: Option<seedlist::SrvDiscovery>,
+    /// Waiting server selections, and their deadlines earliest first.
+    selections: BTreeMap<SelectionId, Selection>,
+    selection_deadlines: BTreeSet<(Instant, SelectionId)>,
+    next_selection: u64,
+    /// The description the waiting selections were last polled against.
+    selections_seen: Option<Arc<TopologyDescription>>,
 }
 
 impl Topology {
@@ -210,12 +266,14 @@ impl Topology {
     /// fail with it at once.
     pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut rng = Rng::new(config.rng_seed);
+        // A configured seed makes the run reproducible (tests, the simulator); without one
+        // the generator, and with it the topology id, differs in every topology.
+        let mut rng = Rng::new(config.rng_seed.unwrap_or_else(crate::rng::unpredictable_seed));
         let mut oid = [0u8; 12];
         for chunk in oid.chunks_mut(4) {
             chunk.copy_from_slice(&rng.next_u32().to_be_bytes());
         }
-        let id = TopologyId(ObjectId::from_bytes(oid));
+        let id = TopologyId::new(ObjectId::from_bytes(oid));
 
         let topology_type = config.initial_topology_type();
         let mut description = TopologyDescription::new(topology_type);
@@ -245,6 +303,10 @@ impl Topology {
             last_now: now,
             metadata: bson::Document::new(),
             srv: None,
+            selections: BTreeMap::new(),
+            selection_deadlines: BTreeSet::new(),
+            next_selection: 0,
+            selections_seen: None,
         };
         topology.metadata = topology.config.metadata.to_document();
         // The first "previous" description is the empty Unknown one (SDAM monitoring tests).
@@ -330,10 +392,27 @@ impl Topology {
         self.servers.get(address).map(|s| s.pool_generation)
     }
 
+    /// The generation a connection made now to `address` belongs to: the pool generation, or
+    /// in load-balanced mode the generation of the connection's service (`service_id`, from
+    /// its handshake). Record it with the connection; an [`ApplicationError`](crate::ApplicationError)
+    /// carries it. `None` if `address` is not in the topology.
+    pub fn connection_generation(
+        &self,
+        address: &ServerAddress,
+        service_id: Option<ObjectId>,
+    ) -> Option<u32> {
+        let state = self.servers.get(address)?;
+        let load_balanced = self.description.topology_type == TopologyType::LoadBalanced;
+        Some(match (load_balanced, service_id) {
+            (true, Some(service)) => state.service_generations.get(&service).copied().unwrap_or(0),
+            _ => state.pool_generation,
+        })
+    }
+
     /// The number of operations in flight on `address` (reported with
     /// [`Input::OperationStarted`] and [`Input::OperationFinished`]).
     pub fn operation_count(&self, address: &ServerAddress) -> u32 {
-        self.servers.get(address).map_or(0, |s| s.operations)
+        self.servers.get(address).map_or(0, |s| s.operations.get())
     }
 
     /// The next moment the topology must be woken with [`handle_timeout`](Self::handle_timeout)
@@ -356,35 +435,40 @@ impl Topology {
             "the timer index agrees with the monitors"
         );
         let srv = self.srv.as_ref().and_then(|s| s.next_deadline(self.description.topology_type));
-        earliest.into_iter().chain(srv).min().map(|t| t.max(self.last_now))
+        let selection = self.selection_deadlines.first().map(|(t, _)| *t);
+        earliest.into_iter().chain(srv).chain(selection).min().map(|t| t.max(self.last_now))
     }
 
     /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups; and fails
     /// every exchange whose deadline passed unanswered (see [`Command`]'s "Deadlines"): a check
     /// as a timeout (its connection closed, the server Unknown, its pool cleared, the monitor
-    /// going on), an RTT measurement alone, an SRV or TXT lookup as a failed lookup.
+    /// going on), an RTT measurement alone, an SRV or TXT lookup as a failed lookup; and fails the waiting selections whose deadline
+    /// has come.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.closed {
+            self.last_now = self.last_now.max(now);
+            self.run_selections(now);
             self.run_timers(now);
         }
     }
 
     /// Every server the topology tracks, with whether its monitor exists: for the invariant
-    /// checks of [`crate::testing`] (each described server has a monitor, no other does).
+    /// checks of the doc-hidden `testing` module (each described server has a monitor, no
+    /// other does).
     #[cfg(any(test, feature = "testing"))]
-    #[doc(hidden)]
-    pub fn monitor_census(&self) -> Vec<(ServerAddress, bool)> {
+    pub(crate) fn monitor_census(&self) -> Vec<(ServerAddress, bool)> {
         self.servers.iter().map(|(a, s)| (a.clone(), s.monitor.is_some())).collect()
+    }
+
+    /// The outputs queued, oldest first, without draining them (for the testing harness).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn queued_outputs(&self) -> impl Iterator<Item = &Output> {
+        self.outputs.iter()
     }
 
     /// Whether the topology was closed.
     pub fn is_closed(&self) -> bool {
         self.closed
-    }
-
-    /// The topology's random number generator (selection draws from it).
-    pub fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
     }
 
     /// The next output, or `None` when there is nothing more to do until the next input.
@@ -427,25 +511,15 @@ impl Topology {
             Input::ApplicationError(error) => self.handle_application_error(error, now),
             Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
             Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
-            Input::RequestImmediateCheck => {
-                let monitored: Vec<ServerAddress> = self
-                    .servers
-                    .iter()
-                    .filter(|(_, s)| s.monitor.is_some())
-                    .map(|(a, _)| a.clone())
-                    .collect();
-                for address in monitored {
-                    self.request_check(&address, now);
-                }
-            }
+            Input::RequestImmediateCheck => self.request_immediate_checks(now),
             Input::OperationStarted(address) => {
-                if let Some(s) = self.servers.get_mut(&address) {
-                    s.operations = s.operations.saturating_add(1);
+                if let Some(s) = self.servers.get(&address) {
+                    s.operations.started();
                 }
             }
             Input::OperationFinished(address) => {
-                if let Some(s) = self.servers.get_mut(&address) {
-                    s.operations = s.operations.saturating_sub(1);
+                if let Some(s) = self.servers.get(&address) {
+                    s.operations.finished();
                 }
             }
             Input::Close => {
@@ -453,7 +527,17 @@ impl Topology {
                 return;
             }
         }
+        self.run_selections(now);
         self.run_timers(now);
+    }
+
+    /// Asks every monitor for a check as soon as minHeartbeatFrequencyMS allows.
+    fn request_immediate_checks(&mut self, now: Instant) {
+        let monitored: Vec<ServerAddress> =
+            self.servers.iter().filter(|(_, s)| s.monitor.is_some()).map(|(a, _)| a.clone()).collect();
+        for address in monitored {
+            self.request_check(&address, now);
+        }
     }
 
     /// Applies a server description through the update rules, publishing events.
@@ -537,9 +621,8 @@ impl Topology {
         });
         if same_addresses && changed.is_empty() && next.same_apart_from_servers(&previous) {
             // Keep the new round-trip times and update times, but publish no event (waiting
-            // selections may still care about the new RTTs).
+            // selections may still care about the new RTTs: they are polled again).
             self.description = Arc::new(next);
-            self.outputs.push_back(Output::Command(Command::WakeSelections));
             return;
         }
         let next = Arc::new(next);
@@ -583,7 +666,6 @@ impl Topology {
         }
         self.description = Arc::clone(&next);
         self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: next });
-        self.outputs.push_back(Output::Command(Command::WakeSelections));
         for address in changes.check_now {
             self.request_check(&address, _now);
         }
@@ -594,6 +676,7 @@ impl Topology {
     /// the description becomes an Unknown one without servers (`TopologyDescriptionChanged`),
     /// and `TopologyClosed` is the last event.
     fn close(&mut self, now: Instant) {
+        self.fail_waiting_selections();
         let id = self.id;
         let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
         for address in addresses {

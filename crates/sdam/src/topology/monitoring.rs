@@ -253,12 +253,12 @@ impl Topology {
                 return;
             }
         }
-        let request = RequestId(id);
+        let request = RequestId::new(id);
         let (connection, open, command, awaited) = match m.connection {
             // A new connection: its handshake is the check ("Clients update the topology from
             // each handshake").
             None => {
-                let c = ConnectionId(connection_id);
+                let c = ConnectionId::new(connection_id);
                 m.connection = Some(c);
                 m.last_open = Some(now);
                 let cmd =
@@ -301,13 +301,13 @@ impl Topology {
         let Some(task) = m.rtt_task.as_mut().filter(|t| t.request.is_none() && t.next_at <= now) else {
             return;
         };
-        let request = RequestId(id);
+        let request = RequestId::new(id);
         task.request = Some(request);
         task.deadline = deadline;
         let (connection, open, command) = match task.connection {
             Some(c) => (c, false, check_command(hello_ok, None)),
             None => {
-                let c = ConnectionId(connection_id);
+                let c = ConnectionId::new(connection_id);
                 task.connection = Some(c);
                 let cmd =
                     handshake_command(&self.metadata, &self.config.compressors, self.config.load_balanced);
@@ -394,8 +394,8 @@ impl Topology {
     /// late answer dropped); a check already started by address ends first as failed, so
     /// heartbeat events stay paired.
     pub(super) fn on_check_started(&mut self, address: &ServerAddress, awaited: bool, now: Instant) {
-        let fresh = ConnectionId(self.next_id());
-        let request = RequestId(self.next_id());
+        let fresh = ConnectionId::new(self.next_id());
+        let request = RequestId::new(self.next_id());
         let Some(m) = self.servers.get(address).and_then(|s| s.monitor.as_ref()) else { return };
         if let Phase::Checking { request: previous, started, awaited: was_awaited, connection, .. } = m.phase
         {

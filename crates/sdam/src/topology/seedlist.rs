@@ -163,8 +163,8 @@ impl Topology {
     /// record is only read by the initial discovery).
     fn send_lookups(&mut self, now: Instant) {
         let timeout = self.dns_timeout();
-        let srv_request = RequestId(self.next_id());
-        let txt_request = RequestId(self.next_id());
+        let srv_request = RequestId::new(self.next_id());
+        let txt_request = RequestId::new(self.next_id());
         let Some(srv) = self.srv.as_mut() else { return };
         srv.next_lookup = None;
         srv.srv_answer = None;
@@ -425,7 +425,7 @@ mod tests {
 
     use super::{DEFAULT_DNS_TIMEOUT, SRV_RETRY_BACKOFF};
     use crate::connection_string::srv::{SrvQuery, SrvRecord, TxtRecord, MIN_RESCAN_INTERVAL};
-    use crate::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
+    use crate::selection::{SelectionCriteria, SelectionOptions};
     use crate::{
         Command, ConnectionString, Event, Input, Output, RequestId, ServerAddress, ServerType, SrvError,
         Topology, TopologyConfig, TopologyType,
@@ -445,7 +445,7 @@ mod tests {
 
     fn config(uri: &str) -> TopologyConfig {
         let mut c = TopologyConfig::from_connection_string(&ConnectionString::parse(uri).unwrap());
-        c.rng_seed = 11;
+        c.rng_seed = Some(11);
         c
     }
 
@@ -458,7 +458,10 @@ mod tests {
         closed: Vec<ServerAddress>,
         hellos: usize,
         description_changes: usize,
-        wake_selections: bool,
+        selections: Vec<(
+            crate::selection::SelectionId,
+            Result<crate::selection::SelectedServer, Box<crate::selection::SelectionError>>,
+        )>,
     }
 
     fn drain(t: &mut Topology) -> Drained {
@@ -472,11 +475,21 @@ mod tests {
                     d.txt.push((request, name, deadline));
                 }
                 Output::Command(Command::SendHello { .. }) => d.hellos += 1,
-                Output::Command(Command::WakeSelections) => d.wake_selections = true,
+                Output::Selection { id, result } => d.selections.push((id, result)),
                 Output::Event(Event::ServerOpening { address, .. }) => d.opened.push(address),
                 Output::Event(Event::ServerClosed { address, .. }) => d.closed.push(address),
                 Output::Event(Event::TopologyDescriptionChanged { .. }) => d.description_changes += 1,
-                _ => {}
+                // Not what these tests look at (events, hellos and lookups).
+                Output::Event(_)
+                | Output::Command(
+                    Command::ReadReply { .. }
+                    | Command::CloseConnection { .. }
+                    | Command::ClearPool { .. }
+                    | Command::MarkPoolReady { .. }
+                    | Command::RequestCheck { .. }
+                    | Command::CancelCheck { .. },
+                )
+                | Output::SelectionLog { .. } => {}
             }
         }
         d
@@ -559,7 +572,7 @@ mod tests {
         let (srv_id, txt_id) = (d.srv[0].0, d.txt[0].0);
         let records = [rec("a.example.com")];
         // An unknown id, and an SRV answer carrying the TXT lookup's id: ignored.
-        answer_srv(&mut t, RequestId(9_999), &records, now);
+        answer_srv(&mut t, RequestId::new(9_999), &records, now);
         answer_srv(&mut t, txt_id, &records, now);
         assert!(hosts(&t).is_empty());
         answer_txt(&mut t, txt_id, &[], now);
@@ -618,7 +631,7 @@ mod tests {
         let mut other = config(uri);
         let picks: Vec<Vec<ServerAddress>> = (0..8)
             .map(|seed| {
-                other.rng_seed = seed;
+                other.rng_seed = Some(seed);
                 let now = crate::test_instant();
                 let mut t = Topology::new(other.clone(), now).unwrap();
                 let d = drain(&mut t);
@@ -761,22 +774,24 @@ mod tests {
     fn a_permanent_discovery_error_fails_a_waiting_selection_at_once() {
         let (mut t, t0, d) = start("mongodb+srv://cluster0.example.com/");
         let options = SelectionOptions::new("find").with_timeout(secs(30));
-        let mut waiting = crate::selection::Selection::new(SelectionCriteria::write(), options.clone(), t0);
-        assert!(matches!(t.select(&mut waiting, t0), SelectionPoll::Wait { .. }));
+        let id = t.start_selection(SelectionCriteria::write(), options.clone(), t0);
+        assert_eq!(t.waiting_selections(), 1);
         let answered = t0 + Duration::from_millis(20);
         answer_srv(&mut t, d.srv[0].0, &[rec("a.evil.com")], answered);
         answer_txt(&mut t, d.txt[0].0, &[], answered);
         let woken = drain(&mut t);
-        assert!(woken.wake_selections, "the waiting selections are woken");
-        let SelectionPoll::Failed(error) = t.select(&mut waiting, answered) else {
-            panic!("should fail at once")
-        };
+        let error = woken
+            .selections
+            .into_iter()
+            .find_map(|(i, result)| if i == id { result.err() } else { None })
+            .expect("the waiting selection fails at once, not at its deadline");
         let crate::selection::SelectionErrorKind::SeedListDiscoveryFailed(message) = &error.kind else {
             panic!("{:?}", error.kind)
         };
         assert!(message.contains("not in the connection string host's domain"), "{message}");
-        let mut later = crate::selection::Selection::new(SelectionCriteria::write(), options, answered);
-        assert!(matches!(t.select(&mut later, answered), SelectionPoll::Failed(_)));
+        let later = t.start_selection(SelectionCriteria::write(), options, answered);
+        let failed = drain(&mut t).selections.into_iter().any(|(i, result)| i == later && result.is_err());
+        assert!(failed, "a selection started afterwards fails on its first poll");
     }
 
     #[test]
@@ -784,11 +799,15 @@ mod tests {
         let (mut t, t0, d) = start("mongodb+srv://cluster0.example.com/");
         t.handle(Input::SrvResolved { request: d.srv[0].0, result: Err("NXDOMAIN".into()) }, t0);
         let options = SelectionOptions::new("find").with_timeout(secs(1));
-        let mut selection = crate::selection::Selection::new(SelectionCriteria::write(), options, t0);
-        assert!(matches!(t.select(&mut selection, t0), SelectionPoll::Wait { .. }));
-        let SelectionPoll::Failed(error) = t.select(&mut selection, t0 + secs(1)) else {
-            panic!("should fail")
-        };
+        let id = t.start_selection(SelectionCriteria::write(), options, t0);
+        assert_eq!(t.waiting_selections(), 1);
+        t.handle_timeout(t0 + secs(1));
+        let error = std::iter::from_fn(|| t.poll_output())
+            .find_map(|o| match o {
+                Output::Selection { id: i, result: Err(error) } if i == id => Some(error),
+                _ => None,
+            })
+            .expect("the selection fails at its deadline");
         let message = error.to_string();
         assert!(
             message.contains("no servers known for write: mongodb+srv seed list discovery")

@@ -37,7 +37,7 @@ fn commands(t: &mut Topology) -> Vec<Command> {
     std::iter::from_fn(|| t.poll_output())
         .filter_map(|o| match o {
             Output::Command(c) => Some(c),
-            Output::Event(_) => None,
+            Output::Event(_) | Output::Selection { .. } | Output::SelectionLog { .. } => None,
         })
         .collect()
 }
@@ -54,7 +54,10 @@ fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
     // An operation's network error marks the server Unknown and clears its pool: the check
     // in flight is cancelled and its connection closed.
     let later = now + Duration::from_millis(100);
-    t.handle(Input::ApplicationError(ApplicationError::new(addr("a"), ApplicationErrorKind::Network)), later);
+    t.handle(
+        Input::ApplicationError(ApplicationError::new(addr("a"), 0, ApplicationErrorKind::Network)),
+        later,
+    );
     let after = commands(&mut t);
     assert!(after.iter().any(|c| matches!(c, Command::ClearPool { .. })), "{after:?}");
     assert!(
@@ -170,7 +173,18 @@ fn sends(t: &mut Topology) -> Vec<(RequestId, bool, bool)> {
                 out.push((request, exhaust_allowed, open));
             }
             Output::Command(Command::ReadReply { request, .. }) => out.push((request, true, false)),
-            _ => {}
+            Output::Command(
+                Command::CloseConnection { .. }
+                | Command::ClearPool { .. }
+                | Command::MarkPoolReady { .. }
+                | Command::ResolveSrv { .. }
+                | Command::ResolveTxt { .. }
+                | Command::RequestCheck { .. }
+                | Command::CancelCheck { .. },
+            )
+            | Output::Event(_)
+            | Output::Selection { .. }
+            | Output::SelectionLog { .. } => {}
         }
     }
     out
@@ -325,9 +339,8 @@ fn removed_servers_stop_their_monitors() {
 
 /// An application error at the pool's current generation (one place to build them).
 fn app_error(t: &Topology, address: ServerAddress, kind: ApplicationErrorKind) -> ApplicationError {
-    let mut e = ApplicationError::new(address.clone(), kind);
-    e.generation = t.pool_generation(&address);
-    e
+    let generation = t.pool_generation(&address).unwrap_or(0);
+    ApplicationError::new(address, generation, kind)
 }
 
 /// Every output, drained.
@@ -339,7 +352,7 @@ fn events_of(out: &[Output]) -> Vec<&Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e),
-            Output::Command(_) => None,
+            Output::Command(_) | Output::Selection { .. } | Output::SelectionLog { .. } => None,
         })
         .collect()
 }

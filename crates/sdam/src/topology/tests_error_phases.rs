@@ -38,8 +38,8 @@ fn with_primary() -> (Topology, Instant) {
 /// Feeds the error; returns the server's type after it and whether the pool was cleared.
 fn report(kind: ApplicationErrorKind, phase: ErrorPhase, labels: &[&str]) -> (ServerType, bool) {
     let (mut t, now) = with_primary();
-    let mut error = ApplicationError::new(addr("a"), kind);
-    error.generation = Some(0);
+    let mut error = ApplicationError::new(addr("a"), 0, kind);
+    error.generation = 0;
     error.max_wire_version = 21;
     error.phase = phase;
     error.labels = labels.iter().map(|l| (*l).to_owned()).collect();
@@ -123,7 +123,7 @@ fn a_load_balancer_stays_one_in_every_phase() {
         for kind in [ApplicationErrorKind::Network, ApplicationErrorKind::Timeout] {
             let mut t = Topology::new(config.clone(), now).unwrap();
             while t.poll_output().is_some() {}
-            let mut error = ApplicationError::new(addr("lb"), kind.clone());
+            let mut error = ApplicationError::new(addr("lb"), 0, kind.clone());
             error.phase = phase;
             error.service_id = Some(ObjectId::from_bytes([7; 12]));
             t.handle(Input::ApplicationError(error), now);

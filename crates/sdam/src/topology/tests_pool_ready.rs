@@ -60,14 +60,14 @@ fn primary() -> RawDocumentBuf {
 }
 
 fn network_error(t: &mut Topology, a: &str, now: Instant) -> Vec<Output> {
-    let mut e = ApplicationError::new(addr(a), ApplicationErrorKind::Network);
-    e.generation = t.pool_generation(&addr(a));
+    let mut e = ApplicationError::new(addr(a), 0, ApplicationErrorKind::Network);
+    e.generation = t.pool_generation(&addr(a)).unwrap();
     t.handle(Input::ApplicationError(e), now);
     std::iter::from_fn(|| t.poll_output()).collect()
 }
 
 /// The first successful check readies the new (paused) pool once, before the update's events
-/// and its WakeSelections; later checks do not ready it again.
+/// and its outcomes; later checks do not ready it again.
 #[test]
 fn the_first_successful_check_readies_the_pool_before_the_update_is_published() {
     let (mut t, now) = rs(&["a"]);
@@ -77,8 +77,7 @@ fn the_first_successful_check_readies_the_pool_before_the_update_is_published() 
         out.iter().position(|o| matches!(o, Output::Command(Command::MarkPoolReady { .. }))).unwrap();
     let changed_at =
         out.iter().position(|o| matches!(o, Output::Event(Event::ServerDescriptionChanged { .. }))).unwrap();
-    let wake_at = out.iter().position(|o| matches!(o, Output::Command(Command::WakeSelections))).unwrap();
-    assert!(ready_at < changed_at && ready_at < wake_at, "{out:?}");
+    assert!(ready_at < changed_at, "{out:?}");
     assert!(readies(&hello(&mut t, "a", &primary(), now)).is_empty(), "a ready pool is not readied again");
 }
 
@@ -115,8 +114,8 @@ fn a_server_marked_unknown_without_a_clear_keeps_its_ready_pool() {
         message: "not primary".into(),
         topology_version: None,
     };
-    let mut e = ApplicationError::new(addr("a"), kind);
-    e.generation = Some(0);
+    let mut e = ApplicationError::new(addr("a"), 0, kind);
+    e.generation = 0;
     t.handle(Input::ApplicationError(e), now);
     let out: Vec<Output> = std::iter::from_fn(|| t.poll_output()).collect();
     assert!(!out.iter().any(|o| matches!(o, Output::Command(Command::ClearPool { .. }))));
@@ -169,6 +168,7 @@ fn an_ignored_reply_readies_nothing() {
     hello(&mut t, "a", &unknown, now);
     let mut e = ApplicationError::new(
         addr("a"),
+        0,
         ApplicationErrorKind::Command {
             code: Some(91),
             message: "shutting down".into(),
@@ -178,7 +178,7 @@ fn an_ignored_reply_readies_nothing() {
             }),
         },
     );
-    e.generation = t.pool_generation(&addr("a"));
+    e.generation = t.pool_generation(&addr("a")).unwrap();
     t.handle(Input::ApplicationError(e), now);
     while t.poll_output().is_some() {}
     let stale = raw(bson::doc! {
@@ -200,7 +200,7 @@ fn a_load_balancer_pool_is_ready_from_the_start() {
     let mut t = Topology::new(config, now).unwrap();
     let out: Vec<Output> = std::iter::from_fn(|| t.poll_output()).collect();
     assert_eq!(readies(&out), [(addr("lb"), 0)]);
-    let mut e = ApplicationError::new(addr("lb"), ApplicationErrorKind::Network);
+    let mut e = ApplicationError::new(addr("lb"), 0, ApplicationErrorKind::Network);
     e.service_id = Some(ObjectId::from_bytes([3; 12]));
     t.handle(Input::ApplicationError(e), now);
     let out: Vec<Output> = std::iter::from_fn(|| t.poll_output()).collect();
