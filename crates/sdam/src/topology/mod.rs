@@ -111,7 +111,7 @@ enum Purpose {
 /// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
 /// fn feed_by_hand(now: Instant) {
@@ -138,7 +138,7 @@ enum Purpose {
 /// assert_eq!(description.topology_type, TopologyType::ReplicaSetWithPrimary);
 /// assert_eq!(description.servers.len(), 2);
 /// }
-/// # feed_by_hand(sdam_bench::clock::now());
+/// # feed_by_hand(Instant::now()); // the reading of the adapter's clock
 /// ```
 ///
 /// # Cloning
