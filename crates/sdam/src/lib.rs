@@ -9,6 +9,7 @@
 //! [`Topology`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 pub mod address;
 pub mod app_error;
@@ -55,3 +56,8 @@ pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
 pub(crate) fn test_instant() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
