@@ -27,7 +27,9 @@ echo "-- every other crate is publish = false, and no published crate depends on
 unpublished=$(cargo metadata --locked --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"] if p["publish"] == []))')
 for p in "${published[@]}"; do
-  if grep -qw -- "$p" <<<"$unpublished"; then echo "error: $p is publish = false" >&2; exit 1; fi
+  for u in $unpublished; do
+    if [[ $p == "$u" ]]; then echo "error: $p is publish = false" >&2; exit 1; fi
+  done
 done
 for p in "${published[@]}"; do
   for u in $unpublished; do
