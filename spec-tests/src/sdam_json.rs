@@ -2,6 +2,7 @@
 //! phases of hello responses and application errors, each followed by an expected outcome
 //! (a topology description, or for monitoring tests the events published).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
