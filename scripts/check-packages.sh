@@ -21,6 +21,14 @@ published=(sdam sdam-wire sdam-adapter sdam-testserver sdam-tokio sdam-std sdam-
 echo "-- cargo package: ${published[*]}"
 args=()
 for p in "${published[@]}"; do args+=(-p "$p"); done
+# Cargo unpacks the overlay's crates under $CARGO_HOME/registry/src/-<hash>/ (local
+# registries; crates.io's sources are under index.crates.io-*) and reuses an unpacked copy of
+# the same name and version, so a second run would verify against the sources of the first.
+# Remove those copies first.
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+for p in "${published[@]}"; do
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$p-$version"
+done
 cargo package --locked "${args[@]}"
 
 echo "-- every other crate is publish = false, and no published crate depends on one"
