@@ -8,4 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-fuzz/corpus}
-cargo run --quiet -p sdam-spec-tests --bin fuzz_seeds -- "$out"
+# An example, not a binary: it needs the core's `testing` module (a dev-dependency), which
+# the published runner and the `sdam` binary are built without.
+cargo run --quiet -p sdam-spec-tests --example fuzz_seeds -- "$out"

@@ -3,6 +3,7 @@
 //! The corpus is never part of this repository: it is found through `SDAM_SPEC_CORPUS`,
 //! else `../shared/specifications` beside the workspace. [`suites`] lists what runs where;
 //! [`run_file`] runs one file in any supported format.
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 use std::path::{Path, PathBuf};
 

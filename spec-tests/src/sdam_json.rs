@@ -27,31 +27,6 @@ pub fn run(test: &Value) -> Result<(), String> {
             check.map_err(|e| format!("{label}: {e}"))?;
         }
     }
-    check_reply_cache(test)
-}
-
-/// Each server's replies in the file, parsed in order with the core's reply cache, give
-/// exactly what each one parsed alone gives.
-fn check_reply_cache(test: &Value) -> Result<(), String> {
-    let mut by_server: BTreeMap<String, Vec<bson::RawDocumentBuf>> = BTreeMap::new();
-    for phase in test["phases"].as_array().into_iter().flatten() {
-        for response in phase["responses"].as_array().into_iter().flatten() {
-            let (Some(address), Some(reply)) = (response[0].as_str(), response[1].as_object()) else {
-                continue;
-            };
-            if !reply.is_empty() {
-                let doc = to_document(&response[1])?;
-                let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
-                by_server.entry(address.to_owned()).or_default().push(raw);
-            }
-        }
-    }
-    #[allow(clippy::disallowed_methods)]
-    let now = Instant::now();
-    for (address, replies) in by_server {
-        sdam::testing::reply_cache::check_cached_parse(&replies, now)
-            .map_err(|e| format!("reply cache, replies of {address}: {e}"))?;
-    }
     Ok(())
 }
 

@@ -1,8 +1,11 @@
 //! Every official spec test file as its own named test, so a failure names the file.
 #![allow(clippy::print_stderr)] // a test harness reports on stderr
 
-use libtest_mimic::{Arguments, Failed, Trial};
-use sdam_spec_tests::{corpus_root, json_files, run_file, suites};
+use libtest_mimic::{Arguments, Trial};
+use sdam_spec_tests::{corpus_root, json_files, run_file, suites, Format};
+
+#[path = "spec/reply_cache.rs"]
+mod reply_cache;
 
 fn main() {
     let args = Arguments::from_args();
@@ -26,7 +29,13 @@ fn main() {
         for path in files {
             let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
             let format = suite.format;
-            let trial = Trial::test(name, move || run_file(&path, Some(format)).map_err(Failed::from));
+            let trial = Trial::test(name, move || {
+                run_file(&path, Some(format))?;
+                if format == Format::Sdam {
+                    reply_cache::check_file(&path)?;
+                }
+                Ok(())
+            });
             trials.push(match suite.ignored {
                 Some(reason) => trial.with_ignored_flag(true).with_kind(reason),
                 None => trial,

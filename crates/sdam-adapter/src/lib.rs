@@ -23,7 +23,7 @@
 //! they are the **same types** in both: code that handles events or errors, or a connection
 //! pool that listens for [`ClientEvent::PoolCleared`], works unchanged with either adapter.
 //! Applications normally use an adapter and never name this crate.
-
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "dns")]
@@ -117,3 +117,8 @@ mod tests {
         assert!(seeds.windows(2).any(|w| w[0] != w[1]), "{seeds:?}");
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,5 +1,5 @@
 //! The benchmark workloads W1–W4 of `../shared/bench/WORKLOADS.md`, set up once here and
-//! timed by two harnesses: the criterion benches of the core (`cargo bench -p sdam`) and the
+//! timed by two harnesses: this crate's criterion benches (`cargo bench -p sdam-bench`) and the
 //! `sdam-bench` binary (`cargo run --release -p sdam-bench`), which prints one JSON object.
 //!
 //! Fixtures are read from the folder named by `SDAM_BENCH_DIR`, else from `shared/bench`
@@ -382,9 +382,8 @@ impl SelectInWindow {
     }
 }
 
-/// The clock of the code around the pure core that has no adapter of its own: these
-/// workloads, and the core's own tests and doc examples (a dev-dependency of the core), which
-/// need an `Instant` to start their virtual time from. The core never reads the clock.
+/// The clock of the workloads, which need an `Instant` to start their virtual time from (the
+/// benchmarks are outside the pure core, which never reads the clock).
 pub mod clock {
     use std::time::Instant;
 

@@ -34,6 +34,7 @@
 //! client.close();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 mod client;
 mod connection;
@@ -53,3 +54,8 @@ pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -33,6 +33,7 @@
 //! assert!(reply.get_bool("secondary")?);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 mod builder;
 mod cluster;
@@ -54,3 +55,8 @@ pub use raw_client::{RawClient, RawReply};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

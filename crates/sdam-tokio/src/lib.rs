@@ -29,7 +29,7 @@
 //!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
 //! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
-
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 #![warn(missing_docs)]
 
 mod connection;
@@ -385,3 +385,8 @@ impl Client {
         }
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -62,6 +62,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 mod crc32c;
 mod error;
@@ -92,3 +93,8 @@ pub(crate) fn read_i32(buf: &[u8], at: usize) -> Option<i32> {
 pub(crate) fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
     read_4(buf, at).map(u32::from_le_bytes)
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -9,6 +9,7 @@
 //! [`Topology`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
 pub mod address;
 pub mod app_error;
@@ -50,9 +51,18 @@ pub use server_description::{AddressList, ServerDescription, ServerType, Tags, T
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
 pub use topology_description::{ServerMap, SrvError, TopologyDescription, TopologyType};
 
-/// Some instant for unit tests to start their virtual clock from, read outside the core (by
-/// the benchmark crate, a dev-dependency).
+/// Some instant for unit tests to start their virtual clock from.
+///
+/// The only clock read in the crate, and only in its own test builds (`cfg(test)`): the
+/// library never reads the time (`clippy.toml` forbids it), the tests need one real base
+/// instant because `Instant` has no public constructor.
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // test-only: the base instant of the tests' virtual time
 pub(crate) fn test_instant() -> std::time::Instant {
-    sdam_bench::clock::now()
+    std::time::Instant::now()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

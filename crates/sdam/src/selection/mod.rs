@@ -30,7 +30,7 @@
 mod criteria;
 mod explanation;
 mod in_window;
-mod latency_window;
+pub(crate) mod latency_window;
 mod log_events;
 mod max_staleness;
 mod operation_counts;

@@ -265,7 +265,7 @@ impl std::error::Error for SelectionError {}
 ///     println!("{event}"); // "Server selection started ...", "Server selection succeeded ..."
 /// }
 /// }
-/// # select_once(sdam_bench::clock::now());
+/// # select_once(Instant::now()); // the reading of the driver's clock
 /// ```
 #[derive(Debug, Clone)]
 pub struct Selection {

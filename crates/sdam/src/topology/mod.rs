@@ -207,7 +207,7 @@ enum Purpose {
 ///     }
 /// }
 /// }
-/// # feed_by_hand(sdam_bench::clock::now());
+/// # feed_by_hand(Instant::now()); // the reading of the adapter's clock
 /// ```
 ///
 /// # Cloning

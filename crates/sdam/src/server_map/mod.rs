@@ -7,12 +7,17 @@
 //! an update copies `O(sqrt(len))` pointers, not the whole topology. Each chunk keeps a small
 //! summary (primaries, incompatible servers, data-bearing servers and their session timeouts),
 //! so the topology-wide facts the update rules need are also read in `O(sqrt(len))`.
+//!
+//! The latency windows read straight from the chunks (selection's fast paths) are in
+//! `fast_window`, which names the general path they must equal and the property tests that
+//! check them.
+
+mod fast_window;
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
-use std::time::Duration;
 
 use smallvec::SmallVec;
 
@@ -144,17 +149,18 @@ struct Entry {
     server_type: ServerType,
 }
 
-/// How many candidates' tag set ranks [`ServerMap::in_window_tagged`] keeps on the stack.
-const KEPT_RANKS: usize = 32;
-/// A kept rank: the candidate matches none of the tag sets it was compared with.
-const NO_RANK: u16 = u16::MAX;
-
 /// [`Entry::rtt_nanos`] of a server without a round-trip time.
 const NO_RTT: u64 = u64::MAX;
 /// [`Entry::rtt_nanos`] of a round-trip time of more than 584 years.
 const HUGE_RTT: u64 = u64::MAX - 1;
 
 impl Entry {
+    /// The round-trip time in nanoseconds, `None` for none.
+    #[inline]
+    fn rtt(&self) -> Option<u64> {
+        (self.rtt_nanos != NO_RTT).then_some(self.rtt_nanos)
+    }
+
     fn new(sd: Arc<ServerDescription>) -> Self {
         let rtt_nanos = sd
             .round_trip_time
@@ -390,123 +396,6 @@ impl ServerMap {
             }
         }
         min
-    }
-
-    /// Appends to `out`, in address order, the servers whose type is in `types` and whose
-    /// round-trip time is within `local_threshold` of the fastest of them (servers without one
-    /// stay): the latency window of server-selection.md over a type filter, read from the
-    /// chunks' compact entries without touching the descriptions.
-    ///
-    /// Returns `false`, adding nothing, if a round-trip time is too long to compare in
-    /// nanoseconds (more than 584 years); the caller then takes the general path.
-    pub(crate) fn in_window_of_type<'a>(
-        &'a self,
-        types: TypeSet,
-        local_threshold: Duration,
-        out: &mut SmallVec<[&'a Arc<ServerDescription>; crate::selection::INLINE_SERVERS]>,
-    ) -> bool {
-        if self.chunks.iter().any(|c| c.summary.huge_rtt) {
-            return false;
-        }
-        // The fastest candidate and the number of candidates, from the chunks' summaries.
-        let mut fastest = NO_RTT;
-        let mut count = 0;
-        for chunk in &self.chunks {
-            for t in types.indexes() {
-                fastest = fastest.min(chunk.summary.fastest.get(t).copied().unwrap_or(NO_RTT));
-                count += chunk.summary.of_type.get(t).map_or(0, |&n| n as usize);
-            }
-        }
-        if count > out.inline_size() {
-            out.reserve_exact(count);
-        }
-        // No server with a round-trip time: all stay. Else those within the bound, and those
-        // without one.
-        let threshold = u64::try_from(local_threshold.as_nanos()).unwrap_or(u64::MAX);
-        let bound = if fastest == NO_RTT { NO_RTT } else { fastest.saturating_add(threshold) };
-        for chunk in &self.chunks {
-            out.extend(
-                chunk
-                    .entries
-                    .iter()
-                    .filter(|e| {
-                        types.contains(e.server_type) && (e.rtt_nanos <= bound || e.rtt_nanos == NO_RTT)
-                    })
-                    .map(|e| &e.sd),
-            );
-        }
-        true
-    }
-
-    /// The servers of `types` that match the first of `tag_sets` matching any of them, inside
-    /// the latency window of those servers: the candidates, tag sets and latency window steps
-    /// of server-selection.md in one scan of the compact entries, without an intermediate
-    /// list. Leaves `out` empty when no candidate matches any tag set (or there is none).
-    ///
-    /// `false` (and `out` untouched) when a round-trip time is too long for the compact
-    /// entries; the caller then takes the general path.
-    pub(crate) fn in_window_tagged<'a>(
-        &'a self,
-        types: TypeSet,
-        tag_sets: &[crate::read_preference::TagSet],
-        local_threshold: Duration,
-        out: &mut SmallVec<[&'a Arc<ServerDescription>; crate::selection::INLINE_SERVERS]>,
-    ) -> bool {
-        if self.chunks.iter().any(|c| c.summary.huge_rtt) {
-            return false;
-        }
-        // The first tag set that matches a candidate (`used`), and the fastest round-trip time
-        // among the candidates it matches. A candidate only needs the sets up to `used`. The
-        // first candidates' ranks (the first set each matches) are kept for the second scan.
-        let mut ranks = [NO_RANK; KEPT_RANKS];
-        let keep_ranks = tag_sets.len() < usize::from(NO_RANK);
-        let mut used = tag_sets.len();
-        let mut fastest = NO_RTT;
-        let mut count = 0;
-        let mut k = 0;
-        for e in self.chunks.iter().flat_map(|c| c.entries.iter()) {
-            if !types.contains(e.server_type) {
-                continue;
-            }
-            let last = used.min(tag_sets.len().saturating_sub(1));
-            let rank =
-                tag_sets.get(..=last).and_then(|sets| sets.iter().position(|ts| ts.matches(&e.sd.tags)));
-            if let (Some(slot), Some(i)) = (ranks.get_mut(k), rank) {
-                // `i < tag_sets.len() < NO_RANK` when `keep_ranks`.
-                *slot = u16::try_from(i).unwrap_or(NO_RANK);
-            }
-            k += 1;
-            let Some(i) = rank else { continue };
-            if i < used {
-                used = i;
-                fastest = e.rtt_nanos;
-                count = 1;
-            } else {
-                fastest = fastest.min(e.rtt_nanos);
-                count += 1;
-            }
-        }
-        let Some(tag_set) = tag_sets.get(used) else { return true };
-        if count > out.inline_size() {
-            out.reserve_exact(count);
-        }
-        let threshold = u64::try_from(local_threshold.as_nanos()).unwrap_or(u64::MAX);
-        let bound = if fastest == NO_RTT { NO_RTT } else { fastest.saturating_add(threshold) };
-        let mut k = 0;
-        for e in self.chunks.iter().flat_map(|c| c.entries.iter()) {
-            if !types.contains(e.server_type) {
-                continue;
-            }
-            let matches = match ranks.get(k) {
-                Some(&rank) if keep_ranks => usize::from(rank) == used,
-                _ => tag_set.matches(&e.sd.tags),
-            };
-            k += 1;
-            if matches && (e.rtt_nanos <= bound || e.rtt_nanos == NO_RTT) {
-                out.push(&e.sd);
-            }
-        }
-        true
     }
 
     /// Calls `f(previous, new)` for every address in both maps whose description is not the

@@ -1,4 +1,9 @@
-//! The selection fast path does not allocate for topologies of up to eight servers.
+//! The core's selection fast path does not allocate for topologies of up to eight servers.
+//!
+//! This test lives here, not in the core, because it installs the counting global allocator
+//! of [`sdam_bench::alloc_count`]: the core stays free of a dependency on the bench crate.
+//! [`allocations_during`] reports how many allocations the current thread made while running
+//! a closure (other test threads do not disturb the count).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -13,7 +18,10 @@ use sdam::{
     TopologyDescription, TopologyType,
 };
 
-use crate::allocations_during;
+use sdam_bench::alloc_count::{allocations_during, CountingAllocator};
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[allow(clippy::disallowed_methods)] // the test needs one base instant
 fn base() -> Instant {

@@ -1,7 +1,7 @@
 //! Criterion benches of the W1–W4 workloads (`../shared/bench/WORKLOADS.md`); the setup is
-//! shared with the `sdam-bench` binary through the `sdam_bench` crate.
+//! shared with the `sdam-bench` binary (this crate's library).
 //!
-//! `cargo bench -p sdam` (fixtures from `$SDAM_BENCH_DIR` or `shared/bench` beside the
+//! `cargo bench -p sdam-bench` (fixtures from `$SDAM_BENCH_DIR` or `shared/bench` beside the
 //! workspace). W1 and W4 start every operation from a fork of the same base topology, made
 //! outside the timed region; W2 and W3 time selection on the current snapshot.
 

@@ -4,6 +4,10 @@
 //! Parsing reads the reply's bytes once, straight from the wire, and never panics: a field
 //! of the wrong type is an error that names the field, and the topology turns that error
 //! into an Unknown server description.
+//!
+//! Two pieces of performance machinery live in their own modules, each stating the general
+//! path it must equal and the property test that checks it: the field lookup
+//! (`field_lookup`) and the per-server reply cache (`reply_cache`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +20,13 @@ use crate::bson_scan::{Doc, Value};
 
 use crate::address::{AddressError, ServerAddress};
 use crate::server_description::{AddressList, OpTime, ServerDescription, ServerType, Tags, TopologyVersion};
+
+mod field_lookup;
+mod reply_cache;
+
+use field_lookup::Field;
+use reply_cache::Memo;
+pub(crate) use reply_cache::ReplyCache;
 
 /// The most members (hosts + passives + arbiters) a reply may list. A replica set has at
 /// most 50 members; a reply listing more than this is hostile or corrupt and is rejected,
@@ -240,58 +251,6 @@ impl<'p> Known<'p> {
     }
 }
 
-/// The longest value a [`ReplyCache`] keeps the bytes of; a longer one is parsed every time.
-const MAX_CACHED_VALUE: usize = 64 * 1024;
-
-/// One remembered value: the raw bytes it was parsed from and what they parsed to.
-#[derive(Debug, Clone)]
-struct Memo<T> {
-    raw: Vec<u8>,
-    /// The parsed value and how many entries it counted against the reply's budget.
-    value: Option<(T, usize)>,
-}
-
-impl<T> Default for Memo<T> {
-    fn default() -> Self {
-        Self { raw: Vec::new(), value: None }
-    }
-}
-
-impl<T: Clone> Memo<T> {
-    /// The value `raw` parses to, if these are the bytes remembered.
-    #[inline]
-    fn get(&self, raw: &[u8]) -> Option<&(T, usize)> {
-        self.value.as_ref().filter(|_| self.raw.as_slice() == raw)
-    }
-
-    /// Remembers that `raw` parsed to `value` (reusing the buffer of the bytes before).
-    fn put(&mut self, raw: &[u8], value: &T, count: usize) {
-        if raw.len() > MAX_CACHED_VALUE {
-            self.value = None;
-            return;
-        }
-        self.raw.clear();
-        self.raw.extend_from_slice(raw);
-        self.value = Some((value.clone(), count));
-    }
-}
-
-/// What the slow-changing values of one server's earlier replies parsed to, keyed by their
-/// raw bytes: the member lists, the tags, `me` and `primary`.
-///
-/// A monitored server repeats those values in every reply until a reconfiguration or an
-/// election. When a value's bytes are the ones remembered, the parser reuses the value
-/// instead of reading it again. The same bytes always parse to the same value, so the
-/// description is exactly the one a full parse builds (the tests check this on every reply
-/// of the spec corpus and on generated ones).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ReplyCache {
-    lists: [Memo<AddressList>; 3],
-    tags: Memo<Tags>,
-    me: Memo<ServerAddress>,
-    primary: Memo<ServerAddress>,
-}
-
 /// Parses an array of address strings into `out` (sorted and deduplicated), counting
 /// against `budget` so a hostile reply cannot make the work unbounded. A list that repeats the
 /// server's previous one item for item shares it.
@@ -389,141 +348,6 @@ fn single_address(
         memo.put(s.as_bytes(), &a, 0);
     }
     Ok(Some(a))
-}
-
-/// The hello fields the parser reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Ok,
-    IsWritablePrimary,
-    Ismaster,
-    Secondary,
-    ArbiterOnly,
-    Hidden,
-    Isreplicaset,
-    Msg,
-    Errmsg,
-    HelloOk,
-    Iscryptd,
-    SetName,
-    SetVersion,
-    ElectionId,
-    ServiceId,
-    Primary,
-    Me,
-    Hosts,
-    Passives,
-    Arbiters,
-    MinWireVersion,
-    MaxWireVersion,
-    LogicalSessionTimeoutMinutes,
-    MaxBsonObjectSize,
-    MaxMessageSizeBytes,
-    MaxWriteBatchSize,
-    ConnectionId,
-    Tags,
-    LastWrite,
-    TopologyVersion,
-    Compression,
-}
-
-impl Field {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::IsWritablePrimary => "isWritablePrimary",
-            Self::Ismaster => "ismaster",
-            Self::Secondary => "secondary",
-            Self::ArbiterOnly => "arbiterOnly",
-            Self::Hidden => "hidden",
-            Self::Isreplicaset => "isreplicaset",
-            Self::Msg => "msg",
-            Self::Errmsg => "errmsg",
-            Self::HelloOk => "helloOk",
-            Self::Iscryptd => "iscryptd",
-            Self::SetName => "setName",
-            Self::SetVersion => "setVersion",
-            Self::ElectionId => "electionId",
-            Self::ServiceId => "serviceId",
-            Self::Primary => "primary",
-            Self::Me => "me",
-            Self::Hosts => "hosts",
-            Self::Passives => "passives",
-            Self::Arbiters => "arbiters",
-            Self::MinWireVersion => "minWireVersion",
-            Self::MaxWireVersion => "maxWireVersion",
-            Self::LogicalSessionTimeoutMinutes => "logicalSessionTimeoutMinutes",
-            Self::MaxBsonObjectSize => "maxBsonObjectSize",
-            Self::MaxMessageSizeBytes => "maxMessageSizeBytes",
-            Self::MaxWriteBatchSize => "maxWriteBatchSize",
-            Self::ConnectionId => "connectionId",
-            Self::Tags => "tags",
-            Self::LastWrite => "lastWrite",
-            Self::TopologyVersion => "topologyVersion",
-            Self::Compression => "compression",
-        }
-    }
-
-    /// The field named `key`, found by a jump on its length and first and last bytes and one
-    /// comparison (not a comparison with every name).
-    fn of(key: &[u8]) -> Option<Self> {
-        let (&first, &last) = (key.first()?, key.last()?);
-        let field = match (key.len(), first, last) {
-            (2, b'o', b'k') => Self::Ok,
-            (17, b'i', b'y') => Self::IsWritablePrimary,
-            (8, b'i', b'r') => Self::Ismaster,
-            (9, b's', b'y') => Self::Secondary,
-            (11, b'a', b'y') => Self::ArbiterOnly,
-            (6, b'h', b'n') => Self::Hidden,
-            (12, b'i', b't') => Self::Isreplicaset,
-            (3, b'm', b'g') => Self::Msg,
-            (6, b'e', b'g') => Self::Errmsg,
-            (7, b'h', b'k') => Self::HelloOk,
-            (8, b'i', b'd') => Self::Iscryptd,
-            (7, b's', b'e') => Self::SetName,
-            (10, b's', b'n') => Self::SetVersion,
-            (10, b'e', b'd') => Self::ElectionId,
-            (9, b's', b'd') => Self::ServiceId,
-            (7, b'p', b'y') => Self::Primary,
-            (2, b'm', b'e') => Self::Me,
-            (5, b'h', b's') => Self::Hosts,
-            (8, b'p', b's') => Self::Passives,
-            (8, b'a', b's') => Self::Arbiters,
-            (14, b'm', b'n') if key.get(1) == Some(&b'i') => Self::MinWireVersion,
-            (14, b'm', b'n') => Self::MaxWireVersion,
-            (28, b'l', b's') => Self::LogicalSessionTimeoutMinutes,
-            (17, b'm', b'e') if key.get(3) == Some(&b'B') => Self::MaxBsonObjectSize,
-            (17, b'm', b'e') => Self::MaxWriteBatchSize,
-            (19, b'm', b's') => Self::MaxMessageSizeBytes,
-            (12, b'c', b'd') => Self::ConnectionId,
-            (4, b't', b's') => Self::Tags,
-            (9, b'l', b'e') => Self::LastWrite,
-            (15, b't', b'n') => Self::TopologyVersion,
-            (11, b'c', b'n') => Self::Compression,
-            _ => return None,
-        };
-        eq_bytes(field.name().as_bytes(), key).then_some(field)
-    }
-}
-
-/// Byte equality for short slices, in line: two possibly overlapping words (8 or 4 bytes)
-/// cover any length from 4 to 16, instead of a call to `memcmp`.
-#[inline]
-fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let n = a.len();
-    let word8 =
-        |s: &[u8], at: usize| s.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-    let word4 =
-        |s: &[u8], at: usize| s.get(at..at + 4).map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
-    match n {
-        0..=3 => a == b,
-        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        _ => a == b,
-    }
 }
 
 /// The raw flags of a reply that decide its server type.
@@ -923,41 +747,6 @@ mod tests {
             assert_eq!(after, alone, "{hosts:?}");
             assert!(!after.hosts.shares(&previous.hosts) || hosts.is_empty(), "{hosts:?}");
             assert_eq!(after.set_name.as_deref(), Some("rs2"));
-        }
-    }
-
-    #[test]
-    fn eq_bytes_is_slice_equality() {
-        for n in 0..32usize {
-            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
-            assert!(eq_bytes(&a, &a.clone()));
-            for i in 0..n {
-                let mut b = a.clone();
-                b[i] ^= 0x20;
-                assert!(!eq_bytes(&a, &b), "len {n}, differs at {i}");
-            }
-            assert!(!eq_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
-        }
-        // Every field name is found by itself and not by a one-byte change.
-        for name in [
-            "ok",
-            "me",
-            "msg",
-            "tags",
-            "hosts",
-            "primary",
-            "setName",
-            "maxWireVersion",
-            "minWireVersion",
-            "logicalSessionTimeoutMinutes",
-            "maxBsonObjectSize",
-            "maxWriteBatchSize",
-        ] {
-            let field = Field::of(name.as_bytes()).unwrap();
-            assert_eq!(field.name(), name);
-            let mut changed = name.as_bytes().to_vec();
-            changed[1] ^= 1;
-            assert!(Field::of(&changed).is_none(), "{name}");
         }
     }
 

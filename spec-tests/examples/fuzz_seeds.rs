@@ -1,4 +1,5 @@
-//! `fuzz_seeds OUT_DIR`: writes seed inputs for every fuzz target into `OUT_DIR/<target>/`,
+//! `cargo run -p sdam-spec-tests --example fuzz_seeds -- OUT_DIR` (what `fuzz/seed-corpora.sh`
+//! runs): writes seed inputs for every fuzz target into `OUT_DIR/<target>/`,
 //! made from the official spec tests (found like the spec runner finds them:
 //! `SDAM_SPEC_CORPUS`, else `../shared/specifications`). The corpus licence forbids copying
 //! its files into this repository, so the seeds are generated, never committed.
