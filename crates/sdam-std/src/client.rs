@@ -70,14 +70,12 @@ impl Client {
         let tls =
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
-        let tls = {
-            let ClientOptions {} = options;
-            crate::connection::TlsContext
-        };
+        let tls = crate::connection::TlsContext;
+        let settings = crate::connection::Settings { tls, max_message_size: options.max_message_size };
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology));
-        let driver = Driver::new(Arc::clone(&shared), tls);
+        let driver = Driver::new(Arc::clone(&shared), settings);
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
         Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
     }
@@ -88,7 +86,7 @@ impl Client {
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
         let (config, tls) = sdam_adapter::config_from_uri(uri)?;
         #[cfg(feature = "tls")]
-        let options = ClientOptions { tls };
+        let options = ClientOptions { tls, ..ClientOptions::default() };
         #[cfg(not(feature = "tls"))]
         let options = match tls {
             None => ClientOptions::default(),

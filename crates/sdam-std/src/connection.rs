@@ -15,6 +15,15 @@ use crate::transport::{connect, Failure, SocketSlot, Wire};
 
 pub(crate) use crate::transport::TlsContext;
 
+/// What every connection of a client shares.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// TLS, when the client uses it.
+    pub(crate) tls: TlsContext,
+    /// The largest reply accepted on a monitoring connection.
+    pub(crate) max_message_size: usize,
+}
+
 /// A command for a connection's thread.
 enum Job {
     Hello {
@@ -39,15 +48,15 @@ struct Worker {
 /// The driver's table of connections.
 pub(crate) struct Connections {
     shared: Arc<Shared>,
-    tls: TlsContext,
+    settings: Arc<Settings>,
     live: HashMap<ConnectionId, Worker>,
     /// Threads of closed connections, joined at the end (or pruned once finished).
     closing: Vec<JoinHandle<()>>,
 }
 
 impl Connections {
-    pub(crate) fn new(shared: Arc<Shared>, tls: TlsContext) -> Self {
-        Self { shared, tls, live: HashMap::new(), closing: Vec::new() }
+    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+        Self { shared, settings: Arc::new(settings), live: HashMap::new(), closing: Vec::new() }
     }
 
     /// `Command::SendHello`: opens the connection first when `open` carries a connect timeout.
@@ -106,9 +115,10 @@ impl Connections {
     fn start(&mut self, connection: ConnectionId, address: ServerAddress) -> std::io::Result<()> {
         let (jobs, rx) = mpsc::channel();
         let socket = Arc::new(SocketSlot::default());
-        let (shared, slot, tls) = (Arc::clone(&self.shared), Arc::clone(&socket), self.tls.clone());
+        let (shared, slot, settings) =
+            (Arc::clone(&self.shared), Arc::clone(&socket), Arc::clone(&self.settings));
         let name = format!("sdam-conn-{}-{address}", connection.0);
-        let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &tls, &rx))?;
+        let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &settings, &rx))?;
         self.live.insert(connection, Worker { jobs, socket, thread });
         Ok(())
     }
@@ -126,13 +136,19 @@ impl Connections {
 }
 
 /// A connection's thread: carries out jobs until the connection fails or is closed.
-fn run(shared: &Shared, address: &ServerAddress, slot: &SocketSlot, tls: &TlsContext, jobs: &Receiver<Job>) {
+fn run(
+    shared: &Shared,
+    address: &ServerAddress,
+    slot: &SocketSlot,
+    settings: &Settings,
+    jobs: &Receiver<Job>,
+) {
     let mut wire: Option<Wire> = None;
     for job in jobs {
         let (request, outcome) = match job {
             Job::Hello { request, open, command, exhaust_allowed, timeout } => {
                 if let Some(connect_timeout) = open {
-                    match connect(address, connect_timeout, tls, slot) {
+                    match connect(address, connect_timeout, &settings.tls, slot, settings.max_message_size) {
                         Ok(w) => wire = Some(w),
                         Err(f) => {
                             report(shared, request, Err(f));

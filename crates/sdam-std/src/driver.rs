@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sdam::{Command, Output};
 
-use crate::connection::{Connections, TlsContext};
+use crate::connection::{Connections, Settings};
 use crate::dns::Dns;
 use crate::shared::Shared;
 use crate::ClientEvent;
@@ -21,8 +21,8 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, tls: TlsContext) -> Self {
-        let connections = Connections::new(Arc::clone(&shared), tls);
+    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+        let connections = Connections::new(Arc::clone(&shared), settings);
         Self { shared, connections, dns: None, fired: None }
     }
 

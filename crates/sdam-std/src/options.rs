@@ -4,9 +4,22 @@
 use crate::TlsOptions;
 
 /// Options of a [`Client`](crate::Client) that are not part of [`sdam::TopologyConfig`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Connect with TLS (`None`: plain TCP).
     #[cfg(feature = "tls")]
     pub tls: Option<TlsOptions>,
+    /// The largest reply frame accepted on a monitoring connection; a larger one closes the
+    /// connection and fails the check. Default: [`sdam_wire::DEFAULT_MAX_MESSAGE_SIZE`].
+    pub max_message_size: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "tls")]
+            tls: None,
+            max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
 }

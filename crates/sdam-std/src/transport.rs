@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bson::{RawDocument, RawDocumentBuf};
 use sdam::{FailureKind, ServerAddress};
-use sdam_wire::{frame, Framing, OpMsg, ReplyMatcher, ReplyProgress, DEFAULT_MAX_MESSAGE_SIZE};
+use sdam_wire::{ConnectionError, MonitorConnection};
 
 /// The TLS client configuration, if the client uses TLS.
 #[cfg(feature = "tls")]
@@ -82,9 +82,8 @@ pub(crate) struct Wire {
     stream: Box<dyn Stream>,
     /// The TCP socket underneath, for read timeouts.
     tcp: TcpStream,
-    buf: Vec<u8>,
-    matcher: Option<ReplyMatcher>,
-    next_request_id: i32,
+    /// Request ids, the reply matcher, the receive buffer and the size limit.
+    wire: MonitorConnection,
 }
 
 /// Opens a connection to `address` within `timeout` (zero: no limit).
@@ -93,6 +92,7 @@ pub(crate) fn connect(
     timeout: Duration,
     tls: &TlsContext,
     slot: &SocketSlot,
+    max_message_size: usize,
 ) -> Result<Wire, Failure> {
     let ServerAddress::Tcp { host, port } = address else {
         return Err(Failure::network(format!(
@@ -124,7 +124,8 @@ pub(crate) fn connect(
         timeout,
         tls,
     )?;
-    Ok(Wire { address: address.clone(), stream, tcp, buf: Vec::new(), matcher: None, next_request_id: 1 })
+    let wire = MonitorConnection::new().with_max_message_size(max_message_size);
+    Ok(Wire { address: address.clone(), stream, tcp, wire })
 }
 
 #[cfg(feature = "tls")]
@@ -161,14 +162,10 @@ fn wrap_tls(
 impl Wire {
     /// Sends `command` as an `OP_MSG` (with `exhaustAllowed` when asked).
     pub(crate) fn send(&mut self, command: &RawDocument, exhaust_allowed: bool) -> Result<(), Failure> {
-        let id = self.next_request_id;
-        self.next_request_id = self.next_request_id.wrapping_add(1);
-        let mut msg = OpMsg::new(id, command);
-        msg.flags.exhaust_allowed = exhaust_allowed;
-        let bytes = msg
-            .to_vec()
-            .map_err(|e| Failure::network(format!("cannot encode hello for {}: {e}", self.address)))?;
-        self.matcher = ReplyMatcher::for_request(&msg);
+        let bytes = self
+            .wire
+            .send(command, exhaust_allowed)
+            .map_err(|e| Failure::network(format!("cannot send the hello to {}: {e}", self.address)))?;
         self.stream
             .write_all(&bytes)
             .and_then(|()| self.stream.flush())
@@ -178,24 +175,20 @@ impl Wire {
     /// Reads the next reply within `timeout` (`None`: no limit): its body and whether
     /// `moreToCome` was set. Malformed or oversized frames fail the exchange.
     pub(crate) fn read(&mut self, timeout: Option<Duration>) -> Result<(RawDocumentBuf, bool), Failure> {
+        if !self.wire.awaiting_reply() {
+            return Err(Failure::network(format!(
+                "asked to read a streamed reply from {}, but none is expected",
+                self.address
+            )));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut chunk = [0u8; 16 * 1024];
+        let mut next = self.wire.poll_reply();
         loop {
-            let framing = frame(&self.buf, DEFAULT_MAX_MESSAGE_SIZE).map_err(|e| self.malformed(&e))?;
-            if let Framing::Complete(len) = framing {
-                let (reply, more) = {
-                    let msg = OpMsg::parse(&self.buf[..len]).map_err(|e| self.malformed(&e))?;
-                    let matcher = self
-                        .matcher
-                        .as_mut()
-                        .ok_or_else(|| Failure::network(format!("unexpected reply from {}", self.address)))?;
-                    let progress = matcher.accept(&msg).map_err(|e| {
-                        Failure::network(format!("malformed reply from {}: {e}", self.address))
-                    })?;
-                    (msg.body.to_owned(), progress == ReplyProgress::MoreToCome)
-                };
-                self.buf.drain(..len);
-                return Ok((reply, more));
+            match next {
+                Ok(Some(reply)) => return Ok((reply.body, reply.more_to_come)),
+                Err(e) => return Err(self.malformed(&e)),
+                Ok(None) => {}
             }
             let left = match deadline {
                 Some(d) => Some(
@@ -208,18 +201,18 @@ impl Wire {
             self.tcp.set_read_timeout(left).map_err(|e| Failure::io("socket", &self.address, &e))?;
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(Failure::network(format!("connection closed by {}", self.address))),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => next = self.wire.feed(&chunk[..n]),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     return Err(self.timed_out(timeout));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => next = Ok(None),
                 Err(e) => return Err(Failure::io("cannot read from", &self.address, &e)),
             }
         }
     }
 
-    fn malformed(&self, e: &sdam_wire::WireError) -> Failure {
-        Failure::network(format!("malformed reply from {}: {e}", self.address))
+    fn malformed(&self, e: &ConnectionError) -> Failure {
+        Failure::network(format!("{}: {e}", self.address))
     }
 
     fn timed_out(&self, timeout: Option<Duration>) -> Failure {

@@ -153,3 +153,16 @@ fn mongodb_srv_goes_through_the_dns_thread() {
     assert!(err.contains("cluster0.example.invalid"), "{err}");
     client.close();
 }
+
+#[test]
+fn replies_over_the_size_limit_fail_the_check() {
+    // The limit is the client's option (it was hard-coded to 48 MB before).
+    let set = sdam_testserver::Standalone::builder().start().unwrap();
+    let options = ClientOptions { max_message_size: 64, ..ClientOptions::default() };
+    let client = Client::with_options(TopologyConfig::with_seeds(set.addresses()), options).unwrap();
+    let address = set.address(0).unwrap();
+    wait_for(&client, "a failed check", |d| d.server(&address).is_some_and(|s| s.error.is_some()));
+    let error = client.description().server(&address).and_then(|s| s.error.clone()).unwrap();
+    assert!(error.contains("malformed reply") && error.contains("64"), "{error}");
+    client.close();
+}

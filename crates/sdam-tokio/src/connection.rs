@@ -4,13 +4,12 @@
 //! The task ends (dropping the socket) after the first failure it reports, when the driver
 //! drops its command channel, or when the driver aborts it.
 
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, RequestId, ServerAddress};
-use sdam_wire::{frame, Framing, OpMsg, ReplyMatcher, ReplyProgress};
+use sdam_wire::MonitorConnection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -39,18 +38,9 @@ impl Op {
 pub(crate) struct Settings {
     /// The largest reply frame accepted.
     pub(crate) max_message_size: usize,
-    /// OP_MSG requestIDs: unique per client, positive.
-    pub(crate) request_ids: AtomicI32,
     /// TLS, when the client uses it.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::Connector>,
-}
-
-impl Settings {
-    fn next_request_id(&self) -> i32 {
-        // Positive and wrapping: fetch_add wraps at i32::MAX, masking keeps it non-negative.
-        (self.request_ids.fetch_add(1, Ordering::Relaxed) & i32::MAX).max(1)
-    }
 }
 
 /// A byte stream to a server: TCP, TLS over TCP, or a Unix socket.
@@ -96,10 +86,8 @@ pub(crate) async fn run(
     };
     let mut conn = Connection {
         stream,
-        buf: Vec::new(),
-        matcher: None,
+        wire: MonitorConnection::new().with_max_message_size(settings.max_message_size),
         address,
-        settings,
         _open: stats.open_connection(),
     };
     let mut op = first;
@@ -127,12 +115,9 @@ pub(crate) struct Reply {
 
 struct Connection {
     stream: Box<dyn Stream>,
-    /// Bytes received and not yet consumed.
-    buf: Vec<u8>,
-    /// The exchange in progress (its next expected `responseTo`).
-    matcher: Option<ReplyMatcher>,
+    /// Request ids, the reply matcher, the receive buffer and the size limit.
+    wire: MonitorConnection,
     address: ServerAddress,
-    settings: Arc<Settings>,
     _open: Counted,
 }
 
@@ -157,26 +142,17 @@ impl Connection {
     async fn exchange_inner(&mut self, op: Op) -> Result<(RawDocumentBuf, bool), Failure> {
         match op {
             Op::Send { command, exhaust_allowed, .. } => {
-                if self.matcher.is_some_and(|m| !m.is_finished()) {
-                    return Err(network(format!(
-                        "a hello was to be sent to {} while a streamed reply was still expected",
-                        self.address
-                    )));
-                }
-                let request_id = self.settings.next_request_id();
-                let mut message = OpMsg::new(request_id, &command);
-                message.flags.exhaust_allowed = exhaust_allowed;
-                let bytes = message
-                    .to_vec()
-                    .map_err(|e| network(format!("could not encode the hello for {}: {e}", self.address)))?;
-                self.matcher = Some(ReplyMatcher::new(request_id, exhaust_allowed));
+                let bytes = self
+                    .wire
+                    .send(&command, exhaust_allowed)
+                    .map_err(|e| network(format!("cannot send the hello to {}: {e}", self.address)))?;
                 self.stream
                     .write_all(&bytes)
                     .await
                     .map_err(|e| network(format!("could not send to {}: {e}", self.address)))?;
             }
             Op::Read { .. } => {
-                if self.matcher.is_none_or(|m| m.is_finished()) {
+                if !self.wire.awaiting_reply() {
                     return Err(network(format!(
                         "asked to read a streamed reply from {}, but none is expected",
                         self.address
@@ -187,41 +163,26 @@ impl Connection {
         self.read_reply().await
     }
 
-    /// Reads one reply frame, checks it, and returns its body and moreToCome flag.
+    /// Reads until the connection state hands back a whole, checked reply.
     async fn read_reply(&mut self) -> Result<(RawDocumentBuf, bool), Failure> {
         let address = &self.address;
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut next = self.wire.poll_reply();
         loop {
-            match frame(&self.buf, self.settings.max_message_size) {
-                Err(e) => return Err(network(format!("malformed reply from {address}: {e}"))),
-                Ok(Framing::Complete(len)) => {
-                    let Some(bytes) = self.buf.get(..len) else {
-                        return Err(network(format!("malformed reply from {address}: bad frame length")));
-                    };
-                    let message = OpMsg::parse(bytes)
-                        .map_err(|e| network(format!("malformed reply from {address}: {e}")))?;
-                    let Some(matcher) = self.matcher.as_mut() else {
-                        return Err(network(format!("unexpected reply from {address}")));
-                    };
-                    let progress = matcher
-                        .accept(&message)
-                        .map_err(|e| network(format!("unexpected reply from {address}: {e}")))?;
-                    let body = message.body.to_owned();
-                    let more_to_come = progress == ReplyProgress::MoreToCome;
-                    self.buf.drain(..len);
-                    return Ok((body, more_to_come));
-                }
-                Ok(Framing::Partial { needed }) => {
-                    self.buf.reserve(needed.min(64 * 1024));
-                    let n = self
-                        .stream
-                        .read_buf(&mut self.buf)
-                        .await
-                        .map_err(|e| network(format!("could not read from {address}: {e}")))?;
-                    if n == 0 {
-                        return Err(network(format!("{address} closed the connection")));
-                    }
-                }
+            match next {
+                Ok(Some(reply)) => return Ok((reply.body, reply.more_to_come)),
+                Err(e) => return Err(network(format!("{address}: {e}"))),
+                Ok(None) => {}
             }
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| network(format!("could not read from {address}: {e}")))?;
+            if n == 0 {
+                return Err(network(format!("{address} closed the connection")));
+            }
+            next = self.wire.feed(chunk.get(..n).unwrap_or_default());
         }
     }
 }

@@ -33,7 +33,7 @@ mod events;
 #[cfg(feature = "tls")]
 mod tls;
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sdam::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
@@ -121,7 +121,6 @@ impl Client {
         }
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
-            request_ids: AtomicI32::new(1),
             #[cfg(feature = "tls")]
             tls: options.tls.as_ref().map(tls::Connector::new).transpose().map_err(Error::Tls)?,
         };
