@@ -43,6 +43,8 @@ impl Handle {
         let mut driver = self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(thread) = driver.take() {
             self.shared.handle(Input::Close);
+            // Waiting selections see the closed topology now, not after the threads are joined.
+            self.shared.selection_wake.notify_all();
             let _ = thread.join();
         }
     }

@@ -11,7 +11,8 @@ use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, Input, RequestId, ServerAddress};
 
 use crate::shared::Shared;
-use crate::transport::{connect, Failure, SocketSlot, Wire};
+use crate::transport::{connect, Deadline, Failure, SocketSlot, Wire};
+use sdam_wire::Reply;
 
 pub(crate) use crate::transport::TlsContext;
 
@@ -26,17 +27,17 @@ pub(crate) struct Settings {
 
 /// A command for a connection's thread.
 enum Job {
+    /// Send a hello (after opening the connection when `open`) and read its first reply, all
+    /// by one deadline.
     Hello {
         request: RequestId,
-        open: Option<Duration>,
+        open: bool,
         command: RawDocumentBuf,
         exhaust_allowed: bool,
-        timeout: Option<Duration>,
+        deadline: Deadline,
     },
-    Read {
-        request: RequestId,
-        timeout: Option<Duration>,
-    },
+    /// Read the next reply of a streaming exchange by the deadline.
+    Read { request: RequestId, deadline: Deadline },
 }
 
 struct Worker {
@@ -59,35 +60,38 @@ impl Connections {
         Self { shared, settings: Arc::new(settings), live: HashMap::new(), closing: Vec::new() }
     }
 
-    /// `Command::SendHello`: opens the connection first when `open` carries a connect timeout.
+    /// `Command::SendHello`: opens the connection first when `open` (connect, TLS handshake
+    /// and the hello's reply all by `deadline`; `None`: no limit).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_hello(
         &mut self,
         request: RequestId,
         connection: ConnectionId,
         address: ServerAddress,
-        open: Option<Duration>,
+        open: bool,
         command: RawDocumentBuf,
         exhaust_allowed: bool,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) {
-        if open.is_some() {
+        let deadline = Deadline::new(deadline, Instant::now());
+        if open {
             self.close(connection);
             if let Err(e) = self.start(connection, address) {
                 return self.fail(request, format!("cannot start a connection thread: {e}"));
             }
         }
-        self.submit(connection, request, Job::Hello { request, open, command, exhaust_allowed, timeout });
+        self.submit(connection, request, Job::Hello { request, open, command, exhaust_allowed, deadline });
     }
 
-    /// `Command::ReadReply`: the next reply of a streaming exchange.
+    /// `Command::ReadReply`: the next reply of a streaming exchange, by `deadline`.
     pub(crate) fn read_reply(
         &mut self,
         request: RequestId,
         connection: ConnectionId,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) {
-        self.submit(connection, request, Job::Read { request, timeout });
+        let deadline = Deadline::new(deadline, Instant::now());
+        self.submit(connection, request, Job::Read { request, deadline });
     }
 
     /// `Command::CloseConnection`: closes the socket at once (a blocked read returns) and lets
@@ -146,9 +150,9 @@ fn run(
     let mut wire: Option<Wire> = None;
     for job in jobs {
         let (request, outcome) = match job {
-            Job::Hello { request, open, command, exhaust_allowed, timeout } => {
-                if let Some(connect_timeout) = open {
-                    match connect(address, connect_timeout, &settings.tls, slot, settings.max_message_size) {
+            Job::Hello { request, open, command, exhaust_allowed, deadline } => {
+                if open {
+                    match connect(address, deadline, &settings.tls, slot, settings.max_message_size) {
                         Ok(w) => wire = Some(w),
                         Err(f) => {
                             report(shared, request, Err(f));
@@ -158,18 +162,18 @@ fn run(
                 }
                 let started = Instant::now();
                 let outcome = match wire.as_mut() {
-                    Some(w) => w.send(&command, exhaust_allowed).and_then(|()| w.read(timeout)),
+                    Some(w) => w.send(&command, exhaust_allowed, deadline).and_then(|()| w.read(deadline)),
                     None => Err(Failure::network(format!("no open connection to {address}"))),
                 };
-                (request, outcome.map(|(reply, more)| (reply, more, started.elapsed())))
+                (request, outcome.map(|reply| (reply, started.elapsed())))
             }
-            Job::Read { request, timeout } => {
+            Job::Read { request, deadline } => {
                 let started = Instant::now();
                 let outcome = match wire.as_mut() {
-                    Some(w) => w.read(timeout),
+                    Some(w) => w.read(deadline),
                     None => Err(Failure::network(format!("no open connection to {address}"))),
                 };
-                (request, outcome.map(|(reply, more)| (reply, more, started.elapsed())))
+                (request, outcome.map(|reply| (reply, started.elapsed())))
             }
         };
         let failed = outcome.is_err();
@@ -180,11 +184,14 @@ fn run(
     }
 }
 
-fn report(shared: &Shared, request: RequestId, outcome: Result<(RawDocumentBuf, bool, Duration), Failure>) {
+fn report(shared: &Shared, request: RequestId, outcome: Result<(Reply, Duration), Failure>) {
     match outcome {
-        Ok((reply, more_to_come, round_trip_time)) => {
-            shared.handle(Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come });
-        }
+        Ok((reply, round_trip_time)) => shared.handle(Input::MonitorReply {
+            request,
+            reply: &reply.body,
+            round_trip_time,
+            more_to_come: reply.more_to_come,
+        }),
         Err(f) => shared.handle(Input::MonitorFailed { request, kind: f.kind, error: f.error }),
     }
 }

@@ -103,6 +103,9 @@ impl Driver {
         };
         match command {
             Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+                // One deadline for connect + TLS + hello when opening, else for the reply.
+                let deadline = sdam_adapter::exchange_deadline(Instant::now(), open, timeout);
+                let open = open.is_some();
                 self.connections.send_hello(
                     request,
                     connection,
@@ -110,11 +113,12 @@ impl Driver {
                     open,
                     command,
                     exhaust_allowed,
-                    timeout,
+                    deadline,
                 );
             }
             Command::ReadReply { request, connection, timeout } => {
-                self.connections.read_reply(request, connection, timeout);
+                let deadline = sdam_adapter::exchange_deadline(Instant::now(), None, timeout);
+                self.connections.read_reply(request, connection, deadline);
             }
             Command::CloseConnection { connection } => self.connections.close(connection),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {

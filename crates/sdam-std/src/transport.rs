@@ -1,21 +1,29 @@
-//! Sockets: connecting with a timeout (TCP, optionally TLS), sending an `OP_MSG` and reading
-//! replies with `sdam-wire` framing under a deadline.
+//! Sockets: connecting (TCP, optionally TLS), sending an `OP_MSG` and reading replies, every
+//! step under one overall deadline however the bytes arrive.
+//!
+//! Each socket is created (with socket2) before it connects and shared, not duplicated,
+//! between the connection's thread and the driver's [`SocketSlot`]: one file descriptor per
+//! connection, and a close shuts the socket down whatever it is doing (on Linux that aborts a
+//! connect in flight too). TLS is driven by hand over the socket (rustls' `read_tls` /
+//! `write_tls`), so every socket read and write waits at most until the deadline: a server
+//! dripping one byte at a time cannot stretch it.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bson::{RawDocument, RawDocumentBuf};
+use bson::RawDocument;
 use sdam::{FailureKind, ServerAddress};
-use sdam_wire::{ConnectionError, MonitorConnection};
+use sdam_wire::{MonitorConnection, Reply};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The TLS client configuration, if the client uses TLS.
 #[cfg(feature = "tls")]
-pub(crate) type TlsContext = Option<std::sync::Arc<rustls::ClientConfig>>;
+pub(crate) type TlsContext = Option<Arc<rustls::ClientConfig>>;
 /// Without the `tls` feature there is nothing to configure.
-#[cfg(not(feature = "tls"))]
 #[derive(Debug, Clone, Default)]
+#[cfg(not(feature = "tls"))]
 pub(crate) struct TlsContext;
 
 /// Why an exchange failed, as the core wants it.
@@ -29,26 +37,61 @@ impl Failure {
     pub(crate) fn network(error: String) -> Self {
         Self { kind: FailureKind::Network, error }
     }
+}
 
-    fn io(what: &str, address: &ServerAddress, e: &io::Error) -> Self {
-        let kind = match e.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => FailureKind::Timeout,
-            _ => FailureKind::Network,
-        };
-        Self { kind, error: format!("{what} {address}: {e}") }
+/// One overall deadline for a step (connect + TLS + hello, or one reply): `None` is no limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Option<Instant>,
+    /// When the step began, to say how long it was given.
+    started: Instant,
+}
+
+impl Deadline {
+    pub(crate) fn new(at: Option<Instant>, started: Instant) -> Self {
+        Self { at, started }
+    }
+
+    /// The time left, `Ok(None)` without a limit, or the timeout failure once it passed.
+    fn left(&self, what: &str, address: &ServerAddress) -> Result<Option<Duration>, Failure> {
+        let Some(at) = self.at else { return Ok(None) };
+        match at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            Some(left) => Ok(Some(left)),
+            None => Err(self.timed_out(what, address)),
+        }
+    }
+
+    fn timed_out(&self, what: &str, address: &ServerAddress) -> Failure {
+        // Rounded up: the deadline was computed a moment before `started` was read.
+        let ms =
+            self.at.map_or(0, |at| at.saturating_duration_since(self.started).as_micros().div_ceil(1000));
+        Failure { kind: FailureKind::Timeout, error: format!("{what} {address} timed out after {ms} ms") }
+    }
+
+    /// An I/O error of step `what`: a socket timeout is this deadline passing.
+    fn io(&self, what: &str, address: &ServerAddress, e: &io::Error) -> Failure {
+        if is_timeout(e) {
+            return self.timed_out(what, address);
+        }
+        Failure::network(format!("{what} {address} failed: {e}"))
     }
 }
 
-/// A connection's socket, reachable from the driver so a close interrupts a blocked read.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+}
+
+/// A connection's socket, reachable from the driver so a close interrupts whatever the
+/// connection's thread is blocked in (connect, TLS handshake, read, write).
 #[derive(Debug, Default)]
-pub(crate) struct SocketSlot(Mutex<(bool, Option<TcpStream>)>);
+pub(crate) struct SocketSlot(Mutex<(bool, Option<Arc<Socket>>)>);
 
 impl SocketSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, Option<TcpStream>)> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, (bool, Option<Arc<Socket>>)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Closes the socket (now, or as soon as it is attached).
+    /// Closes the socket (now, or as soon as one is attached).
     pub(crate) fn close(&self) {
         let mut slot = self.lock();
         slot.0 = true;
@@ -61,35 +104,32 @@ impl SocketSlot {
         self.lock().0
     }
 
-    /// Keeps a handle on `socket`; `false` if the connection was closed meanwhile.
-    fn attach(&self, socket: &TcpStream) -> bool {
+    /// Shares `socket` with the slot (the same descriptor); `false` if the connection was
+    /// closed meanwhile.
+    fn attach(&self, socket: &Arc<Socket>) -> bool {
         let mut slot = self.lock();
         if slot.0 {
-            let _ = socket.shutdown(Shutdown::Both);
             return false;
         }
-        slot.1 = socket.try_clone().ok();
+        slot.1 = Some(Arc::clone(socket));
         true
     }
 }
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
-
 /// An open connection speaking `OP_MSG`.
 pub(crate) struct Wire {
     address: ServerAddress,
-    stream: Box<dyn Stream>,
-    /// The TCP socket underneath, for read timeouts.
-    tcp: TcpStream,
+    socket: Arc<Socket>,
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ClientConnection>,
     /// Request ids, the reply matcher, the receive buffer and the size limit.
     wire: MonitorConnection,
 }
 
-/// Opens a connection to `address` within `timeout` (zero: no limit).
+/// Opens a connection to `address` (TCP, then TLS when configured) by `deadline`.
 pub(crate) fn connect(
     address: &ServerAddress,
-    timeout: Duration,
+    deadline: Deadline,
     tls: &TlsContext,
     slot: &SocketSlot,
     max_message_size: usize,
@@ -99,127 +139,218 @@ pub(crate) fn connect(
             "{address}: Unix domain sockets are not supported by sdam-std"
         )));
     };
-    let addrs: Vec<SocketAddr> =
-        (&**host, *port).to_socket_addrs().map_err(|e| Failure::io("cannot resolve", address, &e))?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-    let tcp = addrs
-        .iter()
-        .find_map(|a| {
-            let attempt = if timeout.is_zero() {
-                TcpStream::connect(a)
-            } else {
-                TcpStream::connect_timeout(a, timeout)
-            };
-            attempt.map_err(|e| last = e).ok()
-        })
-        .ok_or_else(|| Failure::io("cannot connect to", address, &last))?;
-    let _ = tcp.set_nodelay(true);
-    if !slot.attach(&tcp) {
-        return Err(Failure::network(format!("connection to {address} closed")));
+    let addrs: Vec<SocketAddr> = (&**host, *port)
+        .to_socket_addrs()
+        .map_err(|e| Failure::network(format!("cannot resolve {address}: {e}")))?
+        .collect();
+    let mut last = Failure::network(format!("{address} resolved to no address"));
+    let mut connected = None;
+    for addr in addrs {
+        match connect_one(address, addr, deadline, slot) {
+            Ok(socket) => {
+                connected = Some(socket);
+                break;
+            }
+            Err(failure) if failure.kind == FailureKind::Timeout || slot.is_closed() => return Err(failure),
+            Err(failure) => last = failure,
+        }
     }
-    let stream = wrap_tls(
-        address,
-        host,
-        tcp.try_clone().map_err(|e| Failure::io("socket", address, &e))?,
-        timeout,
-        tls,
-    )?;
-    let wire = MonitorConnection::new().with_max_message_size(max_message_size);
-    Ok(Wire { address: address.clone(), stream, tcp, wire })
+    let socket = connected.ok_or(last)?;
+    let _ = socket.set_tcp_nodelay(true);
+    let mut wire = Wire {
+        address: address.clone(),
+        socket,
+        #[cfg(feature = "tls")]
+        tls: None,
+        wire: MonitorConnection::new().with_max_message_size(max_message_size),
+    };
+    wire.start_tls(host, tls, deadline)?;
+    Ok(wire)
 }
 
-#[cfg(feature = "tls")]
-fn wrap_tls(
+fn connect_one(
     address: &ServerAddress,
-    host: &str,
-    mut tcp: TcpStream,
-    timeout: Duration,
-    tls: &TlsContext,
-) -> Result<Box<dyn Stream>, Failure> {
-    let Some(config) = tls else { return Ok(Box::new(tcp)) };
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| Failure::network(format!("{address}: invalid TLS server name: {e}")))?;
-    let mut conn = rustls::ClientConnection::new(std::sync::Arc::clone(config), name)
-        .map_err(|e| Failure::network(format!("{address}: TLS: {e}")))?;
-    let _ = tcp.set_read_timeout((!timeout.is_zero()).then_some(timeout));
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| Failure::io("TLS handshake with", address, &e))?;
+    addr: SocketAddr,
+    deadline: Deadline,
+    slot: &SocketSlot,
+) -> Result<Arc<Socket>, Failure> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map(Arc::new)
+        .map_err(|e| Failure::network(format!("cannot create a socket for {address}: {e}")))?;
+    if !slot.attach(&socket) {
+        return Err(Failure::network(format!("the connection to {address} was closed")));
     }
-    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
-}
-
-#[cfg(not(feature = "tls"))]
-fn wrap_tls(
-    _address: &ServerAddress,
-    _host: &str,
-    tcp: TcpStream,
-    _timeout: Duration,
-    _tls: &TlsContext,
-) -> Result<Box<dyn Stream>, Failure> {
-    Ok(Box::new(tcp))
+    let target = SockAddr::from(addr);
+    let result = match deadline.left("connecting to", address)? {
+        Some(left) => socket.connect_timeout(&target, left),
+        None => socket.connect(&target),
+    };
+    match result {
+        Ok(()) => Ok(socket),
+        Err(_) if slot.is_closed() => {
+            Err(Failure::network(format!("the connection to {address} was closed")))
+        }
+        Err(e) => Err(deadline.io("connecting to", address, &e)),
+    }
 }
 
 impl Wire {
-    /// Sends `command` as an `OP_MSG` (with `exhaustAllowed` when asked).
-    pub(crate) fn send(&mut self, command: &RawDocument, exhaust_allowed: bool) -> Result<(), Failure> {
+    #[cfg(feature = "tls")]
+    fn start_tls(&mut self, host: &str, tls: &TlsContext, deadline: Deadline) -> Result<(), Failure> {
+        let Some(config) = tls else { return Ok(()) };
+        let address = &self.address;
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| Failure::network(format!("{address}: {host} is not a TLS server name: {e}")))?;
+        let mut conn = rustls::ClientConnection::new(Arc::clone(config), name)
+            .map_err(|e| Failure::network(format!("{address}: TLS: {e}")))?;
+        while conn.is_handshaking() {
+            flush_tls(&mut conn, &self.socket, deadline, address)?;
+            if conn.is_handshaking() {
+                read_tls(&mut conn, &self.socket, deadline, address, "the TLS handshake with")?;
+            }
+        }
+        flush_tls(&mut conn, &self.socket, deadline, address)?;
+        self.tls = Some(conn);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn start_tls(&mut self, _host: &str, _tls: &TlsContext, _deadline: Deadline) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Sends `command` as an `OP_MSG` (with `exhaustAllowed` when asked) by `deadline`.
+    pub(crate) fn send(
+        &mut self,
+        command: &RawDocument,
+        exhaust_allowed: bool,
+        deadline: Deadline,
+    ) -> Result<(), Failure> {
         let bytes = self
             .wire
             .send(command, exhaust_allowed)
             .map_err(|e| Failure::network(format!("cannot send the hello to {}: {e}", self.address)))?;
-        self.stream
-            .write_all(&bytes)
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| Failure::io("cannot write to", &self.address, &e))
+        #[cfg(feature = "tls")]
+        if let Some(conn) = self.tls.as_mut() {
+            conn.writer()
+                .write_all(&bytes)
+                .map_err(|e| Failure::network(format!("TLS with {}: {e}", self.address)))?;
+            return flush_tls(conn, &self.socket, deadline, &self.address);
+        }
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            self.socket
+                .set_write_timeout(deadline.left("sending to", &self.address)?)
+                .map_err(|e| deadline.io("sending to", &self.address, &e))?;
+            match (&*self.socket).write(rest) {
+                Ok(0) => return Err(Failure::network(format!("{} closed the connection", self.address))),
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(deadline.io("sending to", &self.address, &e)),
+            }
+        }
+        Ok(())
     }
 
-    /// Reads the next reply within `timeout` (`None`: no limit): its body and whether
-    /// `moreToCome` was set. Malformed or oversized frames fail the exchange.
-    pub(crate) fn read(&mut self, timeout: Option<Duration>) -> Result<(RawDocumentBuf, bool), Failure> {
+    /// Reads the next reply by `deadline`. Malformed or oversized frames fail the exchange.
+    pub(crate) fn read(&mut self, deadline: Deadline) -> Result<Reply, Failure> {
         if !self.wire.awaiting_reply() {
             return Err(Failure::network(format!(
                 "asked to read a streamed reply from {}, but none is expected",
                 self.address
             )));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
         let mut chunk = [0u8; 16 * 1024];
         let mut next = self.wire.poll_reply();
         loop {
             match next {
-                Ok(Some(reply)) => return Ok((reply.body, reply.more_to_come)),
-                Err(e) => return Err(self.malformed(&e)),
+                Ok(Some(reply)) => return Ok(reply),
+                Err(e) => return Err(Failure::network(format!("{}: {e}", self.address))),
                 Ok(None) => {}
             }
-            let left = match deadline {
-                Some(d) => Some(
-                    d.checked_duration_since(Instant::now())
-                        .filter(|l| !l.is_zero())
-                        .ok_or_else(|| self.timed_out(timeout))?,
-                ),
-                None => None,
-            };
-            self.tcp.set_read_timeout(left).map_err(|e| Failure::io("socket", &self.address, &e))?;
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(Failure::network(format!("connection closed by {}", self.address))),
-                Ok(n) => next = self.wire.feed(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    return Err(self.timed_out(timeout));
+            let n = self.read_some(&mut chunk, deadline)?;
+            if n == 0 {
+                return Err(Failure::network(format!("{} closed the connection", self.address)));
+            }
+            next = self.wire.feed(chunk.get(..n).unwrap_or_default());
+        }
+    }
+
+    /// Reads some plaintext (0: the server closed the connection).
+    fn read_some(&mut self, chunk: &mut [u8], deadline: Deadline) -> Result<usize, Failure> {
+        const WHAT: &str = "waiting for the reply from";
+        #[cfg(feature = "tls")]
+        if let Some(conn) = self.tls.as_mut() {
+            loop {
+                match conn.reader().read(chunk) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(Failure::network(format!("TLS with {}: {e}", self.address))),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => next = Ok(None),
-                Err(e) => return Err(Failure::io("cannot read from", &self.address, &e)),
+                read_tls(conn, &self.socket, deadline, &self.address, WHAT)?;
+                flush_tls(conn, &self.socket, deadline, &self.address)?;
+            }
+        }
+        loop {
+            self.socket
+                .set_read_timeout(deadline.left(WHAT, &self.address)?)
+                .map_err(|e| deadline.io(WHAT, &self.address, &e))?;
+            match (&*self.socket).read(chunk) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(deadline.io(WHAT, &self.address, &e)),
             }
         }
     }
+}
 
-    fn malformed(&self, e: &ConnectionError) -> Failure {
-        Failure::network(format!("{}: {e}", self.address))
-    }
-
-    fn timed_out(&self, timeout: Option<Duration>) -> Failure {
-        let ms = timeout.map_or(0, |t| t.as_millis());
-        Failure {
-            kind: FailureKind::Timeout,
-            error: format!("no reply from {} within {ms} ms", self.address),
+/// Reads TLS records from the socket once (waiting at most until the deadline) and processes
+/// them.
+#[cfg(feature = "tls")]
+fn read_tls(
+    conn: &mut rustls::ClientConnection,
+    socket: &Socket,
+    deadline: Deadline,
+    address: &ServerAddress,
+    what: &str,
+) -> Result<(), Failure> {
+    loop {
+        socket.set_read_timeout(deadline.left(what, address)?).map_err(|e| deadline.io(what, address, &e))?;
+        match conn.read_tls(&mut &*socket) {
+            Ok(0) => return Err(Failure::network(format!("{address} closed the connection during TLS"))),
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(deadline.io(what, address, &e)),
         }
     }
+    if let Err(e) = conn.process_new_packets() {
+        // Tell the server why (an alert), best effort.
+        let _ = conn.write_tls(&mut &*socket);
+        return Err(Failure::network(format!("TLS with {address}: {e}")));
+    }
+    Ok(())
+}
+
+/// Writes what the TLS state wants to send, waiting at most until the deadline.
+#[cfg(feature = "tls")]
+fn flush_tls(
+    conn: &mut rustls::ClientConnection,
+    socket: &Socket,
+    deadline: Deadline,
+    address: &ServerAddress,
+) -> Result<(), Failure> {
+    const WHAT: &str = "sending to";
+    while conn.wants_write() {
+        socket
+            .set_write_timeout(deadline.left(WHAT, address)?)
+            .map_err(|e| deadline.io(WHAT, address, &e))?;
+        match conn.write_tls(&mut &*socket) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(deadline.io(WHAT, address, &e)),
+        }
+    }
+    Ok(())
 }

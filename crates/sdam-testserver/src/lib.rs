@@ -37,6 +37,7 @@
 mod builder;
 mod cluster;
 mod connection;
+pub mod hostile;
 pub mod jongodb;
 mod listener;
 mod member;

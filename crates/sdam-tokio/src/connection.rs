@@ -19,16 +19,55 @@ use crate::driver::{Counted, Report, Stats};
 /// What the driver asks a connection task to do.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Send a hello and read its (first) reply.
-    Send { request: RequestId, command: RawDocumentBuf, exhaust_allowed: bool, timeout: Option<Duration> },
-    /// Read the next reply of a streaming exchange.
-    Read { request: RequestId, timeout: Option<Duration> },
+    /// Send a hello and read its (first) reply by the deadline (for the first op of a
+    /// connection, opening it too: connect + TLS + hello by one deadline).
+    Send { request: RequestId, command: RawDocumentBuf, exhaust_allowed: bool, deadline: Deadline },
+    /// Read the next reply of a streaming exchange by the deadline.
+    Read { request: RequestId, deadline: Deadline },
 }
 
 impl Op {
     pub(crate) fn request(&self) -> RequestId {
         match self {
             Self::Send { request, .. } | Self::Read { request, .. } => *request,
+        }
+    }
+
+    fn deadline(&self) -> Deadline {
+        match self {
+            Self::Send { deadline, .. } | Self::Read { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// One overall deadline for a step (`at: None`: no limit), and when the step began (to say
+/// how long it was given).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Option<Instant>,
+    started: Instant,
+}
+
+impl Deadline {
+    /// The deadline `at` (from the core's command), set at `started`.
+    pub(crate) fn new(at: Option<std::time::Instant>, started: std::time::Instant) -> Self {
+        Self { at: at.map(Instant::from_std), started: Instant::from_std(started) }
+    }
+
+    /// Runs `future` until the deadline; the timeout failure of step `what` if it passes.
+    async fn run<F: std::future::Future>(
+        self,
+        what: &str,
+        address: &ServerAddress,
+        future: F,
+    ) -> Result<F::Output, Failure> {
+        match self.at {
+            None => Ok(future.await),
+            Some(at) => tokio::time::timeout_at(at, future).await.map_err(|_| {
+                // Rounded up: the deadline was computed a moment before `started` was read.
+                let ms = at.saturating_duration_since(self.started).as_micros().div_ceil(1000);
+                (FailureKind::Timeout, format!("{what} {address} timed out after {ms} ms"))
+            }),
         }
     }
 }
@@ -54,32 +93,22 @@ fn network(error: String) -> Failure {
     (FailureKind::Network, error)
 }
 
-/// Runs one connection: opens it for `first` (a `Send` whose hello is the handshake), then
-/// serves the driver's ops in order until something fails or the driver lets go.
-#[allow(clippy::too_many_arguments)]
+/// Runs one connection: opens it for `first` (a `Send` whose hello is the handshake, all by
+/// its deadline), then serves the driver's ops in order until something fails or the driver
+/// lets go.
 pub(crate) async fn run(
     settings: Arc<Settings>,
     stats: Arc<Stats>,
     connection: ConnectionId,
     address: ServerAddress,
-    connect_timeout: Option<Duration>,
     first: Op,
     mut ops: mpsc::UnboundedReceiver<Op>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let request = first.request();
-    let stream = match with_timeout(connect_timeout, connect(&settings, &address)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            let failure = network(format!("could not connect to {address}: {error}"));
-            let _ = reports.send(Report::Monitor { connection, request, result: Err(failure) });
-            return;
-        }
-        Err(limit) => {
-            let failure = (
-                FailureKind::Timeout,
-                format!("could not connect to {address} within {} ms", limit.as_millis()),
-            );
+    let stream = match connect(&settings, &address, first.deadline()).await {
+        Ok(stream) => stream,
+        Err(failure) => {
             let _ = reports.send(Report::Monitor { connection, request, result: Err(failure) });
             return;
         }
@@ -124,19 +153,11 @@ struct Connection {
 impl Connection {
     async fn exchange(&mut self, op: Op) -> Result<Reply, Failure> {
         let start = Instant::now();
-        let timeout = match &op {
-            Op::Send { timeout, .. } | Op::Read { timeout, .. } => *timeout,
-        };
-        match with_timeout(timeout, self.exchange_inner(op)).await {
-            Ok(Ok((reply, more_to_come))) => {
-                Ok(Reply { reply, round_trip_time: start.elapsed(), more_to_come })
-            }
-            Ok(Err(failure)) => Err(failure),
-            Err(limit) => Err((
-                FailureKind::Timeout,
-                format!("no reply from {} within {} ms", self.address, limit.as_millis()),
-            )),
-        }
+        let deadline = op.deadline();
+        let address = self.address.clone();
+        let (reply, more_to_come) =
+            deadline.run("waiting for the reply from", &address, self.exchange_inner(op)).await??;
+        Ok(Reply { reply, round_trip_time: start.elapsed(), more_to_come })
     }
 
     async fn exchange_inner(&mut self, op: Op) -> Result<(RawDocumentBuf, bool), Failure> {
@@ -187,37 +208,42 @@ impl Connection {
     }
 }
 
-/// Runs `future` within `limit` (none: no limit); `Err(limit)` when it ran out.
-async fn with_timeout<F: std::future::Future>(
-    limit: Option<Duration>,
-    future: F,
-) -> Result<F::Output, Duration> {
-    match limit.filter(|d| !d.is_zero()) {
-        Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| limit),
-        None => Ok(future.await),
-    }
-}
-
-/// Opens the byte stream to `address`.
-async fn connect(settings: &Settings, address: &ServerAddress) -> std::io::Result<Box<dyn Stream>> {
+/// Opens the byte stream to `address` by `deadline`: TCP, then TLS when configured.
+async fn connect(
+    settings: &Settings,
+    address: &ServerAddress,
+    deadline: Deadline,
+) -> Result<Box<dyn Stream>, Failure> {
+    let failed = |what: &str, e: std::io::Error| network(format!("{what} {address} failed: {e}"));
     match address {
         ServerAddress::Tcp { host, port } => {
-            let tcp = tokio::net::TcpStream::connect((&**host, *port)).await?;
-            tcp.set_nodelay(true)?;
+            let tcp = deadline
+                .run("connecting to", address, tokio::net::TcpStream::connect((&**host, *port)))
+                .await?
+                .map_err(|e| failed("connecting to", e))?;
+            let _ = tcp.set_nodelay(true);
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.tls {
-                return Ok(Box::new(tls.connect(host, tcp).await?));
+                let stream = deadline
+                    .run("the TLS handshake with", address, tls.connect(host, tcp))
+                    .await?
+                    .map_err(|e| failed("the TLS handshake with", e))?;
+                return Ok(Box::new(stream));
             }
             #[cfg(not(feature = "tls"))]
             let _ = settings;
             Ok(Box::new(tcp))
         }
         #[cfg(unix)]
-        ServerAddress::Unix { path } => Ok(Box::new(tokio::net::UnixStream::connect(&**path).await?)),
+        ServerAddress::Unix { path } => {
+            let _ = settings;
+            let unix = deadline
+                .run("connecting to", address, tokio::net::UnixStream::connect(&**path))
+                .await?
+                .map_err(|e| failed("connecting to", e))?;
+            Ok(Box::new(unix))
+        }
         #[allow(unreachable_patterns)]
-        other => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!("{other} is not an address this platform can connect to"),
-        )),
+        other => Err(network(format!("{other} is not an address this platform can connect to"))),
     }
 }

@@ -12,7 +12,7 @@ use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerA
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
-use crate::connection::{self, Op, Reply, Settings};
+use crate::connection::{self, Deadline, Op, Reply, Settings};
 use crate::dns::Resolver;
 use crate::ClientEvent;
 
@@ -205,14 +205,19 @@ impl Driver {
         match command {
             Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
                 self.shared.stats.hellos_sent.fetch_add(1, Ordering::Relaxed);
-                let op = Op::Send { request, command, exhaust_allowed, timeout };
+                // One deadline for connect + TLS + hello when opening, else for the reply.
+                let now = now();
+                let deadline = Deadline::new(sdam_adapter::exchange_deadline(now, open, timeout), now);
+                let op = Op::Send { request, command, exhaust_allowed, deadline };
                 match open {
-                    Some(connect_timeout) => self.open(connection, address, connect_timeout, op),
+                    Some(_) => self.open(connection, address, op),
                     None => self.send(connection, op),
                 }
             }
             Command::ReadReply { request, connection, timeout } => {
-                self.send(connection, Op::Read { request, timeout });
+                let now = now();
+                let deadline = Deadline::new(sdam_adapter::exchange_deadline(now, None, timeout), now);
+                self.send(connection, Op::Read { request, deadline });
             }
             Command::CloseConnection { connection } => {
                 if let Some(c) = self.connections.remove(&connection) {
@@ -253,16 +258,15 @@ impl Driver {
     }
 
     /// Starts a connection task for `connection`; `op` is its handshake.
-    fn open(&mut self, connection: ConnectionId, address: ServerAddress, connect_timeout: Duration, op: Op) {
+    fn open(&mut self, connection: ConnectionId, address: ServerAddress, op: Op) {
         let (ops, rx) = mpsc::unbounded_channel();
         let pending = Some(op.request());
         let (settings, stats, reports) =
             (Arc::clone(&self.settings), Arc::clone(&self.shared.stats), self.reports_tx.clone());
         let alive = stats.task();
-        let connect_timeout = (!connect_timeout.is_zero()).then_some(connect_timeout);
         let abort = self.tasks.spawn(async move {
             let _alive = alive;
-            connection::run(settings, stats, connection, address, connect_timeout, op, rx, reports).await;
+            connection::run(settings, stats, connection, address, op, rx, reports).await;
         });
         self.purposes.insert(abort.id(), TaskPurpose::Connection(connection));
         self.connections.insert(connection, OpenConnection { ops, abort, pending });

@@ -22,6 +22,7 @@ use sdam::{ApplicationError, Event, ServerAddress, ServerType, TopologyConfig, T
 
 use crate::Cluster;
 
+mod deadlines;
 mod discovery;
 mod failover;
 mod faults;
@@ -30,6 +31,15 @@ mod selection;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use deadlines::{
+    close_is_prompt_with_connects_in_flight, dripped_reply_fails_within_connect_timeout,
+    stalled_reply_fails_within_connect_timeout,
+};
+#[cfg(feature = "tls")]
+pub use deadlines::{
+    tls_dripped_handshake_fails_within_connect_timeout, tls_dripped_reply_fails_within_connect_timeout,
+    tls_stalled_handshake_fails_within_connect_timeout,
+};
 pub use discovery::{close_releases_everything, discovery_from_one_seed, streaming_and_polling_members};
 pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
@@ -121,6 +131,33 @@ macro_rules! scenario_tests {
         #[test]
         fn plaintext_client_against_tls_fails() {
             $crate::scenarios::plaintext_client_against_tls_fails::<$harness>();
+        }
+        #[test]
+        fn dripped_reply_fails_within_connect_timeout() {
+            $crate::scenarios::dripped_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[test]
+        fn stalled_reply_fails_within_connect_timeout() {
+            $crate::scenarios::stalled_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[test]
+        fn close_is_prompt_with_connects_in_flight() {
+            $crate::scenarios::close_is_prompt_with_connects_in_flight::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_dripped_handshake_fails_within_connect_timeout() {
+            $crate::scenarios::tls_dripped_handshake_fails_within_connect_timeout::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_dripped_reply_fails_within_connect_timeout() {
+            $crate::scenarios::tls_dripped_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_stalled_handshake_fails_within_connect_timeout() {
+            $crate::scenarios::tls_stalled_handshake_fails_within_connect_timeout::<$harness>();
         }
     };
 }
