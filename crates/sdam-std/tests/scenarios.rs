@@ -36,16 +36,18 @@ impl Harness for StdHarness {
         match tls_ca_file {
             #[cfg(feature = "tls")]
             Some(path) => {
-                options.tls = Some(sdam_std::TlsOptions {
-                    ca_file: Some(path.to_owned()),
-                    allow_invalid_certificates: false,
-                });
+                options.tls =
+                    Some(sdam_std::TlsOptions { ca_file: Some(path.to_owned()), ..Default::default() });
             }
             #[cfg(not(feature = "tls"))]
             Some(_) => return Err("built without the tls feature".into()),
             None => {}
         }
         Client::with_options(config, options).map(Self).map_err(|e| e.to_string())
+    }
+
+    fn from_uri(uri: &str) -> Result<Self, String> {
+        Client::from_uri(uri).map(Self).map_err(|e| e.to_string())
     }
 
     fn select(&self, criteria: SelectionCriteria) -> Result<ServerAddress, String> {

@@ -46,7 +46,7 @@ pub mod scenarios;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone};
+pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone, TlsSpec};
 pub use cluster::{Cluster, ClusterError};
 pub use member::{Fault, MemberSpec, Role, MAX_WIRE_VERSION, MIN_WIRE_VERSION};
 pub use raw_client::{RawClient, RawReply};

@@ -46,7 +46,10 @@ pub use faults::malformed_replies_fail_checks;
 pub use interop::jongodb_interop;
 pub use selection::{mongos_latency_window, secondary_preferred_and_tag_sets};
 #[cfg(feature = "tls")]
-pub use tls::{plaintext_client_against_tls_fails, tls_discovery, write_ca_file};
+pub use tls::{
+    plaintext_client_against_tls_fails, tls_client_certificates, tls_discovery, tls_host_name_checks,
+    write_ca_file, write_pem,
+};
 
 /// A blocking view of an adapter's client, as the scenarios use it.
 pub trait Harness: Sized {
@@ -56,6 +59,12 @@ pub trait Harness: Sized {
     /// Starts a client (never blocks on the servers). `tls_ca_file`: connect with TLS,
     /// trusting the CA in that PEM file.
     fn start(config: TopologyConfig, tls_ca_file: Option<&Path>) -> Result<Self, String>;
+
+    /// Starts a client from a connection string (the adapter's `Client::from_uri`). The
+    /// default refuses; the scenarios that need it fail with that message.
+    fn from_uri(uri: &str) -> Result<Self, String> {
+        Err(format!("this harness cannot start a client from a connection string ({uri})"))
+    }
 
     /// Selects a server (blocking up to serverSelectionTimeoutMS); the operation ends at once.
     /// `Err` carries the explained selection error as text.
@@ -131,6 +140,16 @@ macro_rules! scenario_tests {
         #[test]
         fn plaintext_client_against_tls_fails() {
             $crate::scenarios::plaintext_client_against_tls_fails::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_client_certificates() {
+            $crate::scenarios::tls_client_certificates::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_host_name_checks() {
+            $crate::scenarios::tls_host_name_checks::<$harness>();
         }
         #[test]
         fn dripped_reply_fails_within_connect_timeout() {
