@@ -8,7 +8,11 @@
 //! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
 //! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
 //!   client configuration built from them.
-//! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`ProxyOptions`] and [`socks5::Socks5Connect`], a sans-IO SOCKS5 client handshake both
+//!   adapters drive over their sockets (socks5-support/socks5.md).
+//! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`], TLS and proxy
+//!   options ([`UriSettings`]); every option that changes how or where a monitoring connection
+//!   connects is honoured or refused there.
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -24,14 +28,16 @@ pub mod dns;
 mod error;
 mod events;
 mod guard;
+pub mod socks5;
 pub mod tls;
 mod uri;
 
 pub use error::{Error, SelectError};
 pub use events::ClientEvent;
 pub use guard::{InputSink, ServerGuard};
+pub use socks5::ProxyOptions;
 pub use tls::TlsOptions;
-pub use uri::config_from_uri;
+pub use uri::{config_from_uri, UriSettings};
 
 use std::hash::{BuildHasher, Hasher};
 

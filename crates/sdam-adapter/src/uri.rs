@@ -1,21 +1,107 @@
 //! A connection string to a topology configuration and TLS options (`Client::from_uri`).
 
-use sdam::{ConnectionString, TopologyConfig};
+use sdam::connection_string::Warning;
+use sdam::{ConnectionString, ServerAddress, TopologyConfig};
 
+use crate::socks5::{ProxyOptions, DEFAULT_PROXY_PORT};
 use crate::{Error, TlsOptions};
 
-/// Parses a `mongodb://` or `mongodb+srv://` connection string into the topology
-/// configuration and the TLS options it asks for (`tls=true` or `mongodb+srv` without
-/// `tls=false`, with `tlsCAFile`, `tlsCertificateKeyFile`, `tlsCertificateKeyFilePassword`,
-/// `tlsAllowInvalidCertificates`, `tlsAllowInvalidHostnames`, `tlsInsecure`); `None`: plain
-/// TCP. An adapter built without TLS support refuses `Some`. A TLS option that cannot be
-/// honoured (set while TLS is off, or asking for revocation checks) is an
-/// [`Error::Unsupported`] naming it.
-pub fn config_from_uri(uri: &str) -> Result<(TopologyConfig, Option<TlsOptions>), Error> {
+/// What a connection string asks of an adapter: the topology configuration, TLS and a
+/// SOCKS5 proxy.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UriSettings {
+    /// The core's configuration (seeds, replica set name, timeouts, monitoring mode, ...).
+    pub topology: TopologyConfig,
+    /// TLS (`tls=true`, or `mongodb+srv` without `tls=false`); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
+    /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
+    pub proxy: Option<ProxyOptions>,
+}
+
+/// Parses a `mongodb://` or `mongodb+srv://` connection string into what the adapters need.
+///
+/// Every option that changes how or where a monitoring connection connects is honoured or
+/// refused here, with an error naming it; none is ignored:
+///
+/// | options | what happens |
+/// | --- | --- |
+/// | hosts, `replicaSet`, `directConnection`, `loadBalanced`, `srvServiceName`, `srvMaxHosts`, `heartbeatFrequencyMS`, `serverMonitoringMode`, `connectTimeoutMS`, `appName`, `compressors` | the core's configuration (the handshake offers the compressors; monitoring messages are never compressed, OP_COMPRESSED.md) |
+/// | `tls`/`ssl`, `tlsCAFile`, `tlsCertificateKeyFile`, `tlsCertificateKeyFilePassword`, `tlsAllowInvalidCertificates`, `tlsAllowInvalidHostnames`, `tlsInsecure` | [`TlsOptions`]; any of them while TLS is off is refused |
+/// | `tlsDisableOCSPEndpointCheck`, `tlsDisableCertificateRevocationCheck` | `true` is what happens (rustls checks neither); `false` is refused |
+/// | `proxyHost`, `proxyPort`, `proxyUsername`, `proxyPassword` | [`ProxyOptions`] (socks5.md); a Unix domain socket host with a proxy is refused |
+/// | an invalid value of any of these (which the connection string spec would only warn about and ignore) | refused |
+///
+/// Options about application connections (pool sizes, `socketTimeoutMS`, credentials and
+/// `authMechanism`: monitoring connections do not authenticate, read and write concerns,
+/// `timeoutMS`, ...) do not change monitoring connections and are left to the driver. An
+/// adapter built without TLS support refuses `tls: Some`.
+pub fn config_from_uri(uri: &str) -> Result<UriSettings, Error> {
     let cs = ConnectionString::parse(uri)?;
-    let config = TopologyConfig::from_connection_string(&cs);
+    refuse_invalid_connection_values(&cs)?;
+    let topology = TopologyConfig::from_connection_string(&cs);
     let tls = tls_options(&cs)?;
-    Ok((config, tls))
+    let proxy = proxy_options(&cs)?;
+    Ok(UriSettings { topology, tls, proxy })
+}
+
+/// Options whose value changes how or where monitoring connections connect.
+const CONNECTION_OPTIONS: [&str; 23] = [
+    "tls",
+    "ssl",
+    "tlsCAFile",
+    "tlsCertificateKeyFile",
+    "tlsCertificateKeyFilePassword",
+    "tlsAllowInvalidCertificates",
+    "tlsAllowInvalidHostnames",
+    "tlsInsecure",
+    "tlsDisableOCSPEndpointCheck",
+    "tlsDisableCertificateRevocationCheck",
+    "proxyHost",
+    "proxyPort",
+    "proxyUsername",
+    "proxyPassword",
+    "directConnection",
+    "loadBalanced",
+    "replicaSet",
+    "srvServiceName",
+    "srvMaxHosts",
+    "connectTimeoutMS",
+    "heartbeatFrequencyMS",
+    "serverMonitoringMode",
+    "compressors",
+];
+
+/// The connection string spec ignores an invalid value with a warning; for an option that
+/// decides how or where to connect (`tls=yes please` would mean plaintext) that is refused.
+fn refuse_invalid_connection_values(cs: &ConnectionString) -> Result<(), Error> {
+    for warning in cs.warnings() {
+        if let Warning::InvalidValue { option, value, expected } = warning {
+            if CONNECTION_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(option)) {
+                let shown =
+                    if option.to_ascii_lowercase().contains("password") { "<redacted>" } else { value };
+                return Err(Error::Unsupported(format!(
+                    "{option}: invalid value {shown:?} (expected {expected}); it decides how monitoring connections connect, so it is not ignored"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SOCKS5 proxy of `cs` (socks5.md, "MongoClient Configuration"); the parser has
+/// already refused `proxyPort` and the credentials without `proxyHost`, and a username
+/// without a password or the other way round.
+fn proxy_options(cs: &ConnectionString) -> Result<Option<ProxyOptions>, Error> {
+    let o = cs.options();
+    let Some(host) = o.proxy_host.clone() else { return Ok(None) };
+    if let Some(unix) = cs.hosts().iter().find(|h| matches!(h, ServerAddress::Unix { .. })) {
+        return Err(Error::Unsupported(format!(
+            "proxyHost: {unix} is a Unix domain socket, which cannot be reached through a SOCKS5 proxy"
+        )));
+    }
+    let credentials = o.proxy_username.clone().zip(o.proxy_password.as_ref().map(|p| p.expose().to_owned()));
+    Ok(Some(ProxyOptions { host, port: o.proxy_port.unwrap_or(DEFAULT_PROXY_PORT), credentials }))
 }
 
 /// The TLS options of `cs` (uri-options.md, "TLS options"), or `None` for plain TCP. The
@@ -72,27 +158,32 @@ mod tests {
 
     use super::*;
 
+    fn tls_of(uri: &str) -> Result<Option<TlsOptions>, Error> {
+        config_from_uri(uri).map(|s| s.tls)
+    }
+
     #[test]
     fn tls_options_come_from_the_connection_string() {
-        let (config, tls) = config_from_uri("mongodb://a,b/?replicaSet=rs0").unwrap();
+        let UriSettings { topology: config, tls, .. } =
+            config_from_uri("mongodb://a,b/?replicaSet=rs0").unwrap();
         assert_eq!(config.replica_set_name.as_deref(), Some("rs0"));
         assert_eq!(config.seeds.len(), 2);
         assert_eq!(tls, None);
-        let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsCAFile=/etc/ca.pem").unwrap();
+        let tls = tls_of("mongodb://a/?tls=true&tlsCAFile=/etc/ca.pem").unwrap();
         assert_eq!(
             tls,
             Some(TlsOptions { ca_file: Some(PathBuf::from("/etc/ca.pem")), ..TlsOptions::default() })
         );
-        let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsInsecure=true").unwrap();
+        let tls = tls_of("mongodb://a/?tls=true&tlsInsecure=true").unwrap();
         let tls = tls.unwrap();
         assert!(tls.allow_invalid_certificates && tls.allow_invalid_hostnames);
-        let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsAllowInvalidCertificates=true").unwrap();
+        let tls = tls_of("mongodb://a/?tls=true&tlsAllowInvalidCertificates=true").unwrap();
         let tls = tls.unwrap();
         assert!(tls.allow_invalid_certificates && !tls.allow_invalid_hostnames);
-        let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsAllowInvalidHostnames=true").unwrap();
+        let tls = tls_of("mongodb://a/?tls=true&tlsAllowInvalidHostnames=true").unwrap();
         let tls = tls.unwrap();
         assert!(!tls.allow_invalid_certificates && tls.allow_invalid_hostnames);
-        let (_, tls) = config_from_uri(
+        let tls = tls_of(
             "mongodb://a/?tls=true&tlsCertificateKeyFile=/etc/client.pem&tlsCertificateKeyFilePassword=s%3Dcret",
         )
         .unwrap();
@@ -101,12 +192,12 @@ mod tests {
         assert_eq!(tls.certificate_key_file_password.as_deref(), Some("s=cret"));
         assert!(!format!("{tls:?}").contains("s=cret"), "the password is redacted: {tls:?}");
         // Revocation checks are not performed; disabling them is what happens anyway.
-        let (_, tls) = config_from_uri("mongodb://a/?tls=true&tlsDisableOCSPEndpointCheck=true").unwrap();
+        let tls = tls_of("mongodb://a/?tls=true&tlsDisableOCSPEndpointCheck=true").unwrap();
         assert!(tls.is_some());
         // mongodb+srv implies TLS unless told otherwise.
-        let (_, tls) = config_from_uri("mongodb+srv://cluster0.example.com/").unwrap();
+        let tls = tls_of("mongodb+srv://cluster0.example.com/").unwrap();
         assert_eq!(tls, Some(TlsOptions::default()));
-        let (_, tls) = config_from_uri("mongodb+srv://cluster0.example.com/?tls=false").unwrap();
+        let tls = tls_of("mongodb+srv://cluster0.example.com/?tls=false").unwrap();
         assert_eq!(tls, None);
     }
 

@@ -73,7 +73,11 @@ impl Client {
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
         let tls = crate::connection::TlsContext;
-        let settings = crate::connection::Settings { tls, max_message_size: options.max_message_size };
+        let settings = crate::connection::Settings {
+            tls,
+            max_message_size: options.max_message_size,
+            proxy: options.proxy,
+        };
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology));
@@ -86,19 +90,25 @@ impl Client {
     /// feature, `tls=true`, `tlsCAFile`, `tlsAllowInvalidCertificates` and `tlsInsecure`
     /// configure TLS.
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
-        #[cfg(feature = "tls")]
-        let options = ClientOptions { tls, ..ClientOptions::default() };
+        let settings = sdam_adapter::config_from_uri(uri)?;
+        if let Some(unix) = settings.topology.seeds.iter().find(|s| matches!(s, ServerAddress::Unix { .. })) {
+            return Err(Error::Unsupported(format!(
+                "{unix}: sdam-std cannot connect to Unix domain sockets"
+            )));
+        }
         #[cfg(not(feature = "tls"))]
-        let options = match tls {
-            None => ClientOptions::default(),
-            Some(_) => {
-                return Err(Error::Unsupported(
-                    "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
-                ))
-            }
+        if settings.tls.is_some() {
+            return Err(Error::Unsupported(
+                "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
+            ));
+        }
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
+            proxy: settings.proxy,
+            ..ClientOptions::default()
         };
-        Self::with_options(config, options)
+        Self::with_options(settings.topology, options)
     }
 
     /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable

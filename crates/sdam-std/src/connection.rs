@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) tls: TlsContext,
     /// The largest reply accepted on a monitoring connection.
     pub(crate) max_message_size: usize,
+    /// The SOCKS5 proxy every connection goes through, if any.
+    pub(crate) proxy: Option<sdam_adapter::ProxyOptions>,
 }
 
 /// A command for a connection's thread.
@@ -152,7 +154,7 @@ fn run(
         let (request, outcome) = match job {
             Job::Hello { request, open, command, exhaust_allowed, deadline } => {
                 if open {
-                    match connect(address, deadline, &settings.tls, slot, settings.max_message_size) {
+                    match connect(address, deadline, settings, slot) {
                         Ok(w) => wire = Some(w),
                         Err(f) => {
                             report(shared, request, Err(f));

@@ -44,4 +44,4 @@ pub use events::Subscription;
 pub use options::ClientOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
-pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+pub use sdam_adapter::{ClientEvent, Error, ProxyOptions, SelectError, ServerGuard};

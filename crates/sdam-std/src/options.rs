@@ -12,6 +12,8 @@ pub struct ClientOptions {
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check. Default: [`sdam_wire::DEFAULT_MAX_MESSAGE_SIZE`].
     pub max_message_size: usize,
+    /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
+    pub proxy: Option<sdam_adapter::ProxyOptions>,
 }
 
 impl Default for ClientOptions {
@@ -20,6 +22,7 @@ impl Default for ClientOptions {
             #[cfg(feature = "tls")]
             tls: None,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            proxy: None,
         }
     }
 }

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use bson::RawDocument;
 use sdam::{FailureKind, ServerAddress};
+use sdam_adapter::socks5::{ProxyOptions, Socks5Connect, Socks5Error};
 use sdam_wire::{MonitorConnection, Reply};
+
+use crate::connection::Settings;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The TLS client configuration, if the client uses TLS.
@@ -126,27 +129,35 @@ pub(crate) struct Wire {
     wire: MonitorConnection,
 }
 
-/// Opens a connection to `address` (TCP, then TLS when configured) by `deadline`.
+/// Opens a connection to `address` by `deadline`: TCP (through the SOCKS5 `proxy` when
+/// given, which is then told the host name as written), then TLS when configured.
 pub(crate) fn connect(
     address: &ServerAddress,
     deadline: Deadline,
-    tls: &TlsContext,
+    settings: &Settings,
     slot: &SocketSlot,
-    max_message_size: usize,
 ) -> Result<Wire, Failure> {
     let ServerAddress::Tcp { host, port } = address else {
         return Err(Failure::network(format!(
             "{address}: Unix domain sockets are not supported by sdam-std"
         )));
     };
-    let addrs: Vec<SocketAddr> = (&**host, *port)
+    let (dial_host, dial_port) = match &settings.proxy {
+        Some(proxy) => (proxy.host.as_str(), proxy.port),
+        None => (&**host, *port),
+    };
+    let dialled = |what: &str| match &settings.proxy {
+        Some(proxy) => format!("{what} the SOCKS5 proxy {}:{} for {address}", proxy.host, proxy.port),
+        None => format!("{what} {address}"),
+    };
+    let addrs: Vec<SocketAddr> = (dial_host, dial_port)
         .to_socket_addrs()
-        .map_err(|e| Failure::network(format!("cannot resolve {address}: {e}")))?
+        .map_err(|e| Failure::network(format!("{}: {e}", dialled("cannot resolve"))))?
         .collect();
-    let mut last = Failure::network(format!("{address} resolved to no address"));
+    let mut last = Failure::network(format!("{} resolved to no address", dialled("the host of")));
     let mut connected = None;
     for addr in addrs {
-        match connect_one(address, addr, deadline, slot) {
+        match connect_one(address, addr, deadline, slot, settings.proxy.is_some()) {
             Ok(socket) => {
                 connected = Some(socket);
                 break;
@@ -157,15 +168,95 @@ pub(crate) fn connect(
     }
     let socket = connected.ok_or(last)?;
     let _ = socket.set_tcp_nodelay(true);
+    if let Some(proxy) = &settings.proxy {
+        socks5_connect(&socket, proxy, host, *port, deadline, address)?;
+    }
     let mut wire = Wire {
         address: address.clone(),
         socket,
         #[cfg(feature = "tls")]
         tls: None,
-        wire: MonitorConnection::new().with_max_message_size(max_message_size),
+        wire: MonitorConnection::new().with_max_message_size(settings.max_message_size),
     };
-    wire.start_tls(host, tls, deadline)?;
+    wire.start_tls(host, &settings.tls, deadline)?;
     Ok(wire)
+}
+
+/// Asks the SOCKS5 proxy on `socket` for a tunnel to `host:port` (the name as written: the
+/// proxy resolves it), by `deadline`. A refusal is a network error (socks5.md).
+fn socks5_connect(
+    socket: &Socket,
+    proxy: &ProxyOptions,
+    host: &str,
+    port: u16,
+    deadline: Deadline,
+    address: &ServerAddress,
+) -> Result<(), Failure> {
+    const WHAT: &str = "the SOCKS5 handshake for";
+    let refused = |e: Socks5Error| {
+        Failure::network(format!("SOCKS5 proxy {}:{} for {address}: {e}", proxy.host, proxy.port))
+    };
+    let credentials = proxy.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    let mut socks = Socks5Connect::new(host, port, credentials).map_err(refused)?;
+    let mut buf = [0u8; 262];
+    loop {
+        if let Some(out) = socks.take_output() {
+            write_all(socket, &out, deadline, WHAT, address)?;
+        }
+        if socks.is_connected() {
+            return Ok(());
+        }
+        let want = socks.bytes_needed().min(buf.len());
+        let n = read_some(socket, buf.get_mut(..want).unwrap_or_default(), deadline, WHAT, address)?;
+        if n == 0 {
+            return Err(Failure::network(format!(
+                "SOCKS5 proxy {}:{} closed the connection during the handshake for {address}",
+                proxy.host, proxy.port
+            )));
+        }
+        socks.feed(buf.get(..n).unwrap_or_default()).map_err(refused)?;
+    }
+}
+
+/// Writes all of `bytes`, waiting at most until the deadline.
+fn write_all(
+    socket: &Socket,
+    bytes: &[u8],
+    deadline: Deadline,
+    what: &str,
+    address: &ServerAddress,
+) -> Result<(), Failure> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        socket
+            .set_write_timeout(deadline.left(what, address)?)
+            .map_err(|e| deadline.io(what, address, &e))?;
+        match (&*socket).write(rest) {
+            Ok(0) => return Err(Failure::network(format!("{address}: the connection was closed"))),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(deadline.io(what, address, &e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads some bytes (0: closed by the peer), waiting at most until the deadline.
+fn read_some(
+    socket: &Socket,
+    buf: &mut [u8],
+    deadline: Deadline,
+    what: &str,
+    address: &ServerAddress,
+) -> Result<usize, Failure> {
+    loop {
+        socket.set_read_timeout(deadline.left(what, address)?).map_err(|e| deadline.io(what, address, &e))?;
+        match (&*socket).read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(deadline.io(what, address, &e)),
+        }
+    }
 }
 
 fn connect_one(
@@ -173,7 +264,9 @@ fn connect_one(
     addr: SocketAddr,
     deadline: Deadline,
     slot: &SocketSlot,
+    proxied: bool,
 ) -> Result<Arc<Socket>, Failure> {
+    let what = if proxied { "connecting to the SOCKS5 proxy for" } else { "connecting to" };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map(Arc::new)
         .map_err(|e| Failure::network(format!("cannot create a socket for {address}: {e}")))?;
@@ -181,7 +274,7 @@ fn connect_one(
         return Err(Failure::network(format!("the connection to {address} was closed")));
     }
     let target = SockAddr::from(addr);
-    let result = match deadline.left("connecting to", address)? {
+    let result = match deadline.left(what, address)? {
         Some(left) => socket.connect_timeout(&target, left),
         None => socket.connect(&target),
     };
@@ -190,7 +283,7 @@ fn connect_one(
         Err(_) if slot.is_closed() => {
             Err(Failure::network(format!("the connection to {address} was closed")))
         }
-        Err(e) => Err(deadline.io("connecting to", address, &e)),
+        Err(e) => Err(deadline.io(what, address, &e)),
     }
 }
 
@@ -238,19 +331,7 @@ impl Wire {
                 .map_err(|e| Failure::network(format!("TLS with {}: {e}", self.address)))?;
             return flush_tls(conn, &self.socket, deadline, &self.address);
         }
-        let mut rest = bytes.as_slice();
-        while !rest.is_empty() {
-            self.socket
-                .set_write_timeout(deadline.left("sending to", &self.address)?)
-                .map_err(|e| deadline.io("sending to", &self.address, &e))?;
-            match (&*self.socket).write(rest) {
-                Ok(0) => return Err(Failure::network(format!("{} closed the connection", self.address))),
-                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(deadline.io("sending to", &self.address, &e)),
-            }
-        }
-        Ok(())
+        write_all(&self.socket, &bytes, deadline, "sending to", &self.address)
     }
 
     /// Reads the next reply by `deadline`. Malformed or oversized frames fail the exchange.
@@ -293,16 +374,7 @@ impl Wire {
                 flush_tls(conn, &self.socket, deadline, &self.address)?;
             }
         }
-        loop {
-            self.socket
-                .set_read_timeout(deadline.left(WHAT, &self.address)?)
-                .map_err(|e| deadline.io(WHAT, &self.address, &e))?;
-            match (&*self.socket).read(chunk) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(deadline.io(WHAT, &self.address, &e)),
-            }
-        }
+        read_some(&self.socket, chunk, deadline, WHAT, &self.address)
     }
 }
 

@@ -43,6 +43,7 @@ mod listener;
 mod member;
 mod raw_client;
 pub mod scenarios;
+pub mod socks5_proxy;
 #[cfg(feature = "tls")]
 mod tls;
 

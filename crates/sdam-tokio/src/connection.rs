@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, RequestId, ServerAddress};
+use sdam_adapter::socks5::Socks5Connect;
+use sdam_adapter::ProxyOptions;
 use sdam_wire::MonitorConnection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -80,6 +82,8 @@ pub(crate) struct Settings {
     /// TLS, when the client uses it.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::Connector>,
+    /// The SOCKS5 proxy every connection goes through, if any.
+    pub(crate) proxy: Option<ProxyOptions>,
 }
 
 /// A byte stream to a server: TCP, TLS over TCP, or a Unix socket.
@@ -217,10 +221,24 @@ async fn connect(
     let failed = |what: &str, e: std::io::Error| network(format!("{what} {address} failed: {e}"));
     match address {
         ServerAddress::Tcp { host, port } => {
-            let tcp = deadline
-                .run("connecting to", address, tokio::net::TcpStream::connect((&**host, *port)))
-                .await?
-                .map_err(|e| failed("connecting to", e))?;
+            let tcp = match &settings.proxy {
+                None => deadline
+                    .run("connecting to", address, tokio::net::TcpStream::connect((&**host, *port)))
+                    .await?
+                    .map_err(|e| failed("connecting to", e))?,
+                Some(proxy) => {
+                    let what = "connecting to the SOCKS5 proxy for";
+                    let mut tcp = deadline
+                        .run(what, address, tokio::net::TcpStream::connect((proxy.host.as_str(), proxy.port)))
+                        .await?
+                        .map_err(|e| failed(what, e))?;
+                    let what = "the SOCKS5 handshake for";
+                    deadline
+                        .run(what, address, socks5_connect(&mut tcp, proxy, host, *port, address))
+                        .await??;
+                    tcp
+                }
+            };
             let _ = tcp.set_nodelay(true);
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.tls {
@@ -235,8 +253,11 @@ async fn connect(
             Ok(Box::new(tcp))
         }
         #[cfg(unix)]
+        ServerAddress::Unix { .. } if settings.proxy.is_some() => Err(network(format!(
+            "{address} is a Unix domain socket, which cannot be reached through a SOCKS5 proxy"
+        ))),
+        #[cfg(unix)]
         ServerAddress::Unix { path } => {
-            let _ = settings;
             let unix = deadline
                 .run("connecting to", address, tokio::net::UnixStream::connect(&**path))
                 .await?
@@ -245,5 +266,36 @@ async fn connect(
         }
         #[allow(unreachable_patterns)]
         other => Err(network(format!("{other} is not an address this platform can connect to"))),
+    }
+}
+
+/// Asks the SOCKS5 proxy on `tcp` for a tunnel to `host:port` (the name as written: the proxy
+/// resolves it). A refusal is a network error (socks5.md); the caller keeps the deadline.
+async fn socks5_connect(
+    tcp: &mut tokio::net::TcpStream,
+    proxy: &ProxyOptions,
+    host: &str,
+    port: u16,
+    address: &ServerAddress,
+) -> Result<(), Failure> {
+    let refused =
+        |e: String| network(format!("SOCKS5 proxy {}:{} for {address}: {e}", proxy.host, proxy.port));
+    let credentials = proxy.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    let mut socks = Socks5Connect::new(host, port, credentials).map_err(|e| refused(e.to_string()))?;
+    let mut buf = [0u8; 262];
+    loop {
+        if let Some(out) = socks.take_output() {
+            tcp.write_all(&out).await.map_err(|e| refused(e.to_string()))?;
+        }
+        if socks.is_connected() {
+            return Ok(());
+        }
+        let want = socks.bytes_needed().min(buf.len());
+        let n =
+            tcp.read(buf.get_mut(..want).unwrap_or_default()).await.map_err(|e| refused(e.to_string()))?;
+        if n == 0 {
+            return Err(refused("the proxy closed the connection during the handshake".into()));
+        }
+        socks.feed(buf.get(..n).unwrap_or_default()).map_err(|e| refused(e.to_string()))?;
     }
 }

@@ -45,7 +45,7 @@ use crate::driver::{Driver, Shared};
 pub use crate::events::Subscription;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
-pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+pub use sdam_adapter::{ClientEvent, Error, ProxyOptions, SelectError, ServerGuard};
 
 /// Settings of the adapter itself (the topology's are in [`TopologyConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,8 @@ pub struct ClientOptions {
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check.
     pub max_message_size: usize,
+    /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
+    pub proxy: Option<ProxyOptions>,
 }
 
 impl Default for ClientOptions {
@@ -67,6 +69,7 @@ impl Default for ClientOptions {
             tls: None,
             event_capacity: 4096,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            proxy: None,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Client {
         }
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
+            proxy: options.proxy.clone(),
             #[cfg(feature = "tls")]
             tls: options.tls.as_ref().map(tls::Connector::new).transpose().map_err(Error::Tls)?,
         };
@@ -133,19 +137,21 @@ impl Client {
     /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
     /// (`tls`, `tlsCAFile` and `tlsAllowInvalidCertificates` need the `tls` feature).
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
-        #[cfg(feature = "tls")]
-        let options = ClientOptions { tls, ..ClientOptions::default() };
+        let settings = sdam_adapter::config_from_uri(uri)?;
         #[cfg(not(feature = "tls"))]
-        if tls.is_some() {
+        if settings.tls.is_some() {
             return Err(Error::Unsupported(
                 "the connection string asks for TLS, but sdam-tokio was built without its `tls` feature"
                     .into(),
             ));
         }
-        #[cfg(not(feature = "tls"))]
-        let options = ClientOptions::default();
-        Self::with_options(config, options)
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
+            proxy: settings.proxy,
+            ..ClientOptions::default()
+        };
+        Self::with_options(settings.topology, options)
     }
 
     /// Selects a server for `criteria`, waiting (up to serverSelectionTimeoutMS) for the

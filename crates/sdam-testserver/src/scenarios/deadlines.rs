@@ -40,7 +40,8 @@ fn first_failure<H: Harness>(server: &HostileServer, tls_ca_file: Option<&Path>)
     let client: H = start(deadline_config(server.address(), CONNECT_TIMEOUT), tls_ca_file);
     let mut events = client.subscribe();
     let failure = loop {
-        match events.next_event(Duration::from_secs(10)) {
+        let left = Duration::from_secs(10).checked_sub(started.elapsed());
+        match left.and_then(|left| events.next_event(left)) {
             Some(Event::ServerHeartbeatFailed { failure, .. }) => break failure,
             Some(_) => {}
             None => panic!("no failed check within 10 s"),

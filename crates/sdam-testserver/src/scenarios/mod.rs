@@ -28,6 +28,7 @@ mod failover;
 mod faults;
 mod interop;
 mod selection;
+mod socks5;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -45,6 +46,9 @@ pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
 pub use interop::jongodb_interop;
 pub use selection::{mongos_latency_window, secondary_preferred_and_tag_sets};
+#[cfg(feature = "tls")]
+pub use socks5::socks5_with_credentials_and_tls;
+pub use socks5::{socks5_refusals, socks5_stalling_proxy_keeps_the_deadline, socks5_without_authentication};
 #[cfg(feature = "tls")]
 pub use tls::{
     plaintext_client_against_tls_fails, tls_client_certificates, tls_discovery, tls_host_name_checks,
@@ -150,6 +154,23 @@ macro_rules! scenario_tests {
         #[test]
         fn tls_host_name_checks() {
             $crate::scenarios::tls_host_name_checks::<$harness>();
+        }
+        #[test]
+        fn socks5_without_authentication() {
+            $crate::scenarios::socks5_without_authentication::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn socks5_with_credentials_and_tls() {
+            $crate::scenarios::socks5_with_credentials_and_tls::<$harness>();
+        }
+        #[test]
+        fn socks5_refusals() {
+            $crate::scenarios::socks5_refusals::<$harness>();
+        }
+        #[test]
+        fn socks5_stalling_proxy_keeps_the_deadline() {
+            $crate::scenarios::socks5_stalling_proxy_keeps_the_deadline::<$harness>();
         }
         #[test]
         fn dripped_reply_fails_within_connect_timeout() {
