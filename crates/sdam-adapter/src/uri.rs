@@ -31,6 +31,7 @@ pub struct UriSettings {
 /// | `tlsDisableOCSPEndpointCheck`, `tlsDisableCertificateRevocationCheck` | `true` is what happens (rustls checks neither); `false` is refused |
 /// | `proxyHost`, `proxyPort`, `proxyUsername`, `proxyPassword` | [`ProxyOptions`] (socks5.md); a Unix domain socket host with a proxy is refused |
 /// | an invalid value of any of these (which the connection string spec would only warn about and ignore) | refused |
+/// | an unknown option named like a TLS or proxy option (`tlsCRLFile`, `sslPEMKeyFile`, `proxyType`, ...) | refused |
 ///
 /// Options about application connections (pool sizes, `socketTimeoutMS`, credentials and
 /// `authMechanism`: monitoring connections do not authenticate, read and write concerns,
@@ -76,6 +77,16 @@ const CONNECTION_OPTIONS: [&str; 23] = [
 /// decides how or where to connect (`tls=yes please` would mean plaintext) that is refused.
 fn refuse_invalid_connection_values(cs: &ConnectionString) -> Result<(), Error> {
     for warning in cs.warnings() {
+        if let Warning::UnsupportedOption { option } = warning {
+            // An unknown option named like a TLS or proxy setting (another driver's
+            // `tlsCRLFile`, a legacy `sslPEMKeyFile`) would otherwise change nothing.
+            let lower = option.to_ascii_lowercase();
+            if ["tls", "ssl", "proxy"].iter().any(|prefix| lower.starts_with(prefix)) {
+                return Err(Error::Unsupported(format!(
+                    "{option}: unknown option; it looks like a TLS or proxy setting, which is not ignored"
+                )));
+            }
+        }
         if let Warning::InvalidValue { option, value, expected } = warning {
             if CONNECTION_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(option)) {
                 let shown =
@@ -157,6 +168,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::ProxyOptions;
 
     fn tls_of(uri: &str) -> Result<Option<TlsOptions>, Error> {
         config_from_uri(uri).map(|s| s.tls)
@@ -223,6 +235,66 @@ mod tests {
         assert!(
             config_from_uri("mongodb://a/?tls=true&tlsInsecure=true&tlsAllowInvalidHostnames=true").is_err()
         );
+    }
+
+    #[test]
+    fn proxy_options_come_from_the_connection_string() {
+        let settings = config_from_uri("mongodb://db.internal:27017/?proxyHost=proxy.local").unwrap();
+        assert_eq!(settings.proxy, Some(ProxyOptions::new("proxy.local", 1080)));
+        let settings = config_from_uri(
+            "mongodb://a/?proxyHost=127.0.0.1&proxyPort=9050&proxyUsername=u&proxyPassword=p%40ss",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.proxy,
+            Some(ProxyOptions {
+                credentials: Some(("u".into(), "p@ss".into())),
+                ..ProxyOptions::new("127.0.0.1", 9050)
+            })
+        );
+        assert_eq!(config_from_uri("mongodb://a/").unwrap().proxy, None);
+    }
+
+    /// Every option that changes how or where monitoring connections connect is honoured
+    /// or refused with an error that names it.
+    #[test]
+    fn connection_options_that_cannot_be_honoured_are_refused_by_name() {
+        for (uri, name) in [
+            // Invalid values the connection string spec would ignore with a warning.
+            ("mongodb://a/?tls=maybe", "tls"),
+            ("mongodb://a/?ssl=1x", "ssl"),
+            ("mongodb://a/?tls=true&tlsAllowInvalidHostnames=perhaps", "tlsAllowInvalidHostnames"),
+            ("mongodb://a/?tls=true&tlsInsecure=2", "tlsInsecure"),
+            ("mongodb://a/?proxyHost=p&proxyPort=http", "proxyPort"),
+            ("mongodb://a/?proxyHost=p&proxyPort=70000", "proxyPort"),
+            ("mongodb://a/?directConnection=sometimes", "directConnection"),
+            ("mongodb://a/?loadBalanced=yes-please", "loadBalanced"),
+            ("mongodb://a/?connectTimeoutMS=-5", "connectTimeoutMS"),
+            ("mongodb://a/?heartbeatFrequencyMS=10", "heartbeatFrequencyMS"),
+            ("mongodb://a/?serverMonitoringMode=sometimes", "serverMonitoringMode"),
+            ("mongodb+srv://c.example.com/?srvMaxHosts=-1", "srvMaxHosts"),
+            // Unknown options that look like TLS or proxy settings.
+            ("mongodb://a/?tls=true&tlsCRLFile=/etc/crl.pem", "tlsCRLFile"),
+            ("mongodb://a/?sslPEMKeyFile=/etc/key.pem", "sslPEMKeyFile"),
+            ("mongodb://a/?proxyHost=p&proxyType=http", "proxyType"),
+            // A proxy cannot reach a Unix domain socket.
+            ("mongodb://%2Ftmp%2Fmongodb-27017.sock/?proxyHost=p", "proxyHost"),
+        ] {
+            let error = config_from_uri(uri).expect_err(uri).to_string();
+            assert!(error.starts_with(&format!("{name}:")), "{uri}: {error}");
+        }
+        // The spec's own rules stay the parser's errors, and name the option too.
+        for (uri, name) in [
+            ("mongodb://a/?proxyPort=1080", "proxyPort"),
+            ("mongodb://a/?proxyHost=p&proxyUsername=u", "proxyUsername"),
+            ("mongodb://a,b/?directConnection=true", "directConnection"),
+        ] {
+            let error = config_from_uri(uri).expect_err(uri).to_string();
+            assert!(error.contains(name), "{uri}: {error}");
+        }
+        // Options about application connections are not the monitors' business and pass.
+        assert!(config_from_uri("mongodb://a/?socketTimeoutMS=100&maxPoolSize=5&compressors=zlib&appName=x")
+            .is_ok());
     }
 
     #[test]

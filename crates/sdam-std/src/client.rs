@@ -249,6 +249,10 @@ mod tests {
         let err = Client::from_uri("mongodb://a,b/?directConnection=true").unwrap_err();
         assert!(err.to_string().contains("directConnection"), "{err}");
         assert!(matches!(Client::from_uri("http://a"), Err(Error::ConnectionString(_))));
+        let err = Client::from_uri("mongodb://%2Ftmp%2Fmongodb-27017.sock").unwrap_err();
+        assert!(err.to_string().contains("cannot connect to Unix domain sockets"), "{err}");
+        let err = Client::from_uri("mongodb://a/?tls=maybe").unwrap_err();
+        assert!(err.to_string().starts_with("tls: invalid value"), "{err}");
     }
 
     #[test]
