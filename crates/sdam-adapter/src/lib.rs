@@ -6,7 +6,7 @@
 //! - [`ClientEvent`]: what a client publishes to its subscribers.
 //! - [`Error`] and [`SelectError`]: why a client could not be built, why a selection failed.
 //! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
-//! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
+//! - [`TlsOptions`] and, with the `tls` feature, `tls::client_config`, the rustls (ring)
 //!   client configuration built from them.
 //! - [`ProxyOptions`] and [`socks5::Socks5Connect`], a sans-IO SOCKS5 client handshake both
 //!   adapters drive over their sockets (socks5-support/socks5.md).

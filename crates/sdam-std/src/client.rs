@@ -86,9 +86,13 @@ impl Client {
         Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
     }
 
-    /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
-    /// feature, `tls=true`, `tlsCAFile`, `tlsAllowInvalidCertificates` and `tlsInsecure`
-    /// configure TLS.
+    /// A client for a `mongodb://` or `mongodb+srv://` connection string: the topology, TLS
+    /// (with the `tls` feature: `tls`, `tlsCAFile`, `tlsCertificateKeyFile`,
+    /// `tlsCertificateKeyFilePassword`, `tlsAllowInvalidCertificates`,
+    /// `tlsAllowInvalidHostnames`, `tlsInsecure`) and a SOCKS5 proxy (`proxyHost`, ...). An
+    /// option that changes how or where monitoring connections connect and cannot be honoured
+    /// is an error naming it (see [`sdam_adapter::config_from_uri`]); so is a Unix domain
+    /// socket host.
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
         let settings = sdam_adapter::config_from_uri(uri)?;
         if let Some(unix) = settings.topology.seeds.iter().find(|s| matches!(s, ServerAddress::Unix { .. })) {

@@ -6,18 +6,23 @@
 //! - One driver thread sleeps until the core's next deadline (or new input), drains its
 //!   outputs, publishes events and hands commands to the I/O threads.
 //! - One thread per monitoring connection (and per RTT connection when streaming) opens its
-//!   socket with the command's connect timeout, sends the prebuilt `hello` as `OP_MSG`
-//!   (`sdam-wire`), reads replies under the command's timeout and reports them. Malformed or
-//!   oversized frames fail the exchange and close the connection.
+//!   socket (directly or through a SOCKS5 proxy, then TLS), sends the prebuilt `hello` as
+//!   `OP_MSG` and reads replies on `sdam_wire::MonitorConnection`, each step by one overall
+//!   deadline (connect + TLS + hello within connectTimeoutMS), and reports them. Malformed or
+//!   oversized frames fail the exchange and close the connection. One file descriptor per
+//!   connection; [`Client::close`] interrupts whatever a connection is blocked in, connects
+//!   included.
 //! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
 //!   description changes (`Command::WakeSelections`) or the selection's deadline.
 //! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
 //!   one DNS thread.
-//! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
-//!   `tlsAllowInvalidCertificates`; the server name is each address's host.
+//! - With the `tls` feature, connections use rustls (ring), driven over the socket by hand so
+//!   that deadlines hold, with every TLS option (`TlsOptions`: CA file, client certificate
+//!   and encrypted key, invalid certificates or host names allowed); the server name is each
+//!   address's host.
 //!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
-//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-tokio`'s.
+//! [`ProxyOptions`], `TlsOptions`) come from `sdam-adapter` and are the same types as `sdam-tokio`'s.
 //!
 //! ```no_run
 //! use sdam::selection::SelectionCriteria;

@@ -17,7 +17,8 @@ pub struct ClusterBuilder {
     tls: Option<TlsSpec>,
 }
 
-/// How a TLS deployment's servers present themselves ([`ClusterBuilder::tls_with`]).
+/// How a TLS deployment's servers present themselves (`ClusterBuilder::tls_with`, with the
+/// `tls` feature).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSpec {
     /// Refuse clients that present no certificate signed by the deployment's CA.

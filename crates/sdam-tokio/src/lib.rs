@@ -19,10 +19,12 @@
 //! ```
 //!
 //! One driver task owns the [`sdam::Topology`]; each monitoring (and RTT) connection is a task
-//! owning its socket; [`Client::close`] returns once every task and socket is gone.
+//! owning its socket (directly or through a SOCKS5 proxy, then TLS) and running on
+//! `sdam_wire::MonitorConnection`, each step by one overall deadline (connect + TLS + hello
+//! within connectTimeoutMS); [`Client::close`] returns once every task and socket is gone.
 //!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
-//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
+//! [`ProxyOptions`], `TlsOptions`) come from `sdam-adapter` and are the same types as `sdam-std`'s.
 
 #![warn(missing_docs)]
 
@@ -134,8 +136,12 @@ impl Client {
         Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
     }
 
-    /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
-    /// (`tls`, `tlsCAFile` and `tlsAllowInvalidCertificates` need the `tls` feature).
+    /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it:
+    /// the topology, TLS (the `tls` feature: `tls`, `tlsCAFile`, `tlsCertificateKeyFile`,
+    /// `tlsCertificateKeyFilePassword`, `tlsAllowInvalidCertificates`,
+    /// `tlsAllowInvalidHostnames`, `tlsInsecure`) and a SOCKS5 proxy (`proxyHost`, ...). An
+    /// option that changes how or where monitoring connections connect and cannot be honoured
+    /// is an error naming it (see [`sdam_adapter::config_from_uri`]).
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
         let settings = sdam_adapter::config_from_uri(uri)?;
         #[cfg(not(feature = "tls"))]
