@@ -169,32 +169,3 @@ fn replies_over_the_size_limit_fail_the_check() {
     assert!(error.contains("malformed reply") && error.contains("64"), "{error}");
     client.close();
 }
-
-#[test]
-fn one_file_descriptor_per_connection() {
-    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
-    // Polling members: one monitoring connection each, no RTT connection.
-    let mut builder = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary).streaming(false));
-    for _ in 0..4 {
-        builder = builder.member(MemberSpec::new(Role::Secondary).streaming(false));
-    }
-    let set = builder.start().unwrap();
-    let ports: Vec<u16> = set.addresses().iter().filter_map(ServerAddress::port).collect();
-    let mut config = TopologyConfig::with_seeds(set.addresses());
-    config.replica_set_name = Some("rs0".into());
-    let client = Client::new(config).unwrap();
-    wait_for(&client, "all five members", |d| {
-        d.servers.iter().filter(|s| s.server_type != sdam::ServerType::Unknown).count() == 5
-    });
-    let Some((sockets, descriptors)) = sdam_testserver::hostile::client_socket_descriptors(&ports) else {
-        return; // not Linux: /proc is not there to count with
-    };
-    assert_eq!(sockets, 5, "one monitoring connection per member");
-    assert_eq!(
-        descriptors, sockets,
-        "one file descriptor per connection ({descriptors} for {sockets} sockets)"
-    );
-    client.close();
-    let after = sdam_testserver::hostile::client_socket_descriptors(&ports).unwrap();
-    assert_eq!(after.1, 0, "no descriptor left after close");
-}

@@ -5,7 +5,7 @@
 //! connectTimeoutMS (asserted with a 10 % margin: a deadline check, not a performance
 //! claim), with a message that says it timed out. `close()` returns within 100 ms while
 //! connects hang on a listener whose accept queue is full, and a waiting selection is released
-//! at once.
+//! at once. Each connection holds one file descriptor, and none is left after close.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -149,4 +149,33 @@ pub fn close_is_prompt_with_connects_in_flight<H: Harness + Sync>() {
             assert!(error.contains("closed"), "the selection should fail because of the close: {error}");
         });
     }
+}
+
+/// Five polling members (one monitoring connection each, no RTT connection): the client holds
+/// exactly one file descriptor per connection (counted in `/proc`, Linux only), and none after
+/// `close()`.
+pub fn one_file_descriptor_per_connection<H: Harness>() {
+    use crate::{MemberSpec, ReplicaSet, Role};
+    let mut builder = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary).streaming(false));
+    for _ in 0..4 {
+        builder = builder.member(MemberSpec::new(Role::Secondary).streaming(false));
+    }
+    let set = builder.start().expect("the replica set starts");
+    let ports: Vec<u16> = set.addresses().iter().filter_map(ServerAddress::port).collect();
+    let client: H = start(super::config(&set, set.addresses()), None);
+    super::wait_for(&client, "all five members", Duration::from_secs(10), |d| {
+        d.servers.iter().filter(|s| s.server_type != sdam::ServerType::Unknown).count() == 5
+    });
+    let Some((sockets, descriptors)) = crate::hostile::client_socket_descriptors(&ports) else {
+        client.close();
+        return; // not Linux: there is no /proc to count with
+    };
+    assert_eq!(sockets, 5, "one monitoring connection per member");
+    assert_eq!(
+        descriptors, sockets,
+        "one file descriptor per connection ({descriptors} for {sockets} sockets)"
+    );
+    client.close();
+    let after = crate::hostile::client_socket_descriptors(&ports).map(|(_, fds)| fds);
+    assert_eq!(after, Some(0), "no descriptor left after close");
 }

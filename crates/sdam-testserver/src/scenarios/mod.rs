@@ -34,7 +34,7 @@ mod tls;
 
 pub use deadlines::{
     close_is_prompt_with_connects_in_flight, dripped_reply_fails_within_connect_timeout,
-    stalled_reply_fails_within_connect_timeout,
+    one_file_descriptor_per_connection, stalled_reply_fails_within_connect_timeout,
 };
 #[cfg(feature = "tls")]
 pub use deadlines::{
@@ -179,6 +179,10 @@ macro_rules! scenario_tests {
         #[test]
         fn stalled_reply_fails_within_connect_timeout() {
             $crate::scenarios::stalled_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[test]
+        fn one_file_descriptor_per_connection() {
+            $crate::scenarios::one_file_descriptor_per_connection::<$harness>();
         }
         #[test]
         fn close_is_prompt_with_connects_in_flight() {
