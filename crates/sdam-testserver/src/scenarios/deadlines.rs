@@ -34,7 +34,7 @@ fn deadline_config(seed: ServerAddress, connect_timeout: Duration) -> TopologyCo
 }
 
 /// Starts a client against `server` and returns the first failed check's message and how long
-/// after the client's start it arrived.
+/// the check took (the heartbeat event's duration: from the hello command to its failure).
 fn first_failure<H: Harness>(server: &HostileServer, tls_ca_file: Option<&Path>) -> (String, Duration) {
     let started = Instant::now();
     let client: H = start(deadline_config(server.address(), CONNECT_TIMEOUT), tls_ca_file);
@@ -42,14 +42,17 @@ fn first_failure<H: Harness>(server: &HostileServer, tls_ca_file: Option<&Path>)
     let failure = loop {
         let left = Duration::from_secs(10).checked_sub(started.elapsed());
         match left.and_then(|left| events.next_event(left)) {
-            Some(Event::ServerHeartbeatFailed { failure, .. }) => break failure,
+            Some(Event::ServerHeartbeatFailed { failure, duration, .. }) => break (failure, duration),
             Some(_) => {}
             None => panic!("no failed check within 10 s"),
         }
     };
     let elapsed = started.elapsed();
     client.close();
-    (failure, elapsed)
+    let (failure, duration) = failure;
+    // The check is the client's first: nothing before it took the time the event does not show.
+    assert!(elapsed < duration + Duration::from_secs(2), "the first check began {elapsed:?} after the start");
+    (failure, duration)
 }
 
 fn assert_timed_out_in_time(what: &str, failure: &str, elapsed: Duration) {

@@ -111,13 +111,15 @@ pub fn socks5_stalling_proxy_keeps_the_deadline<H: Harness>() {
     let failure = loop {
         let left = Duration::from_secs(10).checked_sub(started.elapsed());
         match left.and_then(|left| events.next_event(left)) {
-            Some(Event::ServerHeartbeatFailed { failure, .. }) => break failure,
+            Some(Event::ServerHeartbeatFailed { failure, duration, .. }) => break (failure, duration),
             Some(_) => {}
             None => panic!("no failed check within 10 s"),
         }
     };
     let elapsed = started.elapsed();
     client.close();
-    assert!(elapsed <= Duration::from_millis(1100), "the check failed after {elapsed:?}: {failure}");
+    let (failure, duration) = failure;
+    assert!(duration <= Duration::from_millis(1100), "the check failed after {duration:?}: {failure}");
+    assert!(elapsed < duration + Duration::from_secs(2), "the first check began {elapsed:?} after the start");
     assert!(failure.contains("SOCKS5") && failure.contains("timed out after 1000 ms"), "{failure}");
 }
