@@ -54,19 +54,6 @@ pub fn known_servers(description: &TopologyDescription) -> Vec<ServerAddress> {
         .collect()
 }
 
-/// The one overall deadline of a `SendHello` or `ReadReply` handled at `now`: the reply's
-/// `timeout`, and when the command opens the connection (`open`: its connect timeout) also
-/// that, so connect + TLS handshake + hello all fit within connectTimeoutMS. A zero or absent
-/// duration is no limit; `None`: no deadline at all.
-pub fn exchange_deadline(
-    now: std::time::Instant,
-    open: Option<std::time::Duration>,
-    timeout: Option<std::time::Duration>,
-) -> Option<std::time::Instant> {
-    let limits = [open, timeout].into_iter().flatten().filter(|d| !d.is_zero());
-    limits.min().map(|limit| now + limit)
-}
-
 /// A random, non-zero seed for [`sdam::TopologyConfig::rng_seed`] when the configuration
 /// leaves it at 0 (std's hasher keys are drawn from the operating system's randomness).
 pub fn random_seed() -> u64 {
@@ -78,18 +65,6 @@ pub fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_deadline_per_exchange() {
-        use std::time::{Duration, Instant};
-        let now = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(exchange_deadline(now, Some(ms(1000)), Some(ms(1000))), Some(now + ms(1000)));
-        assert_eq!(exchange_deadline(now, Some(ms(500)), Some(ms(1500))), Some(now + ms(500)));
-        assert_eq!(exchange_deadline(now, None, Some(ms(1500))), Some(now + ms(1500)));
-        assert_eq!(exchange_deadline(now, Some(Duration::ZERO), None), None);
-        assert_eq!(exchange_deadline(now, None, None), None);
-    }
 
     #[test]
     fn random_seeds_are_never_zero_and_differ() {

@@ -203,21 +203,19 @@ impl Driver {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
                 self.shared.stats.hellos_sent.fetch_add(1, Ordering::Relaxed);
                 // One deadline for connect + TLS + hello when opening, else for the reply.
-                let now = now();
-                let deadline = Deadline::new(sdam_adapter::exchange_deadline(now, open, timeout), now);
-                let op = Op::Send { request, command, exhaust_allowed, deadline };
-                match open {
-                    Some(_) => self.open(connection, address, op),
-                    None => self.send(connection, op),
+                let op =
+                    Op::Send { request, command, exhaust_allowed, deadline: Deadline::new(deadline, now()) };
+                if open {
+                    self.open(connection, address, op);
+                } else {
+                    self.send(connection, op);
                 }
             }
-            Command::ReadReply { request, connection, timeout } => {
-                let now = now();
-                let deadline = Deadline::new(sdam_adapter::exchange_deadline(now, None, timeout), now);
-                self.send(connection, Op::Read { request, deadline });
+            Command::ReadReply { request, connection, deadline } => {
+                self.send(connection, Op::Read { request, deadline: Deadline::new(deadline, now()) });
             }
             Command::CloseConnection { connection } => {
                 if let Some(c) = self.connections.remove(&connection) {
@@ -233,7 +231,8 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
-            Command::ResolveSrv { request, name, timeout } => {
+            Command::ResolveSrv { request, name, deadline } => {
+                let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();
                 let task = self.tasks.spawn(async move {
@@ -243,7 +242,8 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Srv(request));
             }
-            Command::ResolveTxt { request, name, timeout } => {
+            Command::ResolveTxt { request, name, deadline } => {
+                let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();
                 let task = self.tasks.spawn(async move {
@@ -253,6 +253,9 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Txt(request));
             }
+            // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
+            // to a driver that owns its monitors.
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
             _ => {}
         }
     }
@@ -343,6 +346,16 @@ impl Driver {
         };
         self.apply(report);
     }
+}
+
+/// The least time an exchange is given: a deadline already due still gets a (failing)
+/// attempt; the core fails the exchange at its deadline anyway.
+const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
+
+/// The time left until a command's deadline (`None`: no limit), on tokio's clock, at least
+/// [`MIN_TIME_LEFT`].
+fn time_left(deadline: Option<std::time::Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(now()).max(MIN_TIME_LEFT))
 }
 
 /// A deadline that never comes (the sleep arm is disabled when there is no deadline).
