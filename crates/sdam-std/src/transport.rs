@@ -426,3 +426,65 @@ fn flush_tls(
     }
     Ok(())
 }
+
+/// The transport's own deadlines, without the core: whatever the core does, a connection's
+/// thread gives up by its deadline and says so.
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use sdam_testserver::hostile::{Behaviour, HostileServer};
+
+    use super::{connect, Deadline, SocketSlot};
+    use crate::connection::Settings;
+
+    const LIMIT: Duration = Duration::from_millis(1000);
+
+    fn settings(server: &HostileServer) -> Settings {
+        let path = std::env::temp_dir().join(format!(
+            "sdam-std-transport-ca-{}-{}.pem",
+            std::process::id(),
+            server.address().port().unwrap_or(0)
+        ));
+        std::fs::write(&path, server.ca_pem().unwrap()).unwrap();
+        let options = sdam_adapter::TlsOptions { ca_file: Some(path.clone()), ..Default::default() };
+        let tls = sdam_adapter::tls::client_config(&options).unwrap();
+        let _ = std::fs::remove_file(path);
+        Settings {
+            tls: Some(Arc::clone(&tls)),
+            max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            proxy: None,
+        }
+    }
+
+    fn assert_on_time(started: Instant, error: &str) {
+        let took = started.elapsed();
+        assert!(took <= LIMIT + LIMIT / 10, "gave up after {took:?}: {error}");
+        assert!(error.ends_with("timed out after 1000 ms"), "{error}");
+    }
+
+    #[test]
+    fn a_dripping_tls_handshake_fails_by_the_deadline() {
+        let server = HostileServer::start_tls(Behaviour::DripHandshake(Duration::from_millis(200))).unwrap();
+        let settings = settings(&server);
+        let started = Instant::now();
+        let deadline = Deadline::new(Some(started + LIMIT), started);
+        let failure = connect(&server.address(), deadline, &settings, &SocketSlot::default()).err().unwrap();
+        assert_on_time(started, &failure.error);
+        assert!(failure.error.starts_with("the TLS handshake with"), "{}", failure.error);
+    }
+
+    #[test]
+    fn a_reply_dripped_after_the_tls_handshake_fails_by_the_deadline() {
+        let server = HostileServer::start_tls(Behaviour::DripReply(Duration::from_millis(200))).unwrap();
+        let settings = settings(&server);
+        let started = Instant::now();
+        let deadline = Deadline::new(Some(started + LIMIT), started);
+        let mut wire = connect(&server.address(), deadline, &settings, &SocketSlot::default()).unwrap();
+        wire.send(&bson::rawdoc! { "hello": 1, "$db": "admin" }, false, deadline).unwrap();
+        let failure = wire.read(deadline).err().unwrap();
+        assert_on_time(started, &failure.error);
+        assert!(failure.error.starts_with("waiting for the reply from"), "{}", failure.error);
+    }
+}
