@@ -15,7 +15,10 @@
 //! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
 //!   description changes (`Command::WakeSelections`) or the selection's deadline.
 //! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
-//!   one DNS thread.
+//!   one DNS thread (the default `dns` feature; without it `mongodb+srv` is refused), at the
+//!   system's name servers or those of [`ClientOptions::dns`].
+//! - Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
+//!   that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
 //! - With the `tls` feature, connections use rustls (ring), driven over the socket by hand so
 //!   that deadlines hold, with every TLS option (`TlsOptions`: CA file, client certificate
 //!   and encrypted key, invalid certificates or host names allowed); the server name is each
@@ -37,6 +40,7 @@
 
 mod client;
 mod connection;
+#[cfg(feature = "dns")]
 mod dns;
 mod driver;
 mod events;
@@ -47,6 +51,8 @@ mod transport;
 pub use client::Client;
 pub use events::Subscription;
 pub use options::ClientOptions;
+#[cfg(feature = "dns")]
+pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, ProxyOptions, SelectError, ServerGuard};

@@ -4,7 +4,7 @@
 use crate::TlsOptions;
 
 /// Options of a [`Client`](crate::Client) that are not part of [`sdam::TopologyConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Connect with TLS (`None`: plain TCP).
     #[cfg(feature = "tls")]
@@ -14,6 +14,14 @@ pub struct ClientOptions {
     pub max_message_size: usize,
     /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
     pub proxy: Option<sdam_adapter::ProxyOptions>,
+    /// The most bytes of events each subscription queues (as
+    /// [`event_size`](sdam_adapter::subscribers::event_size) accounts them, a heartbeat's
+    /// whole reply included) before it drops its oldest and reports a
+    /// [`ClientEvent::Lagged`](crate::ClientEvent::Lagged). Default 16 MiB.
+    pub event_buffer_bytes: usize,
+    /// Where `mongodb+srv` lookups go (default: the system's resolver configuration).
+    #[cfg(feature = "dns")]
+    pub dns: sdam_adapter::DnsOptions,
 }
 
 impl Default for ClientOptions {
@@ -23,6 +31,9 @@ impl Default for ClientOptions {
             tls: None,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
             proxy: None,
+            event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
+            #[cfg(feature = "dns")]
+            dns: sdam_adapter::DnsOptions::default(),
         }
     }
 }

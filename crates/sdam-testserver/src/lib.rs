@@ -37,6 +37,8 @@
 mod builder;
 mod cluster;
 mod connection;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod hostile;
 pub mod jongodb;
 mod listener;
