@@ -15,6 +15,8 @@
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`], TLS and proxy
 //!   options ([`UriSettings`]); every option that changes how or where a monitoring connection
 //!   connects is honoured or refused there.
+//! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
+//!   environment, which both adapters fill in when a client starts.
 //! - `dns` (the `dns` feature): hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -28,6 +30,7 @@
 
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod environment;
 mod error;
 mod events;
 mod guard;

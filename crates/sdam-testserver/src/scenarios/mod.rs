@@ -24,6 +24,7 @@ use crate::Cluster;
 
 mod deadlines;
 mod discovery;
+mod environment;
 mod failover;
 mod faults;
 mod interop;
@@ -43,6 +44,7 @@ pub use deadlines::{
     tls_stalled_handshake_fails_within_connect_timeout,
 };
 pub use discovery::{close_releases_everything, discovery_from_one_seed, streaming_and_polling_members};
+pub use environment::auto_monitoring_mode_polls_on_faas;
 pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
 pub use interop::jongodb_interop;
@@ -136,6 +138,10 @@ macro_rules! scenario_tests {
         #[test]
         fn malformed_replies_fail_checks() {
             $crate::scenarios::malformed_replies_fail_checks::<$harness>();
+        }
+        #[test]
+        fn auto_monitoring_mode_polls_on_faas() {
+            $crate::scenarios::auto_monitoring_mode_polls_on_faas::<$harness>();
         }
         #[test]
         fn connect_timeout_zero_is_no_limit() {
