@@ -7,7 +7,7 @@
 # lets cargo-fuzz pass its nightly-only flags (sanitizers, coverage instrumentation) to it.
 # The corpus grows in fuzz/corpus/TARGET (seeded by fuzz/seed-corpora.sh when empty) and
 # crashes land in fuzz/artifacts/TARGET; neither is committed.
-# Targets: op_msg_decode, hello_parse, topology_transitions, selection.
+# Targets: op_msg_decode, monitor_connection, hello_parse, topology_transitions, selection.
 set -euo pipefail
 
 if [ "$#" -ne 2 ]; then

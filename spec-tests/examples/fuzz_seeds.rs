@@ -6,6 +6,8 @@
 //!
 //! - `hello_parse`: every hello reply of the SDAM tests, as BSON bytes;
 //! - `op_msg_decode`: the same replies framed as OP_MSG messages;
+//! - `monitor_connection`: the same replies as the answer to a monitoring connection's first
+//!   request, read 64 bytes at a time;
 //! - `topology_transitions`: each SDAM test as a plan (its URI as a configuration, its
 //!   replies, network errors and application errors in order, the deadline woken between
 //!   phases);
@@ -110,7 +112,20 @@ fn host_index(address: &str) -> Option<u8> {
     HOSTS.iter().position(|h| ServerAddress::parse(h).is_ok_and(|h| h == address)).map(|i| i as u8)
 }
 
-/// An SDAM test as a plan; its replies also become `hello_parse` and `op_msg_decode` seeds.
+/// A `monitor_connection` input: the control byte (no exhaust, the default size limit), the
+/// read lengths (a quarter of the rest: 64-byte reads), then the reply to request 1.
+fn monitor_connection_seed(reply: &bson::RawDocument) -> Result<Vec<u8>, String> {
+    let mut message = sdam_wire::OpMsg::new(900, reply);
+    message.response_to = 1;
+    let message = message.to_vec().map_err(|e| e.to_string())?;
+    let mut seed = vec![5 << 1];
+    seed.resize(1 + message.len() / 3, 63);
+    seed.extend_from_slice(&message);
+    Ok(seed)
+}
+
+/// An SDAM test as a plan; its replies also become `hello_parse`, `op_msg_decode` and
+/// `monitor_connection` seeds.
 fn sdam_plan(test: &Value, seeds: &mut Seeds) -> Result<Option<Plan>, String> {
     let Some(uri) = test["uri"].as_str() else { return Ok(None) };
     let Ok(cs) = sdam::ConnectionString::parse(uri) else { return Ok(None) };
@@ -148,6 +163,7 @@ fn sdam_plan(test: &Value, seeds: &mut Seeds) -> Result<Option<Plan>, String> {
             seeds.write("hello_parse", raw.as_bytes())?;
             let message = sdam_wire::OpMsg::new(1, &raw).to_vec().map_err(|e| e.to_string())?;
             seeds.write("op_msg_decode", &message)?;
+            seeds.write("monitor_connection", &monitor_connection_seed(&raw)?)?;
             steps.push(Step::RawReply { server, reply: raw.as_bytes().to_vec() });
         }
         for error in phase["applicationErrors"].as_array().into_iter().flatten() {

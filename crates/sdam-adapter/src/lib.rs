@@ -8,14 +8,18 @@
 //! - [`ServerGuard`]: a selected server, counting one operation in progress until dropped.
 //! - [`PublishedSnapshot`]: the selection snapshot a driver publishes, read lock-free (cached
 //!   per thread) by threads that select, with a per-thread OS-seeded generator.
-//! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
+//! - [`TlsOptions`] and, with the `tls` feature, `tls::client_config`, the rustls (ring)
 //!   client configuration built from them.
 //! - [`subscribers`]: event subscriptions bounded by bytes, with [`ClientEvent::Lagged`] for
 //!   a subscriber that fell behind (blocking and async receivers over one queue).
-//! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`ProxyOptions`] and [`socks5::Socks5Connect`], a sans-IO SOCKS5 client handshake both
+//!   adapters drive over their sockets (socks5-support/socks5.md).
+//! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`], TLS and proxy
+//!   options ([`UriSettings`]); every option that changes how or where a monitoring connection
+//!   connects is honoured or refused there.
 //! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
 //!   environment, which both adapters fill in when a client starts.
-//! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
+//! - `dns` (the `dns` feature): hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
 //!
@@ -33,6 +37,7 @@ mod error;
 mod events;
 mod guard;
 mod selecting;
+pub mod socks5;
 pub mod subscribers;
 pub mod tls;
 mod uri;
@@ -41,9 +46,10 @@ pub use error::{Error, SelectError};
 pub use events::ClientEvent;
 pub use guard::ServerGuard;
 pub use selecting::PublishedSnapshot;
+pub use socks5::ProxyOptions;
 pub use tls::TlsOptions;
 
-pub use uri::config_from_uri;
+pub use uri::{config_from_uri, UriSettings};
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
@@ -102,10 +108,10 @@ mod tests {
 
     #[test]
     fn srv_configurations_are_refused_without_dns_naming_the_feature() {
-        let (srv, _) = config_from_uri("mongodb+srv://cluster0.example.com/?tls=false").unwrap();
+        let srv = config_from_uri("mongodb+srv://cluster0.example.com/?tls=false").unwrap().topology;
         let e = refuse_srv_without_dns(&srv, "sdam-std").unwrap_err().to_string();
         assert!(e.contains("mongodb+srv") && e.contains("sdam-std") && e.contains("`dns` feature"), "{e}");
-        let (plain, _) = config_from_uri("mongodb://a,b/?replicaSet=rs0").unwrap();
+        let plain = config_from_uri("mongodb://a,b/?replicaSet=rs0").unwrap().topology;
         assert!(refuse_srv_without_dns(&plain, "sdam-std").is_ok());
         assert!(no_dns("sdam-tokio").contains("`dns` feature"));
     }

@@ -30,17 +30,17 @@ impl ConnectArgs {
         for warning in cs.warnings() {
             eprintln!("warning: {warning}");
         }
-        let (config, tls) =
-            sdam_adapter::config_from_uri(&self.uri).map_err(|e| format!("invalid URI: {e}"))?;
-        let tls = match (&self.tls_ca_file, tls) {
+        let settings = sdam_adapter::config_from_uri(&self.uri).map_err(|e| format!("invalid URI: {e}"))?;
+        let tls = match (&self.tls_ca_file, settings.tls) {
             (Some(ca), tls) => Some(TlsOptions { ca_file: Some(ca.clone()), ..tls.unwrap_or_default() }),
             (None, tls) => tls,
         };
         let options = ClientOptions {
             tls,
+            proxy: settings.proxy,
             dns: DnsOptions { name_servers: self.dns_servers.clone() },
             ..ClientOptions::default()
         };
-        Ok((config, options))
+        Ok((settings.topology, options))
     }
 }

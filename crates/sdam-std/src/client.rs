@@ -59,6 +59,8 @@ impl Handle {
         let mut driver = self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(thread) = driver.take() {
             self.shared.handle(Input::Close);
+            // Waiting selections get their TopologyClosed outcome from the driver as soon as it
+            // drains the close, before it joins the connection threads.
             let _ = thread.join();
         }
     }
@@ -108,6 +110,11 @@ impl Client {
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
         let tls = crate::connection::TlsContext;
+        let settings = crate::connection::Settings {
+            tls,
+            max_message_size: options.max_message_size,
+            proxy: options.proxy.clone(),
+        };
         #[cfg(not(feature = "dns"))]
         sdam_adapter::refuse_srv_without_dns(&config, "sdam-std")?;
         let topology = Topology::new(config, Instant::now())?;
@@ -115,7 +122,7 @@ impl Client {
         let events = subscribe.then(|| Subscription::new(shared.subscribers.subscribe()));
         let driver = Driver::new(
             Arc::clone(&shared),
-            tls,
+            settings,
             #[cfg(feature = "dns")]
             options.dns,
         );
@@ -124,23 +131,33 @@ impl Client {
         Ok((Self { handle }, events))
     }
 
-    /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
-    /// feature, `tls=true`, `tlsCAFile`, `tlsAllowInvalidCertificates` and `tlsInsecure`
-    /// configure TLS.
+    /// A client for a `mongodb://` or `mongodb+srv://` connection string: the topology, TLS
+    /// (with the `tls` feature: `tls`, `tlsCAFile`, `tlsCertificateKeyFile`,
+    /// `tlsCertificateKeyFilePassword`, `tlsAllowInvalidCertificates`,
+    /// `tlsAllowInvalidHostnames`, `tlsInsecure`) and a SOCKS5 proxy (`proxyHost`, ...). An
+    /// option that changes how or where monitoring connections connect and cannot be honoured
+    /// is an error naming it (see [`sdam_adapter::config_from_uri`]); so is a Unix domain
+    /// socket host.
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
-        #[cfg(feature = "tls")]
-        let options = ClientOptions { tls, ..ClientOptions::default() };
+        let settings = sdam_adapter::config_from_uri(uri)?;
+        if let Some(unix) = settings.topology.seeds.iter().find(|s| matches!(s, ServerAddress::Unix { .. })) {
+            return Err(Error::Unsupported(format!(
+                "{unix}: sdam-std cannot connect to Unix domain sockets"
+            )));
+        }
         #[cfg(not(feature = "tls"))]
-        let options = match tls {
-            None => ClientOptions::default(),
-            Some(_) => {
-                return Err(Error::Unsupported(
-                    "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
-                ))
-            }
+        if settings.tls.is_some() {
+            return Err(Error::Unsupported(
+                "the connection string asks for TLS; build sdam-std with the `tls` feature".into(),
+            ));
+        }
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
+            proxy: settings.proxy,
+            ..ClientOptions::default()
         };
-        Self::with_options(config, options)
+        Self::with_options(settings.topology, options)
     }
 
     /// Selects a server for `criteria`, waiting up to serverSelectionTimeoutMS for a suitable
@@ -324,6 +341,10 @@ mod tests {
         let err = Client::from_uri("mongodb://a,b/?directConnection=true").unwrap_err();
         assert!(err.to_string().contains("directConnection"), "{err}");
         assert!(matches!(Client::from_uri("http://a"), Err(Error::ConnectionString(_))));
+        let err = Client::from_uri("mongodb://%2Ftmp%2Fmongodb-27017.sock").unwrap_err();
+        assert!(err.to_string().contains("cannot connect to Unix domain sockets"), "{err}");
+        let err = Client::from_uri("mongodb://a/?tls=maybe").unwrap_err();
+        assert!(err.to_string().starts_with("tls: invalid value"), "{err}");
     }
 
     #[test]

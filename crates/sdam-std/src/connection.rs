@@ -11,23 +11,35 @@ use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, Input, RequestId, ServerAddress};
 
 use crate::shared::Shared;
-use crate::transport::{connect, Failure, SocketSlot, Wire};
+use crate::transport::{connect, Deadline, Failure, SocketSlot, Wire};
+use sdam_wire::Reply;
 
 pub(crate) use crate::transport::TlsContext;
 
+/// What every connection of a client shares.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// TLS, when the client uses it.
+    pub(crate) tls: TlsContext,
+    /// The largest reply accepted on a monitoring connection.
+    pub(crate) max_message_size: usize,
+    /// The SOCKS5 proxy every connection goes through, if any.
+    pub(crate) proxy: Option<sdam_adapter::ProxyOptions>,
+}
+
 /// A command for a connection's thread.
 enum Job {
+    /// Send a hello (after opening the connection when `open`) and read its first reply, all
+    /// by one deadline.
     Hello {
         request: RequestId,
-        open: Option<Duration>,
+        open: bool,
         command: RawDocumentBuf,
         exhaust_allowed: bool,
-        timeout: Option<Duration>,
+        deadline: Deadline,
     },
-    Read {
-        request: RequestId,
-        timeout: Option<Duration>,
-    },
+    /// Read the next reply of a streaming exchange by the deadline.
+    Read { request: RequestId, deadline: Deadline },
 }
 
 struct Worker {
@@ -39,46 +51,49 @@ struct Worker {
 /// The driver's table of connections.
 pub(crate) struct Connections {
     shared: Arc<Shared>,
-    tls: TlsContext,
+    settings: Arc<Settings>,
     live: HashMap<ConnectionId, Worker>,
     /// Threads of closed connections, joined at the end (or pruned once finished).
     closing: Vec<JoinHandle<()>>,
 }
 
 impl Connections {
-    pub(crate) fn new(shared: Arc<Shared>, tls: TlsContext) -> Self {
-        Self { shared, tls, live: HashMap::new(), closing: Vec::new() }
+    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+        Self { shared, settings: Arc::new(settings), live: HashMap::new(), closing: Vec::new() }
     }
 
-    /// `Command::SendHello`: opens the connection first when `open` carries a connect timeout.
+    /// `Command::SendHello`: opens the connection first when `open` (connect, TLS handshake
+    /// and the hello's reply all by `deadline`; `None`: no limit).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_hello(
         &mut self,
         request: RequestId,
         connection: ConnectionId,
         address: ServerAddress,
-        open: Option<Duration>,
+        open: bool,
         command: RawDocumentBuf,
         exhaust_allowed: bool,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) {
-        if open.is_some() {
+        let deadline = Deadline::new(deadline, Instant::now());
+        if open {
             self.close(connection);
             if let Err(e) = self.start(connection, address) {
                 return self.fail(request, format!("cannot start a connection thread: {e}"));
             }
         }
-        self.submit(connection, request, Job::Hello { request, open, command, exhaust_allowed, timeout });
+        self.submit(connection, request, Job::Hello { request, open, command, exhaust_allowed, deadline });
     }
 
-    /// `Command::ReadReply`: the next reply of a streaming exchange.
+    /// `Command::ReadReply`: the next reply of a streaming exchange, by `deadline`.
     pub(crate) fn read_reply(
         &mut self,
         request: RequestId,
         connection: ConnectionId,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) {
-        self.submit(connection, request, Job::Read { request, timeout });
+        let deadline = Deadline::new(deadline, Instant::now());
+        self.submit(connection, request, Job::Read { request, deadline });
     }
 
     /// `Command::CloseConnection`: closes the socket at once (a blocked read returns) and lets
@@ -106,9 +121,10 @@ impl Connections {
     fn start(&mut self, connection: ConnectionId, address: ServerAddress) -> std::io::Result<()> {
         let (jobs, rx) = mpsc::channel();
         let socket = Arc::new(SocketSlot::default());
-        let (shared, slot, tls) = (Arc::clone(&self.shared), Arc::clone(&socket), self.tls.clone());
+        let (shared, slot, settings) =
+            (Arc::clone(&self.shared), Arc::clone(&socket), Arc::clone(&self.settings));
         let name = format!("sdam-conn-{connection}-{address}");
-        let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &tls, &rx))?;
+        let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &settings, &rx))?;
         self.live.insert(connection, Worker { jobs, socket, thread });
         Ok(())
     }
@@ -126,13 +142,19 @@ impl Connections {
 }
 
 /// A connection's thread: carries out jobs until the connection fails or is closed.
-fn run(shared: &Shared, address: &ServerAddress, slot: &SocketSlot, tls: &TlsContext, jobs: &Receiver<Job>) {
+fn run(
+    shared: &Shared,
+    address: &ServerAddress,
+    slot: &SocketSlot,
+    settings: &Settings,
+    jobs: &Receiver<Job>,
+) {
     let mut wire: Option<Wire> = None;
     for job in jobs {
         let (request, outcome) = match job {
-            Job::Hello { request, open, command, exhaust_allowed, timeout } => {
-                if let Some(connect_timeout) = open {
-                    match connect(address, connect_timeout, tls, slot) {
+            Job::Hello { request, open, command, exhaust_allowed, deadline } => {
+                if open {
+                    match connect(address, deadline, settings, slot) {
                         Ok(w) => wire = Some(w),
                         Err(f) => {
                             report(shared, request, Err(f));
@@ -142,18 +164,18 @@ fn run(shared: &Shared, address: &ServerAddress, slot: &SocketSlot, tls: &TlsCon
                 }
                 let started = Instant::now();
                 let outcome = match wire.as_mut() {
-                    Some(w) => w.send(&command, exhaust_allowed).and_then(|()| w.read(timeout)),
+                    Some(w) => w.send(&command, exhaust_allowed, deadline).and_then(|()| w.read(deadline)),
                     None => Err(Failure::network(format!("no open connection to {address}"))),
                 };
-                (request, outcome.map(|(reply, more)| (reply, more, started.elapsed())))
+                (request, outcome.map(|reply| (reply, started.elapsed())))
             }
-            Job::Read { request, timeout } => {
+            Job::Read { request, deadline } => {
                 let started = Instant::now();
                 let outcome = match wire.as_mut() {
-                    Some(w) => w.read(timeout),
+                    Some(w) => w.read(deadline),
                     None => Err(Failure::network(format!("no open connection to {address}"))),
                 };
-                (request, outcome.map(|(reply, more)| (reply, more, started.elapsed())))
+                (request, outcome.map(|reply| (reply, started.elapsed())))
             }
         };
         let failed = outcome.is_err();
@@ -164,11 +186,14 @@ fn run(shared: &Shared, address: &ServerAddress, slot: &SocketSlot, tls: &TlsCon
     }
 }
 
-fn report(shared: &Shared, request: RequestId, outcome: Result<(RawDocumentBuf, bool, Duration), Failure>) {
+fn report(shared: &Shared, request: RequestId, outcome: Result<(Reply, Duration), Failure>) {
     match outcome {
-        Ok((reply, more_to_come, round_trip_time)) => {
-            shared.handle(Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come });
-        }
+        Ok((reply, round_trip_time)) => shared.handle(Input::MonitorReply {
+            request,
+            reply: &reply.body,
+            round_trip_time,
+            more_to_come: reply.more_to_come,
+        }),
         Err(f) => shared.handle(Input::MonitorFailed { request, kind: f.kind, error: f.error }),
     }
 }

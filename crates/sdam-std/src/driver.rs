@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sdam::{Command, Output};
 
-use crate::connection::{Connections, TlsContext};
+use crate::connection::{Connections, Settings};
 #[cfg(feature = "dns")]
 use crate::dns::Dns;
 use crate::shared::Shared;
@@ -27,10 +27,10 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        tls: TlsContext,
+        settings: Settings,
         #[cfg(feature = "dns")] dns_options: sdam_adapter::DnsOptions,
     ) -> Self {
-        let connections = Connections::new(Arc::clone(&shared), tls);
+        let connections = Connections::new(Arc::clone(&shared), settings);
         Self {
             shared,
             connections,
@@ -132,9 +132,7 @@ impl Driver {
         };
         match command {
             Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
-                let timeout = time_left(deadline);
-                // The connection code takes a zero connect timeout as "no limit".
-                let open = open.then(|| timeout.unwrap_or(Duration::ZERO));
+                // One deadline for connect + TLS + hello when opening, else for the reply.
                 self.connections.send_hello(
                     request,
                     connection,
@@ -142,11 +140,11 @@ impl Driver {
                     open,
                     command,
                     exhaust_allowed,
-                    timeout,
+                    deadline,
                 );
             }
             Command::ReadReply { request, connection, deadline } => {
-                self.connections.read_reply(request, connection, time_left(deadline));
+                self.connections.read_reply(request, connection, deadline);
             }
             Command::CloseConnection { connection } => self.connections.close(connection),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
@@ -191,11 +189,13 @@ impl Driver {
     }
 }
 
-/// The least time an exchange is given: a deadline already due still gets a (failing) attempt,
+/// The least time a DNS lookup is given: a deadline already due still gets a (failing) attempt,
 /// and `std::net` refuses a zero timeout; the core fails the exchange at its deadline anyway.
+#[cfg(feature = "dns")]
 const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
 
 /// The time left until a command's deadline (`None`: no limit), at least [`MIN_TIME_LEFT`].
+#[cfg(feature = "dns")]
 fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_TIME_LEFT))
 }

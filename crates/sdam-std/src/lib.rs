@@ -6,9 +6,12 @@
 //! - One driver thread sleeps until the core's next deadline (or new input), drains its
 //!   outputs, publishes events and hands commands to the I/O threads.
 //! - One thread per monitoring connection (and per RTT connection when streaming) opens its
-//!   socket with the command's connect timeout, sends the prebuilt `hello` as `OP_MSG`
-//!   (`sdam-wire`), reads replies under the command's timeout and reports them. Malformed or
-//!   oversized frames fail the exchange and close the connection.
+//!   socket (directly or through a SOCKS5 proxy, then TLS), sends the prebuilt `hello` as
+//!   `OP_MSG` and reads replies on `sdam_wire::MonitorConnection`, each step by one overall
+//!   deadline (connect + TLS + hello within connectTimeoutMS), and reports them. Malformed or
+//!   oversized frames fail the exchange and close the connection. One file descriptor per
+//!   connection; [`Client::close`] interrupts whatever a connection is blocked in, connects
+//!   included.
 //! - [`Client::select_server`] selects from the snapshot the driver published, without its
 //!   lock, when a server is suitable now; otherwise it hands the selection to the core
 //!   (`Topology::start_selection`), which owns the waiting, and blocks until the driver
@@ -18,11 +21,13 @@
 //!   system's name servers or those of [`ClientOptions::dns`].
 //! - Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
 //!   that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
-//! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
-//!   `tlsAllowInvalidCertificates`; the server name is each address's host.
+//! - With the `tls` feature, connections use rustls (ring), driven over the socket by hand so
+//!   that deadlines hold, with every TLS option (`TlsOptions`: CA file, client certificate
+//!   and encrypted key, invalid certificates or host names allowed); the server name is each
+//!   address's host.
 //!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
-//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-tokio`'s.
+//! [`ProxyOptions`], `TlsOptions`) come from `sdam-adapter` and are the same types as `sdam-tokio`'s.
 //!
 //! ```no_run
 //! use sdam::selection::SelectionCriteria;
@@ -53,7 +58,7 @@ pub use options::ClientOptions;
 pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
-pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+pub use sdam_adapter::{ClientEvent, Error, ProxyOptions, SelectError, ServerGuard};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -9,6 +9,11 @@ pub struct ClientOptions {
     /// Connect with TLS (`None`: plain TCP).
     #[cfg(feature = "tls")]
     pub tls: Option<TlsOptions>,
+    /// The largest reply frame accepted on a monitoring connection; a larger one closes the
+    /// connection and fails the check. Default: [`sdam_wire::DEFAULT_MAX_MESSAGE_SIZE`].
+    pub max_message_size: usize,
+    /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
+    pub proxy: Option<sdam_adapter::ProxyOptions>,
     /// The most bytes of events each subscription queues (as
     /// [`event_size`](sdam_adapter::subscribers::event_size) accounts them, a heartbeat's
     /// whole reply included) before it drops its oldest and reports a
@@ -24,6 +29,8 @@ impl Default for ClientOptions {
         Self {
             #[cfg(feature = "tls")]
             tls: None,
+            max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            proxy: None,
             event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
             #[cfg(feature = "dns")]
             dns: sdam_adapter::DnsOptions::default(),

@@ -41,16 +41,18 @@ impl Harness for StdHarness {
         match tls_ca_file {
             #[cfg(feature = "tls")]
             Some(path) => {
-                options.tls = Some(sdam_std::TlsOptions {
-                    ca_file: Some(path.to_owned()),
-                    allow_invalid_certificates: false,
-                });
+                options.tls =
+                    Some(sdam_std::TlsOptions { ca_file: Some(path.to_owned()), ..Default::default() });
             }
             #[cfg(not(feature = "tls"))]
             Some(_) => return Err("built without the tls feature".into()),
             None => {}
         }
         Client::with_options(config, options).map(Self).map_err(|e| e.to_string())
+    }
+
+    fn from_uri(uri: &str) -> Result<Self, String> {
+        Client::from_uri(uri).map(Self).map_err(|e| e.to_string())
     }
 
     fn select(&self, criteria: SelectionCriteria) -> Result<ServerAddress, String> {
@@ -156,5 +158,19 @@ fn mongodb_srv_goes_through_the_dns_thread() {
     assert!(client.nodes().is_empty());
     let err = client.select_server(SelectionCriteria::write()).unwrap_err().to_string();
     assert!(err.contains("cluster0.example.invalid"), "{err}");
+    client.close();
+}
+
+#[test]
+fn replies_over_the_size_limit_fail_the_check() {
+    // The limit is the client's option (it was hard-coded to 48 MB before).
+    let set = sdam_testserver::Standalone::builder().start().unwrap();
+    #[allow(clippy::needless_update)] // without the tls feature the size is the only field
+    let options = ClientOptions { max_message_size: 64, ..ClientOptions::default() };
+    let client = Client::with_options(TopologyConfig::with_seeds(set.addresses()), options).unwrap();
+    let address = set.address(0).unwrap();
+    wait_for(&client, "a failed check", |d| d.server(&address).is_some_and(|s| s.error.is_some()));
+    let error = client.description().server(&address).and_then(|s| s.error.clone()).unwrap();
+    assert!(error.contains("malformed reply") && error.contains("64"), "{error}");
     client.close();
 }

@@ -14,7 +14,24 @@ use crate::member::{Deployment, MemberSpec, MemberState, Role, State};
 pub struct ClusterBuilder {
     deployment: Deployment,
     members: Vec<MemberSpec>,
-    tls: bool,
+    tls: Option<TlsSpec>,
+}
+
+/// How a TLS deployment's servers present themselves (`ClusterBuilder::tls_with`, with the
+/// `tls` feature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Refuse clients that present no certificate signed by the deployment's CA.
+    pub require_client_certificate: bool,
+    /// The DNS names and IP addresses in the server certificate.
+    pub server_names: Vec<String>,
+}
+
+impl Default for TlsSpec {
+    /// No client certificate required; the certificate names `localhost` and `127.0.0.1`.
+    fn default() -> Self {
+        Self { require_client_certificate: false, server_names: vec!["localhost".into(), "127.0.0.1".into()] }
+    }
 }
 
 /// Replica set deployments.
@@ -24,11 +41,7 @@ pub struct ReplicaSet;
 impl ReplicaSet {
     /// A replica set named `name`; add members with [`ClusterBuilder::member`].
     pub fn builder(name: &str) -> ClusterBuilder {
-        ClusterBuilder {
-            deployment: Deployment::ReplicaSet(name.to_owned()),
-            members: Vec::new(),
-            tls: false,
-        }
+        ClusterBuilder { deployment: Deployment::ReplicaSet(name.to_owned()), members: Vec::new(), tls: None }
     }
 }
 
@@ -39,7 +52,7 @@ pub struct Mongos;
 impl Mongos {
     /// A set of mongoses; add them with [`ClusterBuilder::member`] (`Role::Mongos`).
     pub fn builder() -> ClusterBuilder {
-        ClusterBuilder { deployment: Deployment::Sharded, members: Vec::new(), tls: false }
+        ClusterBuilder { deployment: Deployment::Sharded, members: Vec::new(), tls: None }
     }
 }
 
@@ -53,7 +66,7 @@ impl Standalone {
         ClusterBuilder {
             deployment: Deployment::Standalone,
             members: vec![MemberSpec::new(Role::Standalone)],
-            tls: false,
+            tls: None,
         }
     }
 }
@@ -68,7 +81,15 @@ impl ClusterBuilder {
     /// Serves over TLS with a certificate generated at start (see [`Cluster::ca_pem`]).
     #[cfg(feature = "tls")]
     pub fn tls(mut self) -> Self {
-        self.tls = true;
+        self.tls = Some(TlsSpec::default());
+        self
+    }
+
+    /// Serves over TLS as `spec` says: the names in the server certificate, and whether
+    /// clients must present a certificate (see [`Cluster::client_identity_pem`]).
+    #[cfg(feature = "tls")]
+    pub fn tls_with(mut self, spec: TlsSpec) -> Self {
+        self.tls = Some(spec);
         self
     }
 
@@ -89,8 +110,8 @@ impl ClusterBuilder {
             listeners.push(spec.up.then_some(listener));
         }
         #[cfg(feature = "tls")]
-        let tls = if self.tls { Some(crate::tls::generate().map_err(ClusterError::Tls)?) } else { None };
-        let _ = self.tls;
+        let tls = self.tls.as_ref().map(crate::tls::generate_with).transpose().map_err(ClusterError::Tls)?;
+        let _ = &self.tls;
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
             changed: Condvar::new(),

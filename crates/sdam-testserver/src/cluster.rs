@@ -327,6 +327,14 @@ impl Cluster {
         self.inner.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
+    /// A client certificate signed by the deployment's CA, followed by its private key, PEM
+    /// (what `tlsCertificateKeyFile` points to); with a `password` the key is an encrypted
+    /// PKCS#8 key (`tlsCertificateKeyFilePassword`). TLS deployments only.
+    #[cfg(feature = "tls")]
+    pub fn client_identity_pem(&self, password: Option<&str>) -> Option<String> {
+        self.inner.tls.as_ref().and_then(|t| t.client_identity_pem(password).ok())
+    }
+
     /// Stops every server: closes listeners and connections and joins every thread.
     pub fn shutdown(&self) {
         let acceptors: Vec<Acceptor> = {

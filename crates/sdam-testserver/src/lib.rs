@@ -40,15 +40,17 @@ mod cluster;
 mod connection;
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod hostile;
 pub mod jongodb;
 mod listener;
 mod member;
 mod raw_client;
 pub mod scenarios;
+pub mod socks5_proxy;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone};
+pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone, TlsSpec};
 pub use cluster::{Cluster, ClusterError};
 pub use member::{Fault, MemberSpec, Role, MAX_WIRE_VERSION, MIN_WIRE_VERSION};
 pub use raw_client::{RawClient, RawReply};

@@ -4,13 +4,14 @@
 //! The task ends (dropping the socket) after the first failure it reports, when the driver
 //! drops its command channel, or when the driver aborts it.
 
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, RequestId, ServerAddress};
-use sdam_wire::{frame, Framing, OpMsg, ReplyMatcher, ReplyProgress};
+use sdam_adapter::socks5::Socks5Connect;
+use sdam_adapter::ProxyOptions;
+use sdam_wire::MonitorConnection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -20,16 +21,55 @@ use crate::driver::{Counted, Report, Stats};
 /// What the driver asks a connection task to do.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Send a hello and read its (first) reply.
-    Send { request: RequestId, command: RawDocumentBuf, exhaust_allowed: bool, timeout: Option<Duration> },
-    /// Read the next reply of a streaming exchange.
-    Read { request: RequestId, timeout: Option<Duration> },
+    /// Send a hello and read its (first) reply by the deadline (for the first op of a
+    /// connection, opening it too: connect + TLS + hello by one deadline).
+    Send { request: RequestId, command: RawDocumentBuf, exhaust_allowed: bool, deadline: Deadline },
+    /// Read the next reply of a streaming exchange by the deadline.
+    Read { request: RequestId, deadline: Deadline },
 }
 
 impl Op {
     pub(crate) fn request(&self) -> RequestId {
         match self {
             Self::Send { request, .. } | Self::Read { request, .. } => *request,
+        }
+    }
+
+    fn deadline(&self) -> Deadline {
+        match self {
+            Self::Send { deadline, .. } | Self::Read { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// One overall deadline for a step (`at: None`: no limit), and when the step began (to say
+/// how long it was given).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Option<Instant>,
+    started: Instant,
+}
+
+impl Deadline {
+    /// The deadline `at` (from the core's command), set at `started`.
+    pub(crate) fn new(at: Option<std::time::Instant>, started: std::time::Instant) -> Self {
+        Self { at: at.map(Instant::from_std), started: Instant::from_std(started) }
+    }
+
+    /// Runs `future` until the deadline; the timeout failure of step `what` if it passes.
+    async fn run<F: std::future::Future>(
+        self,
+        what: &str,
+        address: &ServerAddress,
+        future: F,
+    ) -> Result<F::Output, Failure> {
+        match self.at {
+            None => Ok(future.await),
+            Some(at) => tokio::time::timeout_at(at, future).await.map_err(|_| {
+                // Rounded up: the deadline was computed a moment before `started` was read.
+                let ms = at.saturating_duration_since(self.started).as_micros().div_ceil(1000);
+                (FailureKind::Timeout, format!("{what} {address} timed out after {ms} ms"))
+            }),
         }
     }
 }
@@ -39,18 +79,11 @@ impl Op {
 pub(crate) struct Settings {
     /// The largest reply frame accepted.
     pub(crate) max_message_size: usize,
-    /// OP_MSG requestIDs: unique per client, positive.
-    pub(crate) request_ids: AtomicI32,
     /// TLS, when the client uses it.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::Connector>,
-}
-
-impl Settings {
-    fn next_request_id(&self) -> i32 {
-        // Positive and wrapping: fetch_add wraps at i32::MAX, masking keeps it non-negative.
-        (self.request_ids.fetch_add(1, Ordering::Relaxed) & i32::MAX).max(1)
-    }
+    /// The SOCKS5 proxy every connection goes through, if any.
+    pub(crate) proxy: Option<ProxyOptions>,
 }
 
 /// A byte stream to a server: TCP, TLS over TCP, or a Unix socket.
@@ -64,42 +97,30 @@ fn network(error: String) -> Failure {
     (FailureKind::Network, error)
 }
 
-/// Runs one connection: opens it for `first` (a `Send` whose hello is the handshake), then
-/// serves the driver's ops in order until something fails or the driver lets go.
-#[allow(clippy::too_many_arguments)]
+/// Runs one connection: opens it for `first` (a `Send` whose hello is the handshake, all by
+/// its deadline), then serves the driver's ops in order until something fails or the driver
+/// lets go.
 pub(crate) async fn run(
     settings: Arc<Settings>,
     stats: Arc<Stats>,
     connection: ConnectionId,
     address: ServerAddress,
-    connect_timeout: Option<Duration>,
     first: Op,
     mut ops: mpsc::UnboundedReceiver<Op>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let request = first.request();
-    let stream = match with_timeout(connect_timeout, connect(&settings, &address)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            let failure = network(format!("could not connect to {address}: {error}"));
-            let _ = reports.send(Report::Monitor { connection, request, result: Err(failure) });
-            return;
-        }
-        Err(limit) => {
-            let failure = (
-                FailureKind::Timeout,
-                format!("could not connect to {address} within {} ms", limit.as_millis()),
-            );
+    let stream = match connect(&settings, &address, first.deadline()).await {
+        Ok(stream) => stream,
+        Err(failure) => {
             let _ = reports.send(Report::Monitor { connection, request, result: Err(failure) });
             return;
         }
     };
     let mut conn = Connection {
         stream,
-        buf: Vec::new(),
-        matcher: None,
+        wire: MonitorConnection::new().with_max_message_size(settings.max_message_size),
         address,
-        settings,
         _open: stats.open_connection(),
     };
     let mut op = first;
@@ -127,56 +148,36 @@ pub(crate) struct Reply {
 
 struct Connection {
     stream: Box<dyn Stream>,
-    /// Bytes received and not yet consumed.
-    buf: Vec<u8>,
-    /// The exchange in progress (its next expected `responseTo`).
-    matcher: Option<ReplyMatcher>,
+    /// Request ids, the reply matcher, the receive buffer and the size limit.
+    wire: MonitorConnection,
     address: ServerAddress,
-    settings: Arc<Settings>,
     _open: Counted,
 }
 
 impl Connection {
     async fn exchange(&mut self, op: Op) -> Result<Reply, Failure> {
         let start = Instant::now();
-        let timeout = match &op {
-            Op::Send { timeout, .. } | Op::Read { timeout, .. } => *timeout,
-        };
-        match with_timeout(timeout, self.exchange_inner(op)).await {
-            Ok(Ok((reply, more_to_come))) => {
-                Ok(Reply { reply, round_trip_time: start.elapsed(), more_to_come })
-            }
-            Ok(Err(failure)) => Err(failure),
-            Err(limit) => Err((
-                FailureKind::Timeout,
-                format!("no reply from {} within {} ms", self.address, limit.as_millis()),
-            )),
-        }
+        let deadline = op.deadline();
+        let address = self.address.clone();
+        let (reply, more_to_come) =
+            deadline.run("waiting for the reply from", &address, self.exchange_inner(op)).await??;
+        Ok(Reply { reply, round_trip_time: start.elapsed(), more_to_come })
     }
 
     async fn exchange_inner(&mut self, op: Op) -> Result<(RawDocumentBuf, bool), Failure> {
         match op {
             Op::Send { command, exhaust_allowed, .. } => {
-                if self.matcher.is_some_and(|m| !m.is_finished()) {
-                    return Err(network(format!(
-                        "a hello was to be sent to {} while a streamed reply was still expected",
-                        self.address
-                    )));
-                }
-                let request_id = self.settings.next_request_id();
-                let mut message = OpMsg::new(request_id, &command);
-                message.flags.exhaust_allowed = exhaust_allowed;
-                let bytes = message
-                    .to_vec()
-                    .map_err(|e| network(format!("could not encode the hello for {}: {e}", self.address)))?;
-                self.matcher = Some(ReplyMatcher::new(request_id, exhaust_allowed));
+                let bytes = self
+                    .wire
+                    .send(&command, exhaust_allowed)
+                    .map_err(|e| network(format!("cannot send the hello to {}: {e}", self.address)))?;
                 self.stream
                     .write_all(&bytes)
                     .await
                     .map_err(|e| network(format!("could not send to {}: {e}", self.address)))?;
             }
             Op::Read { .. } => {
-                if self.matcher.is_none_or(|m| m.is_finished()) {
+                if !self.wire.awaiting_reply() {
                     return Err(network(format!(
                         "asked to read a streamed reply from {}, but none is expected",
                         self.address
@@ -187,76 +188,114 @@ impl Connection {
         self.read_reply().await
     }
 
-    /// Reads one reply frame, checks it, and returns its body and moreToCome flag.
+    /// Reads until the connection state hands back a whole, checked reply.
     async fn read_reply(&mut self) -> Result<(RawDocumentBuf, bool), Failure> {
         let address = &self.address;
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut next = self.wire.poll_reply();
         loop {
-            match frame(&self.buf, self.settings.max_message_size) {
-                Err(e) => return Err(network(format!("malformed reply from {address}: {e}"))),
-                Ok(Framing::Complete(len)) => {
-                    let Some(bytes) = self.buf.get(..len) else {
-                        return Err(network(format!("malformed reply from {address}: bad frame length")));
-                    };
-                    let message = OpMsg::parse(bytes)
-                        .map_err(|e| network(format!("malformed reply from {address}: {e}")))?;
-                    let Some(matcher) = self.matcher.as_mut() else {
-                        return Err(network(format!("unexpected reply from {address}")));
-                    };
-                    let progress = matcher
-                        .accept(&message)
-                        .map_err(|e| network(format!("unexpected reply from {address}: {e}")))?;
-                    let body = message.body.to_owned();
-                    let more_to_come = progress == ReplyProgress::MoreToCome;
-                    self.buf.drain(..len);
-                    return Ok((body, more_to_come));
-                }
-                Ok(Framing::Partial { needed }) => {
-                    self.buf.reserve(needed.min(64 * 1024));
-                    let n = self
-                        .stream
-                        .read_buf(&mut self.buf)
-                        .await
-                        .map_err(|e| network(format!("could not read from {address}: {e}")))?;
-                    if n == 0 {
-                        return Err(network(format!("{address} closed the connection")));
-                    }
-                }
+            match next {
+                Ok(Some(reply)) => return Ok((reply.body, reply.more_to_come)),
+                Err(e) => return Err(network(format!("{address}: {e}"))),
+                Ok(None) => {}
             }
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| network(format!("could not read from {address}: {e}")))?;
+            if n == 0 {
+                return Err(network(format!("{address} closed the connection")));
+            }
+            next = self.wire.feed(chunk.get(..n).unwrap_or_default());
         }
     }
 }
 
-/// Runs `future` within `limit` (none: no limit); `Err(limit)` when it ran out.
-async fn with_timeout<F: std::future::Future>(
-    limit: Option<Duration>,
-    future: F,
-) -> Result<F::Output, Duration> {
-    match limit.filter(|d| !d.is_zero()) {
-        Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| limit),
-        None => Ok(future.await),
-    }
-}
-
-/// Opens the byte stream to `address`.
-async fn connect(settings: &Settings, address: &ServerAddress) -> std::io::Result<Box<dyn Stream>> {
+/// Opens the byte stream to `address` by `deadline`: TCP, then TLS when configured.
+async fn connect(
+    settings: &Settings,
+    address: &ServerAddress,
+    deadline: Deadline,
+) -> Result<Box<dyn Stream>, Failure> {
+    let failed = |what: &str, e: std::io::Error| network(format!("{what} {address} failed: {e}"));
     match address {
         ServerAddress::Tcp { host, port } => {
-            let tcp = tokio::net::TcpStream::connect((&**host, *port)).await?;
-            tcp.set_nodelay(true)?;
+            let tcp = match &settings.proxy {
+                None => deadline
+                    .run("connecting to", address, tokio::net::TcpStream::connect((&**host, *port)))
+                    .await?
+                    .map_err(|e| failed("connecting to", e))?,
+                Some(proxy) => {
+                    let what = "connecting to the SOCKS5 proxy for";
+                    let mut tcp = deadline
+                        .run(what, address, tokio::net::TcpStream::connect((proxy.host.as_str(), proxy.port)))
+                        .await?
+                        .map_err(|e| failed(what, e))?;
+                    let what = "the SOCKS5 handshake for";
+                    deadline
+                        .run(what, address, socks5_connect(&mut tcp, proxy, host, *port, address))
+                        .await??;
+                    tcp
+                }
+            };
+            let _ = tcp.set_nodelay(true);
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.tls {
-                return Ok(Box::new(tls.connect(host, tcp).await?));
+                let stream = deadline
+                    .run("the TLS handshake with", address, tls.connect(host, tcp))
+                    .await?
+                    .map_err(|e| failed("the TLS handshake with", e))?;
+                return Ok(Box::new(stream));
             }
             #[cfg(not(feature = "tls"))]
             let _ = settings;
             Ok(Box::new(tcp))
         }
         #[cfg(unix)]
-        ServerAddress::Unix { path } => Ok(Box::new(tokio::net::UnixStream::connect(&**path).await?)),
+        ServerAddress::Unix { .. } if settings.proxy.is_some() => Err(network(format!(
+            "{address} is a Unix domain socket, which cannot be reached through a SOCKS5 proxy"
+        ))),
+        #[cfg(unix)]
+        ServerAddress::Unix { path } => {
+            let unix = deadline
+                .run("connecting to", address, tokio::net::UnixStream::connect(&**path))
+                .await?
+                .map_err(|e| failed("connecting to", e))?;
+            Ok(Box::new(unix))
+        }
         #[allow(unreachable_patterns)]
-        other => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!("{other} is not an address this platform can connect to"),
-        )),
+        other => Err(network(format!("{other} is not an address this platform can connect to"))),
+    }
+}
+
+/// Asks the SOCKS5 proxy on `tcp` for a tunnel to `host:port` (the name as written: the proxy
+/// resolves it). A refusal is a network error (socks5.md); the caller keeps the deadline.
+async fn socks5_connect(
+    tcp: &mut tokio::net::TcpStream,
+    proxy: &ProxyOptions,
+    host: &str,
+    port: u16,
+    address: &ServerAddress,
+) -> Result<(), Failure> {
+    let refused =
+        |e: String| network(format!("SOCKS5 proxy {}:{} for {address}: {e}", proxy.host, proxy.port));
+    let credentials = proxy.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    let mut socks = Socks5Connect::new(host, port, credentials).map_err(|e| refused(e.to_string()))?;
+    let mut buf = [0u8; 262];
+    loop {
+        if let Some(out) = socks.take_output() {
+            tcp.write_all(&out).await.map_err(|e| refused(e.to_string()))?;
+        }
+        if socks.is_connected() {
+            return Ok(());
+        }
+        let want = socks.bytes_needed().min(buf.len());
+        let n =
+            tcp.read(buf.get_mut(..want).unwrap_or_default()).await.map_err(|e| refused(e.to_string()))?;
+        if n == 0 {
+            return Err(refused("the proxy closed the connection during the handshake".into()));
+        }
+        socks.feed(buf.get(..n).unwrap_or_default()).map_err(|e| refused(e.to_string()))?;
     }
 }

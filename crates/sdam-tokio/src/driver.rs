@@ -15,7 +15,7 @@ use sdam_adapter::PublishedSnapshot;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
-use crate::connection::{self, Op, Reply, Settings};
+use crate::connection::{self, Deadline, Op, Reply, Settings};
 #[cfg(feature = "dns")]
 use crate::dns::Resolver;
 use crate::ClientEvent;
@@ -253,16 +253,17 @@ impl Driver {
         match command {
             Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
                 self.shared.stats.hellos_sent.fetch_add(1, Ordering::Relaxed);
-                let timeout = time_left(deadline);
-                let op = Op::Send { request, command, exhaust_allowed, timeout };
+                // One deadline for connect + TLS + hello when opening, else for the reply.
+                let op =
+                    Op::Send { request, command, exhaust_allowed, deadline: Deadline::new(deadline, now()) };
                 if open {
-                    self.open(connection, address, timeout, op);
+                    self.open(connection, address, op);
                 } else {
                     self.send(connection, op);
                 }
             }
             Command::ReadReply { request, connection, deadline } => {
-                self.send(connection, Op::Read { request, timeout: time_left(deadline) });
+                self.send(connection, Op::Read { request, deadline: Deadline::new(deadline, now()) });
             }
             Command::CloseConnection { connection } => {
                 if let Some(c) = self.connections.remove(&connection) {
@@ -319,13 +320,7 @@ impl Driver {
     }
 
     /// Starts a connection task for `connection`; `op` is its handshake.
-    fn open(
-        &mut self,
-        connection: ConnectionId,
-        address: ServerAddress,
-        connect_timeout: Option<Duration>,
-        op: Op,
-    ) {
+    fn open(&mut self, connection: ConnectionId, address: ServerAddress, op: Op) {
         let (ops, rx) = mpsc::unbounded_channel();
         let pending = Some(op.request());
         let (settings, stats, reports) =
@@ -333,7 +328,7 @@ impl Driver {
         let alive = stats.task();
         let abort = self.tasks.spawn(async move {
             let _alive = alive;
-            connection::run(settings, stats, connection, address, connect_timeout, op, rx, reports).await;
+            connection::run(settings, stats, connection, address, op, rx, reports).await;
         });
         self.purposes.insert(abort.id(), TaskPurpose::Connection(connection));
         self.connections.insert(connection, OpenConnection { ops, abort, pending });
@@ -411,12 +406,14 @@ impl Driver {
     }
 }
 
-/// The least time an exchange is given: a deadline already due still gets a (failing)
+/// The least time a DNS lookup is given: a deadline already due still gets a (failing)
 /// attempt; the core fails the exchange at its deadline anyway.
+#[cfg(feature = "dns")]
 const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
 
 /// The time left until a command's deadline (`None`: no limit), on tokio's clock, at least
 /// [`MIN_TIME_LEFT`].
+#[cfg(feature = "dns")]
 fn time_left(deadline: Option<std::time::Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(now()).max(MIN_TIME_LEFT))
 }

@@ -20,7 +20,9 @@
 //! ```
 //!
 //! One driver task owns the [`sdam::Topology`]; each monitoring (and RTT) connection is a task
-//! owning its socket; [`Client::close`] returns once every task and socket is gone.
+//! owning its socket (directly or through a SOCKS5 proxy, then TLS) and running on
+//! `sdam_wire::MonitorConnection`, each step by one overall deadline (connect + TLS + hello
+//! within connectTimeoutMS); [`Client::close`] returns once every task and socket is gone.
 //!
 //! `mongodb+srv` lookups use hickory-resolver (the default `dns` feature; without it
 //! `mongodb+srv` is refused) at the system's name servers or those of [`ClientOptions::dns`].
@@ -28,7 +30,7 @@
 //! that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
 //!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
-//! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
+//! [`ProxyOptions`], `TlsOptions`) come from `sdam-adapter` and are the same types as `sdam-std`'s.
 #![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 #![warn(missing_docs)]
 
@@ -40,7 +42,7 @@ mod events;
 #[cfg(feature = "tls")]
 mod tls;
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sdam::selection::{SelectionCriteria, SelectionOptions};
@@ -54,7 +56,7 @@ pub use crate::events::Subscription;
 pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
-pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
+pub use sdam_adapter::{ClientEvent, Error, ProxyOptions, SelectError, ServerGuard};
 
 /// Selection options, made only when needed.
 enum Lazy<F> {
@@ -115,6 +117,8 @@ pub struct ClientOptions {
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check.
     pub max_message_size: usize,
+    /// A SOCKS5 proxy for every monitoring connection (`proxyHost`, ...); `None`: direct.
+    pub proxy: Option<ProxyOptions>,
 }
 
 impl Default for ClientOptions {
@@ -124,6 +128,7 @@ impl Default for ClientOptions {
             tls: None,
             event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            proxy: None,
             #[cfg(feature = "dns")]
             dns: DnsOptions::default(),
         }
@@ -203,7 +208,7 @@ impl Client {
         sdam_adapter::environment::detect_environment(&mut config.metadata);
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
-            request_ids: AtomicI32::new(1),
+            proxy: options.proxy.clone(),
             #[cfg(feature = "tls")]
             tls: options.tls.as_ref().map(tls::Connector::new).transpose().map_err(Error::Tls)?,
         };
@@ -222,22 +227,28 @@ impl Client {
         Ok((Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) }, events))
     }
 
-    /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
-    /// (`tls`, `tlsCAFile` and `tlsAllowInvalidCertificates` need the `tls` feature).
+    /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it:
+    /// the topology, TLS (the `tls` feature: `tls`, `tlsCAFile`, `tlsCertificateKeyFile`,
+    /// `tlsCertificateKeyFilePassword`, `tlsAllowInvalidCertificates`,
+    /// `tlsAllowInvalidHostnames`, `tlsInsecure`) and a SOCKS5 proxy (`proxyHost`, ...). An
+    /// option that changes how or where monitoring connections connect and cannot be honoured
+    /// is an error naming it (see [`sdam_adapter::config_from_uri`]).
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
-        let (config, tls) = sdam_adapter::config_from_uri(uri)?;
-        #[cfg(feature = "tls")]
-        let options = ClientOptions { tls, ..ClientOptions::default() };
+        let settings = sdam_adapter::config_from_uri(uri)?;
         #[cfg(not(feature = "tls"))]
-        if tls.is_some() {
+        if settings.tls.is_some() {
             return Err(Error::Unsupported(
                 "the connection string asks for TLS, but sdam-tokio was built without its `tls` feature"
                     .into(),
             ));
         }
-        #[cfg(not(feature = "tls"))]
-        let options = ClientOptions::default();
-        Self::with_options(config, options)
+        let options = ClientOptions {
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
+            proxy: settings.proxy,
+            ..ClientOptions::default()
+        };
+        Self::with_options(settings.topology, options)
     }
 
     /// Selects a server for `criteria`, waiting (up to serverSelectionTimeoutMS) for the

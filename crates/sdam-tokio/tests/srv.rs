@@ -11,8 +11,9 @@ use sdam_testserver::{MemberSpec, Mongos, ReplicaSet, Role};
 use sdam_tokio::{Client, ClientOptions, DnsOptions};
 
 fn client(uri: &str, dns: &DnsServer) -> Client {
-    let (config, tls) = sdam_adapter::config_from_uri(uri).expect("connection string");
-    assert!(tls.is_none(), "these tests run without TLS");
+    let settings = sdam_adapter::config_from_uri(uri).expect("connection string");
+    assert!(settings.tls.is_none(), "these tests run without TLS");
+    let config = settings.topology;
     let options =
         ClientOptions { dns: DnsOptions { name_servers: vec![dns.address()] }, ..ClientOptions::default() };
     Client::with_options(config, options).expect("client")

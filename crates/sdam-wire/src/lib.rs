@@ -12,6 +12,9 @@
 //! never negotiate compression.
 //!
 //! ## Pieces
+//! - [`MonitorConnection`]: a whole monitoring connection without the socket: it numbers the
+//!   requests, encodes them, buffers what is read, and hands back each checked reply owned
+//!   ([`Reply`]), including exhaust streams, under a size limit. What the adapters use.
 //! - [`frame`]: does the buffer start with a whole message? [`Framing::Complete`] with its
 //!   length, or [`Framing::Partial`] with how many more bytes to read at least. Refuses a
 //!   hostile length as soon as its 4 bytes arrive, before anything is buffered for it.
@@ -64,12 +67,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))] // feature badges on docs.rs (nightly); stable never sets `docsrs`
 
+mod connection;
 mod crc32c;
 mod error;
 mod header;
 mod op_msg;
 mod reply;
 
+pub use crate::connection::{ConnectionError, MonitorConnection, Reply};
 pub use crate::crc32c::crc32c;
 pub use crate::error::WireError;
 pub use crate::header::{

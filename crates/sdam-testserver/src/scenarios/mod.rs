@@ -22,6 +22,7 @@ use sdam::{ApplicationError, Event, ServerAddress, ServerType, TopologyConfig, T
 
 use crate::Cluster;
 
+mod deadlines;
 mod discovery;
 mod environment;
 mod failover;
@@ -29,9 +30,19 @@ mod faults;
 mod interop;
 mod monitoring;
 mod selection;
+mod socks5;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use deadlines::{
+    close_is_prompt_with_connects_in_flight, dripped_reply_fails_within_connect_timeout,
+    one_file_descriptor_per_connection, stalled_reply_fails_within_connect_timeout,
+};
+#[cfg(feature = "tls")]
+pub use deadlines::{
+    tls_dripped_handshake_fails_within_connect_timeout, tls_dripped_reply_fails_within_connect_timeout,
+    tls_stalled_handshake_fails_within_connect_timeout,
+};
 pub use discovery::{close_releases_everything, discovery_from_one_seed, streaming_and_polling_members};
 pub use environment::auto_monitoring_mode_polls_on_faas;
 pub use failover::failover_to_new_primary;
@@ -44,7 +55,13 @@ pub use monitoring::{
 };
 pub use selection::{mongos_latency_window, secondary_preferred_and_tag_sets};
 #[cfg(feature = "tls")]
-pub use tls::{plaintext_client_against_tls_fails, tls_discovery, write_ca_file};
+pub use socks5::socks5_with_credentials_and_tls;
+pub use socks5::{socks5_refusals, socks5_stalling_proxy_keeps_the_deadline, socks5_without_authentication};
+#[cfg(feature = "tls")]
+pub use tls::{
+    plaintext_client_against_tls_fails, tls_client_certificates, tls_discovery, tls_host_name_checks,
+    write_ca_file, write_pem,
+};
 
 /// A blocking view of an adapter's client, as the scenarios use it.
 pub trait Harness: Sized {
@@ -54,6 +71,12 @@ pub trait Harness: Sized {
     /// Starts a client (never blocks on the servers). `tls_ca_file`: connect with TLS,
     /// trusting the CA in that PEM file.
     fn start(config: TopologyConfig, tls_ca_file: Option<&Path>) -> Result<Self, String>;
+
+    /// Starts a client from a connection string (the adapter's `Client::from_uri`). The
+    /// default refuses; the scenarios that need it fail with that message.
+    fn from_uri(uri: &str) -> Result<Self, String> {
+        Err(format!("this harness cannot start a client from a connection string ({uri})"))
+    }
 
     /// Selects a server (blocking up to serverSelectionTimeoutMS); the operation ends at once.
     /// `Err` carries the explained selection error as text.
@@ -150,6 +173,64 @@ macro_rules! scenario_tests {
         #[test]
         fn plaintext_client_against_tls_fails() {
             $crate::scenarios::plaintext_client_against_tls_fails::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_client_certificates() {
+            $crate::scenarios::tls_client_certificates::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_host_name_checks() {
+            $crate::scenarios::tls_host_name_checks::<$harness>();
+        }
+        #[test]
+        fn socks5_without_authentication() {
+            $crate::scenarios::socks5_without_authentication::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn socks5_with_credentials_and_tls() {
+            $crate::scenarios::socks5_with_credentials_and_tls::<$harness>();
+        }
+        #[test]
+        fn socks5_refusals() {
+            $crate::scenarios::socks5_refusals::<$harness>();
+        }
+        #[test]
+        fn socks5_stalling_proxy_keeps_the_deadline() {
+            $crate::scenarios::socks5_stalling_proxy_keeps_the_deadline::<$harness>();
+        }
+        #[test]
+        fn dripped_reply_fails_within_connect_timeout() {
+            $crate::scenarios::dripped_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[test]
+        fn stalled_reply_fails_within_connect_timeout() {
+            $crate::scenarios::stalled_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[test]
+        fn one_file_descriptor_per_connection() {
+            $crate::scenarios::one_file_descriptor_per_connection::<$harness>();
+        }
+        #[test]
+        fn close_is_prompt_with_connects_in_flight() {
+            $crate::scenarios::close_is_prompt_with_connects_in_flight::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_dripped_handshake_fails_within_connect_timeout() {
+            $crate::scenarios::tls_dripped_handshake_fails_within_connect_timeout::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_dripped_reply_fails_within_connect_timeout() {
+            $crate::scenarios::tls_dripped_reply_fails_within_connect_timeout::<$harness>();
+        }
+        #[cfg(feature = "tls")]
+        #[test]
+        fn tls_stalled_handshake_fails_within_connect_timeout() {
+            $crate::scenarios::tls_stalled_handshake_fails_within_connect_timeout::<$harness>();
         }
     };
 }

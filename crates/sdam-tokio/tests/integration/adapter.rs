@@ -166,7 +166,10 @@ async fn selection_times_out_with_the_reason() {
     let SelectError::Selection(error) = error else { panic!("{error:?}") };
     let text = error.to_string();
     assert!(text.contains("timed out") && text.contains(&down.to_string()), "{text}");
-    assert!(text.contains("could not connect"), "the check error is explained: {text}");
+    assert!(
+        text.contains("connecting to") && text.contains("refused"),
+        "the check error is explained: {text}"
+    );
     let logged =
         next_matching(&mut events, Duration::from_secs(1), |e| matches!(e, ClientEvent::Selection(_))).await;
     assert!(logged.is_some(), "selection log events are published");

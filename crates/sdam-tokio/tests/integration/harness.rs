@@ -41,10 +41,8 @@ impl Harness for TokioHarness {
         match tls_ca_file {
             #[cfg(feature = "tls")]
             Some(ca) => {
-                options.tls = Some(sdam_tokio::TlsOptions {
-                    ca_file: Some(ca.to_path_buf()),
-                    allow_invalid_certificates: false,
-                });
+                options.tls =
+                    Some(sdam_tokio::TlsOptions { ca_file: Some(ca.to_path_buf()), ..Default::default() });
             }
             #[cfg(not(feature = "tls"))]
             Some(_) => return Err("TLS needs the tls feature".into()),
@@ -52,6 +50,13 @@ impl Harness for TokioHarness {
         }
         let _inside = runtime.enter();
         let client = Client::with_options(config, options).map_err(|e| e.to_string())?;
+        Ok(Self { client, runtime: Arc::clone(&runtime) })
+    }
+
+    fn from_uri(uri: &str) -> Result<Self, String> {
+        let runtime = Arc::new(runtime());
+        let _inside = runtime.enter();
+        let client = Client::from_uri(uri).map_err(|e| e.to_string())?;
         Ok(Self { client, runtime: Arc::clone(&runtime) })
     }
 
