@@ -18,6 +18,7 @@ pub mod connection_string;
 pub mod events;
 pub mod handshake;
 pub mod hello;
+pub mod logging;
 pub mod monitor;
 pub mod read_preference;
 mod replica_set;
