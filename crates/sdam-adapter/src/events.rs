@@ -1,4 +1,4 @@
-//! What a client publishes: SDAM events, server selection log events, pool clears.
+//! What a client publishes: SDAM events, server selection log events, pool clears, log messages.
 
 use bson::oid::ObjectId;
 use sdam::selection::SelectionLogEvent;
@@ -24,4 +24,8 @@ pub enum ClientEvent {
         /// Whether connections in use must be interrupted too.
         interrupt_in_use_connections: bool,
     },
+    /// A log message of the SDAM (`topology`) or server selection (`serverSelection`)
+    /// component, with the spec's message and field names: published after the event it
+    /// was made from ([`LogPublisher`](crate::LogPublisher)).
+    Log(sdam::logging::LogMessage),
 }

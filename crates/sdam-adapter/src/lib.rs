@@ -9,6 +9,8 @@
 //! - [`TlsOptions`] and, with the `tls` feature, [`tls::client_config`], the rustls (ring)
 //!   client configuration built from them.
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`LogPublisher`]: the specs' SDAM and server-selection log messages of a client's events,
+//!   for [`ClientEvent::Log`] and, with the `tracing` feature, `tracing` (see [`log`]).
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -24,12 +26,14 @@ pub mod dns;
 mod error;
 mod events;
 mod guard;
+pub mod log;
 pub mod tls;
 mod uri;
 
 pub use error::{Error, SelectError};
 pub use events::ClientEvent;
 pub use guard::{InputSink, ServerGuard};
+pub use log::LogPublisher;
 pub use tls::TlsOptions;
 pub use uri::config_from_uri;
 

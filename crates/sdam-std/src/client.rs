@@ -10,7 +10,7 @@ use sdam::{ApplicationError, Input, ServerAddress, Topology, TopologyConfig, Top
 use crate::driver::Driver;
 use crate::events::Subscription;
 use crate::shared::Shared;
-use crate::{ClientEvent, ClientOptions, Error, SelectError, ServerGuard};
+use crate::{ClientOptions, Error, SelectError, ServerGuard};
 
 /// A blocking SDAM client: one driver thread owns the topology's schedule, one thread per
 /// monitoring (and RTT) connection does the I/O. Cheap to clone; the last clone dropped
@@ -62,7 +62,22 @@ impl Client {
     }
 
     /// [`Client::new`] with TLS and other adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), and a subscription made before the client
+    /// published anything: it sees every event from `TopologyOpening` on (with its log
+    /// message, "Starting topology monitoring"), which [`subscribe`](Self::subscribe) after
+    /// construction may miss.
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options)
+    }
+
+    fn start(mut config: TopologyConfig, options: ClientOptions) -> Result<(Self, Subscription), Error> {
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
         }
@@ -77,9 +92,12 @@ impl Client {
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology));
+        // Before the driver drains the first outputs.
+        let subscription = shared.subscribers.subscribe();
         let driver = Driver::new(Arc::clone(&shared), tls);
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
-        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
+        let handle = Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout });
+        Ok((Self { handle }, subscription))
     }
 
     /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
@@ -115,7 +133,7 @@ impl Client {
             let seen = core.wake_generation;
             let poll = core.topology.select(&mut selection, Instant::now());
             while let Some(event) = selection.poll_event() {
-                shared.subscribers.publish(ClientEvent::Selection(event));
+                shared.publish_selection(event);
             }
             let until = match poll {
                 SelectionPoll::Selected(chosen) => {
@@ -182,6 +200,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClientEvent;
     use sdam_testserver::{MemberSpec, ReplicaSet, Role};
 
     fn wait(what: &str, mut check: impl FnMut() -> bool) {
@@ -213,10 +232,62 @@ mod tests {
         clone.close();
         assert_eq!(client.live_threads(), 0, "close() returns after every thread ended");
         wait("server-side connections to close", || set.total_open_connections() == 0);
-        let last = events.into_iter().last();
+        // The last SDAM event (its log message, "Stopped topology monitoring", follows it).
+        let last = events.into_iter().filter(|e| matches!(e, ClientEvent::Sdam(_))).last();
         assert!(matches!(last, Some(ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))), "{last:?}");
         assert!(matches!(client.select_server(SelectionCriteria::write()), Err(SelectError::Closed)));
         client.close(); // idempotent
+    }
+
+    /// SDAM logging, "Log Messages", and server-selection.md, "Logging": every SDAM event
+    /// but ServerDescriptionChanged is followed by its log message, every selection log
+    /// event by its own.
+    #[test]
+    fn log_messages_follow_their_events() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let mut config = TopologyConfig::with_seeds(set.addresses());
+        config.replica_set_name = Some("rs0".into());
+        let (client, events) = Client::with_subscription(config, ClientOptions::default()).unwrap();
+        client.select_server(SelectionCriteria::write()).unwrap();
+        client.close();
+        let events: Vec<ClientEvent> = events.into_iter().collect();
+        let mut expected = 0;
+        for pair in events.windows(2) {
+            let message = match &pair[0] {
+                ClientEvent::Sdam(sdam::Event::ServerDescriptionChanged { .. }) => continue,
+                ClientEvent::Sdam(e) => {
+                    sdam::logging::topology_message(client_id(&events), e, &Default::default())
+                }
+                ClientEvent::Selection(e) => Some(sdam::logging::selection_message(e, &Default::default())),
+                _ => continue,
+            };
+            expected += 1;
+            assert_eq!(pair[1], ClientEvent::Log(message.unwrap()), "after {:?}", pair[0]);
+        }
+        let logs: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Log(m) => Some(m.message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logs.len(), expected);
+        for m in ["Starting topology monitoring", "Server heartbeat succeeded", "Server selection succeeded"]
+        {
+            assert!(logs.contains(&m), "{m} missing from {logs:?}");
+        }
+        assert_eq!(logs.last(), Some(&"Stopped topology monitoring"));
+    }
+
+    fn client_id(events: &[ClientEvent]) -> sdam::TopologyId {
+        events
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::Sdam(sdam::Event::TopologyOpening { topology_id }) => Some(*topology_id),
+                ClientEvent::Sdam(sdam::Event::TopologyClosed { topology_id }) => Some(*topology_id),
+                _ => None,
+            })
+            .expect("a topology event")
     }
 
     #[test]

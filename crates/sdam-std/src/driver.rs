@@ -97,7 +97,7 @@ impl Driver {
 
     fn execute(&mut self, output: Output) {
         let command = match output {
-            Output::Event(event) => return self.shared.subscribers.publish(ClientEvent::Sdam(event)),
+            Output::Event(event) => return self.shared.publish_event(event),
             Output::Command(command) => command,
             _ => return,
         };

@@ -30,17 +30,37 @@ pub(crate) struct Shared {
     pub(crate) selection_wake: Condvar,
     pub(crate) subscribers: Subscribers,
     live_threads: AtomicUsize,
+    /// The specs' log messages of the events published.
+    log: sdam_adapter::LogPublisher,
 }
 
 impl Shared {
     pub(crate) fn new(topology: Topology) -> Self {
+        let log = sdam_adapter::LogPublisher::new(topology.id());
         Self {
             core: Mutex::new(Core { topology, dirty: true, wake_generation: 0 }),
             driver_wake: Condvar::new(),
             selection_wake: Condvar::new(),
             subscribers: Subscribers::new(),
             live_threads: AtomicUsize::new(0),
+            log,
         }
+    }
+
+    /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
+    pub(crate) fn publish_event(&self, event: sdam::Event) {
+        let log = self.log.topology(&event);
+        self.subscribers.publish(sdam_adapter::ClientEvent::Sdam(event));
+        if let Some(log) = log {
+            self.subscribers.publish(sdam_adapter::ClientEvent::Log(log));
+        }
+    }
+
+    /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
+    pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
+        let log = self.log.selection(&event);
+        self.subscribers.publish(sdam_adapter::ClientEvent::Selection(event));
+        self.subscribers.publish(sdam_adapter::ClientEvent::Log(log));
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {

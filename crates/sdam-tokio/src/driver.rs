@@ -32,17 +32,21 @@ pub(crate) struct Shared {
     /// Where events go; taken (so subscriptions end) once the topology closed.
     pub(crate) events: Mutex<Option<broadcast::Sender<ClientEvent>>>,
     pub(crate) stats: Arc<Stats>,
+    /// The specs' log messages of the events published.
+    log: sdam_adapter::LogPublisher,
 }
 
 impl Shared {
     pub(crate) fn new(topology: Topology, event_capacity: usize) -> Self {
         let (events, _) = broadcast::channel(event_capacity.max(1));
+        let log = sdam_adapter::LogPublisher::new(topology.id());
         Self {
             topology: Mutex::new(topology),
             wake_driver: Notify::new(),
             selections: watch::Sender::new(0),
             events: Mutex::new(Some(events)),
             stats: Arc::new(Stats::default()),
+            log,
         }
     }
 
@@ -65,6 +69,22 @@ impl Shared {
             // No subscriber is not an error.
             let _ = sender.send(event);
         }
+    }
+
+    /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
+    pub(crate) fn publish_event(&self, event: sdam::Event) {
+        let log = self.log.topology(&event);
+        self.publish(ClientEvent::Sdam(event));
+        if let Some(log) = log {
+            self.publish(ClientEvent::Log(log));
+        }
+    }
+
+    /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
+    pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
+        let log = self.log.selection(&event);
+        self.publish(ClientEvent::Selection(event));
+        self.publish(ClientEvent::Log(log));
     }
 }
 
@@ -195,7 +215,7 @@ impl Driver {
 
     fn execute(&mut self, output: Output) {
         match output {
-            Output::Event(event) => self.shared.publish(ClientEvent::Sdam(event)),
+            Output::Event(event) => self.shared.publish_event(event),
             Output::Command(command) => self.command(command),
             _ => {}
         }

@@ -114,7 +114,22 @@ impl Client {
     }
 
     /// [`new`](Self::new) with adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), and a subscription made before the client
+    /// published anything: it sees every event from `TopologyOpening` on (with its log
+    /// message, "Starting topology monitoring"), which [`subscribe`](Self::subscribe) after
+    /// construction may miss.
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options)
+    }
+
+    fn start(mut config: TopologyConfig, options: ClientOptions) -> Result<(Self, Subscription), Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
@@ -127,8 +142,17 @@ impl Client {
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
         let shared = Arc::new(Shared::new(topology, options.event_capacity));
+        // Before the driver drains the first outputs.
+        let subscription = Subscription::new(
+            shared
+                .events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(tokio::sync::broadcast::Sender::subscribe),
+        );
         let driver = runtime.spawn(Driver::new(Arc::clone(&shared), settings).run());
-        Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
+        Ok((Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) }, subscription))
     }
 
     /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
@@ -172,7 +196,7 @@ impl Client {
                 (poll, std::iter::from_fn(|| selection.poll_event()).collect::<Vec<_>>())
             };
             for event in events {
-                shared.publish(ClientEvent::Selection(event));
+                shared.publish_selection(event);
             }
             match poll {
                 SelectionPoll::Selected(chosen) => {
