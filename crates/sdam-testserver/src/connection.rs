@@ -39,6 +39,15 @@ impl Transport for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
 /// Why a connection ends.
 struct Closed;
 
+/// How a wait for a topology change ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// The topology changed or the wait timed out: reply.
+    Done,
+    /// A fail point for this command was set meanwhile: check it before replying.
+    FailPoint,
+}
+
 /// One connection of member `index`, started in incarnation `incarnation`.
 pub(crate) struct Connection<T> {
     inner: Arc<Inner>,
@@ -156,10 +165,8 @@ impl<T: Transport> Connection<T> {
         let mut known = awaitable.map(|(tv, _)| tv);
         let mut response_to = request.request_id;
         loop {
-            if let Some((tv, max_await)) = known.zip(awaitable.map(|a| a.1)) {
-                self.wait_for_change(tv, max_await, &name)?;
-            }
-            // The fail point, before each reply of a streaming hello too.
+            // The fail point, before each reply of a streaming hello too (a server re-runs the
+            // command for every streamed reply): it blocks before the wait for a change.
             let fired = {
                 let mut state = self.alive()?;
                 crate::fail_point::check(
@@ -176,6 +183,11 @@ impl<T: Transport> Connection<T> {
                         (m.latency, m.fault)
                     };
                     return self.send(response_to, &error, false, latency, fault).map(drop);
+                }
+            }
+            if let Some((tv, max_await)) = known.zip(awaitable.map(|a| a.1)) {
+                if self.wait_for_change(tv, max_await, &name)? == Waited::FailPoint {
+                    continue; // a fail point set meanwhile acts before this reply
                 }
             }
             let (reply, latency, fault, more, tv) = {
@@ -196,14 +208,14 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Waits until the member's topologyVersion differs from `tv` or `max_await` passed; at
-    /// once if the member does not stream. Fails if the member crashes, the cluster shuts
+    /// once if the member does not stream, or if a fail point for `name` is set. Fails if the member crashes, the cluster shuts
     /// down, or the client closes the connection.
     fn wait_for_change(
         &mut self,
         tv: (ObjectId, i64),
         max_await: Duration,
         name: &str,
-    ) -> Result<(), Closed> {
+    ) -> Result<Waited, Closed> {
         let deadline = Instant::now() + max_await;
         loop {
             {
@@ -211,12 +223,15 @@ impl<T: Transport> Connection<T> {
                 let m = &state.members[self.index];
                 let fail_point =
                     crate::fail_point::pending(m.fail_point.as_ref(), name, self.app_name.as_deref());
-                if !m.streaming || (m.process_id, m.counter) != tv || fail_point {
-                    return Ok(());
+                if fail_point {
+                    return Ok(Waited::FailPoint);
+                }
+                if !m.streaming || (m.process_id, m.counter) != tv {
+                    return Ok(Waited::Done);
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Ok(());
+                    return Ok(Waited::Done);
                 }
                 let (state, _) =
                     self.inner.changed.wait_timeout(state, left.min(PEER_CHECK)).map_err(|_| Closed)?;
