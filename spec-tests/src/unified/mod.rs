@@ -429,8 +429,14 @@ fn event_matches(expected: &Document, o: &Observed) -> Result<(), String> {
     for (key, value) in assertions {
         let path = format!("{actual_name}.{key}");
         match (key.as_str(), value, actual.get(key)) {
-            // A command and a reply are root-level documents (extra fields allowed).
-            ("command" | "reply", Bson::Document(e), Some(Bson::Document(a))) => {
+            // A command and a reply are root-level documents (extra fields allowed); so are
+            // descriptions ("Test runners SHOULD ignore any other fields present on the
+            // previousDescription and newDescription fields").
+            (
+                "command" | "reply" | "previousDescription" | "newDescription",
+                Bson::Document(e),
+                Some(Bson::Document(a)),
+            ) => {
                 matching::matches_root(e, a, &path)?;
             }
             _ => matching::matches(value, actual.get(key), false, &path)?,
