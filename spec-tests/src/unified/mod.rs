@@ -12,8 +12,9 @@
 //! Operations: `createEntities` (client with `uriOptions`, `observeEvents`,
 //! `observeLogMessages`, `useMultipleMongoses`; database; collection), `failPoint` (sent as
 //! `configureFailPoint` by the named client, turned off after the test), `waitForEvent`,
-//! `assertEventCount`, `wait`, `close`, `runCommand`, `insertOne`, `insertMany`, `find` and
-//! `bulkWrite` of `insertOne` requests, with `expectResult` / `expectError`.
+//! `assertEventCount`, `wait`, `runOnThread` / `waitForThread` (thread entities), `close`,
+//! `runCommand`, `insertOne`, `insertMany`, `find` and `bulkWrite` of `insertOne` requests,
+//! with `expectResult` / `expectError`.
 
 pub mod adapter;
 mod executor;
@@ -98,7 +99,7 @@ pub fn classify(doc: &serde_json::Value) -> Option<String> {
             return Some(format!("needs CMAP events (expects {event}) of a connection pool"));
         }
     }
-    for op in ["runOnThread", "waitForPrimaryChange", "recordTopologyDescription", "clientBulkWrite"] {
+    for op in ["waitForPrimaryChange", "recordTopologyDescription", "clientBulkWrite"] {
         if text.contains(&format!("\"{op}\"")) {
             return Some(format!("uses operation {op}, which this runner does not implement"));
         }
@@ -248,16 +249,16 @@ struct ClientEntity {
     retry_reads: bool,
     write_concern: Option<Bson>,
     single: bool,
-    closed: bool,
+    closed: std::sync::atomic::AtomicBool,
     next_operation_id: std::sync::atomic::AtomicI64,
 }
 
 impl ClientEntity {
     /// Closes the client: once `close()` returned, every event (TopologyClosed last) was
     /// published, and the next read of the log has them all.
-    fn close(&mut self) -> Result<(), String> {
+    fn close(&self) -> Result<(), String> {
         self.client.close();
-        self.closed = true;
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.log.complete_snapshot().map(drop)
     }
 
@@ -445,286 +446,21 @@ fn event_matches(expected: &Document, o: &Observed) -> Result<(), String> {
     Ok(())
 }
 
-struct TestRun<'a> {
-    kind: AdapterKind,
-    cluster: &'a Cluster,
-    topology: Topology,
-    clients: HashMap<String, ClientEntity>,
+/// The entity map (unified-test-format.md, "Entity Map"), cheap to clone into a thread.
+#[derive(Default, Clone)]
+struct Entities {
+    clients: HashMap<String, Arc<ClientEntity>>,
     databases: HashMap<String, (String, String)>,
     collections: HashMap<String, (String, String, Option<ReadPreference>)>,
-    fail_points: Vec<(String, Document)>,
 }
 
-fn run_test(file: &Document, test: &Document, topology: Topology, kind: AdapterKind) -> Result<(), String> {
-    let cluster = start_deployment(topology)?;
-    if let Ok(data) = file.get_array("initialData") {
-        initial_data(&cluster, topology, data)?;
-    }
-    let mut run = TestRun {
-        kind,
-        cluster: &cluster,
-        topology,
-        clients: HashMap::new(),
-        databases: HashMap::new(),
-        collections: HashMap::new(),
-        fail_points: Vec::new(),
-    };
-    let result = run.run_body(file, test);
-    run.teardown();
-    result?;
-    if let Ok(outcome) = test.get_array("outcome") {
-        check_outcome(&cluster, topology, outcome)?;
-    }
-    Ok(())
-}
-
-impl TestRun<'_> {
-    fn run_body(&mut self, file: &Document, test: &Document) -> Result<(), String> {
-        if let Ok(entities) = file.get_array("createEntities") {
-            self.create_entities(entities)?;
-        }
-        let operations = test.get_array("operations").map_err(|_| "a test needs operations")?;
-        for (i, op) in operations.iter().enumerate() {
-            let op = op.as_document().ok_or("an operation must be a document")?;
-            let name = op.get_str("name").unwrap_or("?");
-            self.operation(op).map_err(|e| format!("operation {i} ({name}): {e}"))?;
-        }
-        if let Ok(expected) = test.get_array("expectEvents") {
-            for e in expected {
-                self.expect_events(e.as_document().ok_or("expectEvents entries must be documents")?)?;
-            }
-        }
-        if let Ok(expected) = test.get_array("expectLogMessages") {
-            for e in expected {
-                self.expect_log_messages(
-                    e.as_document().ok_or("expectLogMessages entries must be documents")?,
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Turns the fail points off and closes every client.
-    fn teardown(&mut self) {
-        for (client, fail_point) in std::mem::take(&mut self.fail_points) {
-            if let Some(c) = self.clients.get(&client) {
-                let off = doc! { "configureFailPoint": fail_point.get_str("configureFailPoint").unwrap_or("failCommand"), "mode": "off" };
-                let _ = c.run("admin", off, false);
-            }
-        }
-        for c in self.clients.values_mut() {
-            if !c.closed {
-                let _ = c.close();
-            }
-        }
-    }
-
-    fn create_entities(&mut self, entities: &bson::Array) -> Result<(), String> {
-        for entity in entities {
-            let entity = entity.as_document().ok_or("an entity must be a document")?;
-            let (kind, spec) = entity.iter().next().ok_or("an empty entity")?;
-            let spec = spec.as_document().ok_or("an entity must be a document")?;
-            let id = spec.get_str("id").map_err(|_| "an entity needs an id")?.to_owned();
-            match kind.as_str() {
-                "client" => {
-                    let client = self.create_client(spec)?;
-                    self.clients.insert(id, client);
-                }
-                "database" => {
-                    let client = spec.get_str("client").map_err(|_| "a database needs a client")?;
-                    let name = spec.get_str("databaseName").map_err(|_| "a database needs a databaseName")?;
-                    self.databases.insert(id, (client.to_owned(), name.to_owned()));
-                }
-                "collection" => {
-                    let db = spec.get_str("database").map_err(|_| "a collection needs a database")?;
-                    let name =
-                        spec.get_str("collectionName").map_err(|_| "a collection needs a collectionName")?;
-                    let mut read_preference = None;
-                    if let Ok(options) = spec.get_document("collectionOptions") {
-                        for (k, v) in options {
-                            match (k.as_str(), v) {
-                                ("readPreference", Bson::Document(rp)) => {
-                                    read_preference = Some(parse_read_preference(rp)?);
-                                }
-                                _ => return Err(format!("unsupported collection option {k}")),
-                            }
-                        }
-                    }
-                    self.collections.insert(id, (db.to_owned(), name.to_owned(), read_preference));
-                }
-                other => return Err(format!("unsupported entity type {other}")),
-            }
-        }
-        Ok(())
-    }
-
-    fn create_client(&self, spec: &Document) -> Result<ClientEntity, String> {
-        for key in spec.keys() {
-            if !matches!(
-                key.as_str(),
-                "id" | "uriOptions" | "observeEvents" | "observeLogMessages" | "useMultipleMongoses"
-            ) {
-                return Err(format!("unsupported client option {key}"));
-            }
-        }
-        let multiple = spec.get_bool("useMultipleMongoses").unwrap_or(false);
-        let mut hosts: Vec<String> = self.cluster.addresses().iter().map(ToString::to_string).collect();
-        if matches!(self.topology, Topology::Sharded | Topology::LoadBalanced) && !multiple {
-            hosts.truncate(1);
-        }
-        let mut query = Vec::new();
-        match self.topology {
-            Topology::ReplicaSet => query.push("replicaSet=rs0".to_owned()),
-            Topology::LoadBalanced => query.push("loadBalanced=true".to_owned()),
-            Topology::Single | Topology::Sharded => {}
-        }
-        let mut retry_writes = true;
-        let mut retry_reads = true;
-        let mut socket_timeout = None;
-        let mut write_concern = None;
-        if let Ok(options) = spec.get_document("uriOptions") {
-            for (k, v) in options {
-                let text = match v {
-                    Bson::String(s) => s.clone(),
-                    Bson::Boolean(b) => b.to_string(),
-                    Bson::Int32(i) => i.to_string(),
-                    Bson::Int64(i) => i.to_string(),
-                    Bson::Double(d) => d.to_string(),
-                    other => return Err(format!("unsupported uriOptions value {k}: {other}")),
-                };
-                // Options of the operation layer are the runner's; the rest go to the adapter.
-                match k.as_str() {
-                    "retryWrites" => retry_writes = v.as_bool().unwrap_or(true),
-                    "retryReads" => retry_reads = v.as_bool().unwrap_or(true),
-                    "socketTimeoutMS" => {
-                        let ms: u64 = text.parse().map_err(|_| format!("bad socketTimeoutMS {text}"))?;
-                        socket_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-                    }
-                    "w" => write_concern = Some(v.clone()),
-                    _ => query.push(format!("{k}={}", text.replace(' ', "%20"))),
-                }
-            }
-        }
-        let uri = format!("mongodb://{}/?{}", hosts.join(","), query.join("&"));
-        let (config, _tls) = sdam_adapter::config_from_uri(&uri).map_err(|e| format!("{uri}: {e}"))?;
-        let handshake =
-            sdam::handshake::handshake_command(&config.metadata.to_document(), &[], config.load_balanced);
-        let connect_timeout = (!config.connect_timeout.is_zero()).then_some(config.connect_timeout);
-        let observe_events = spec
-            .get_array("observeEvents")
-            .map(|a| a.iter().filter_map(Bson::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
-        let mut observe_logs = Vec::new();
-        if let Ok(logs) = spec.get_document("observeLogMessages") {
-            for (component, level) in logs {
-                let level = level.as_str().and_then(level_rank).ok_or("bad observeLogMessages level")?;
-                observe_logs.push((component.clone(), level));
-            }
-        }
-        let log = Arc::new(EventLog::default());
-        let client = adapter::start(self.kind, config, Arc::clone(&log))?;
-        Ok(ClientEntity {
-            client,
-            log,
-            observe_events,
-            observe_logs,
-            handshake,
-            connect_timeout,
-            socket_timeout,
-            retry_writes,
-            retry_reads,
-            write_concern,
-            single: self.topology == Topology::Single,
-            closed: false,
-            next_operation_id: std::sync::atomic::AtomicI64::new(1),
-        })
-    }
-
+impl Entities {
     fn client(&self, id: &str) -> Result<&ClientEntity, String> {
-        self.clients.get(id).ok_or_else(|| format!("no client entity {id}"))
+        self.clients.get(id).map(|c| &**c).ok_or_else(|| format!("no client entity {id}"))
     }
 
-    fn operation(&mut self, op: &Document) -> Result<(), String> {
-        let name = op.get_str("name").map_err(|_| "an operation needs a name")?;
-        let object = op.get_str("object").map_err(|_| "an operation needs an object")?;
-        let empty = Document::new();
-        let args = op.get_document("arguments").unwrap_or(&empty);
-        let result = if object == "testRunner" {
-            self.runner_operation(name, args).map(|()| None)
-        } else {
-            self.entity_operation(object, name, args)
-        };
-        check_result(op, result)
-    }
-
-    fn runner_operation(&mut self, name: &str, args: &Document) -> Result<(), OpOutcome> {
-        match name {
-            "createEntities" => {
-                let entities =
-                    args.get_array("entities").map_err(|_| fail("createEntities needs entities"))?;
-                self.create_entities(entities).map_err(OpOutcome::Runner)
-            }
-            "failPoint" => {
-                let client = args.get_str("client").map_err(|_| fail("failPoint needs a client"))?;
-                let fail_point =
-                    args.get_document("failPoint").map_err(|_| fail("failPoint needs a failPoint"))?;
-                let c = self.client(client).map_err(OpOutcome::Runner)?;
-                let reply = c
-                    .run("admin", fail_point.clone(), false)
-                    .map_err(|e| fail(&format!("configureFailPoint: {e}")))?;
-                if reply.get_f64("ok").ok() != Some(1.0) {
-                    return Err(fail(&format!("configureFailPoint: {reply}")));
-                }
-                self.fail_points.push((client.to_owned(), fail_point.clone()));
-                Ok(())
-            }
-            "waitForEvent" | "assertEventCount" => {
-                let client = args.get_str("client").map_err(|_| fail("needs a client"))?;
-                let event = args.get_document("event").map_err(|_| fail("needs an event"))?;
-                let count = args
-                    .get_i32("count")
-                    .ok()
-                    .map(i64::from)
-                    .or_else(|| args.get_i64("count").ok())
-                    .unwrap_or(1);
-                let count = usize::try_from(count).unwrap_or(0);
-                let c = self.client(client).map_err(OpOutcome::Runner)?;
-                let counter =
-                    |events: &[Observed]| events.iter().filter(|o| event_matches(event, o).is_ok()).count();
-                if name == "waitForEvent" {
-                    if !c.log.wait_until(WAIT_FOR_EVENT, |events| counter(events) >= count) {
-                        let seen = counter(&c.log.snapshot());
-                        return Err(fail(&format!(
-                            "waited {WAIT_FOR_EVENT:?} for {count} × {event}, saw {seen}"
-                        )));
-                    }
-                    Ok(())
-                } else {
-                    let seen = counter(&c.log.snapshot());
-                    if seen == count {
-                        Ok(())
-                    } else {
-                        Err(fail(&format!("expected {count} × {event}, observed {seen}")))
-                    }
-                }
-            }
-            "wait" => {
-                let ms =
-                    args.get_i32("ms").ok().map(i64::from).or_else(|| args.get_i64("ms").ok()).unwrap_or(0);
-                std::thread::sleep(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
-                Ok(())
-            }
-            other => Err(fail(&format!("unsupported runner operation {other}"))),
-        }
-    }
-
-    fn entity_operation(
-        &mut self,
-        object: &str,
-        name: &str,
-        args: &Document,
-    ) -> Result<Option<Bson>, OpOutcome> {
-        if let Some(c) = self.clients.get_mut(object) {
+    fn entity_operation(&self, object: &str, name: &str, args: &Document) -> Result<Option<Bson>, OpOutcome> {
+        if let Some(c) = self.clients.get(object) {
             return match name {
                 "close" => {
                     c.close().map_err(OpOutcome::Runner)?;
@@ -830,13 +566,331 @@ impl TestRun<'_> {
             other => Err(fail(&format!("unsupported collection operation {other}"))),
         }
     }
+}
+
+struct TestRun<'a> {
+    kind: AdapterKind,
+    cluster: &'a Cluster,
+    topology: Topology,
+    entities: Entities,
+    /// Thread entities: their operations running, joined by waitForThread.
+    threads: HashMap<String, Option<std::thread::JoinHandle<Result<(), String>>>>,
+    fail_points: Vec<(String, Document)>,
+}
+
+fn run_test(file: &Document, test: &Document, topology: Topology, kind: AdapterKind) -> Result<(), String> {
+    let cluster = start_deployment(topology)?;
+    if let Ok(data) = file.get_array("initialData") {
+        initial_data(&cluster, topology, data)?;
+    }
+    let mut run = TestRun {
+        kind,
+        cluster: &cluster,
+        topology,
+        entities: Entities::default(),
+        threads: HashMap::new(),
+        fail_points: Vec::new(),
+    };
+    let result = run.run_body(file, test);
+    run.teardown();
+    result?;
+    if let Ok(outcome) = test.get_array("outcome") {
+        check_outcome(&cluster, topology, outcome)?;
+    }
+    Ok(())
+}
+
+impl TestRun<'_> {
+    fn run_body(&mut self, file: &Document, test: &Document) -> Result<(), String> {
+        if let Ok(entities) = file.get_array("createEntities") {
+            self.create_entities(entities)?;
+        }
+        let operations = test.get_array("operations").map_err(|_| "a test needs operations")?;
+        for (i, op) in operations.iter().enumerate() {
+            let op = op.as_document().ok_or("an operation must be a document")?;
+            let name = op.get_str("name").unwrap_or("?");
+            self.operation(op).map_err(|e| format!("operation {i} ({name}): {e}"))?;
+        }
+        if let Ok(expected) = test.get_array("expectEvents") {
+            for e in expected {
+                self.expect_events(e.as_document().ok_or("expectEvents entries must be documents")?)?;
+            }
+        }
+        if let Ok(expected) = test.get_array("expectLogMessages") {
+            for e in expected {
+                self.expect_log_messages(
+                    e.as_document().ok_or("expectLogMessages entries must be documents")?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the fail points off and closes every client.
+    fn teardown(&mut self) {
+        for (client, fail_point) in std::mem::take(&mut self.fail_points) {
+            if let Some(c) = self.entities.clients.get(&client) {
+                let off = doc! { "configureFailPoint": fail_point.get_str("configureFailPoint").unwrap_or("failCommand"), "mode": "off" };
+                let _ = c.run("admin", off, false);
+            }
+        }
+        for (_, thread) in self.threads.drain() {
+            if let Some(handle) = thread {
+                let _ = handle.join();
+            }
+        }
+        for c in self.entities.clients.values() {
+            if !c.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = c.close();
+            }
+        }
+    }
+
+    fn create_entities(&mut self, entities: &bson::Array) -> Result<(), String> {
+        for entity in entities {
+            let entity = entity.as_document().ok_or("an entity must be a document")?;
+            let (kind, spec) = entity.iter().next().ok_or("an empty entity")?;
+            let spec = spec.as_document().ok_or("an entity must be a document")?;
+            let id = spec.get_str("id").map_err(|_| "an entity needs an id")?.to_owned();
+            match kind.as_str() {
+                "client" => {
+                    let client = self.create_client(spec)?;
+                    self.entities.clients.insert(id, Arc::new(client));
+                }
+                "database" => {
+                    let client = spec.get_str("client").map_err(|_| "a database needs a client")?;
+                    let name = spec.get_str("databaseName").map_err(|_| "a database needs a databaseName")?;
+                    self.entities.databases.insert(id, (client.to_owned(), name.to_owned()));
+                }
+                "thread" => {
+                    self.threads.insert(id, None);
+                }
+                "collection" => {
+                    let db = spec.get_str("database").map_err(|_| "a collection needs a database")?;
+                    let name =
+                        spec.get_str("collectionName").map_err(|_| "a collection needs a collectionName")?;
+                    let mut read_preference = None;
+                    if let Ok(options) = spec.get_document("collectionOptions") {
+                        for (k, v) in options {
+                            match (k.as_str(), v) {
+                                ("readPreference", Bson::Document(rp)) => {
+                                    read_preference = Some(parse_read_preference(rp)?);
+                                }
+                                _ => return Err(format!("unsupported collection option {k}")),
+                            }
+                        }
+                    }
+                    self.entities.collections.insert(id, (db.to_owned(), name.to_owned(), read_preference));
+                }
+                other => return Err(format!("unsupported entity type {other}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn create_client(&self, spec: &Document) -> Result<ClientEntity, String> {
+        for key in spec.keys() {
+            if !matches!(
+                key.as_str(),
+                "id" | "uriOptions" | "observeEvents" | "observeLogMessages" | "useMultipleMongoses"
+            ) {
+                return Err(format!("unsupported client option {key}"));
+            }
+        }
+        let multiple = spec.get_bool("useMultipleMongoses").unwrap_or(false);
+        let mut hosts: Vec<String> = self.cluster.addresses().iter().map(ToString::to_string).collect();
+        if matches!(self.topology, Topology::Sharded | Topology::LoadBalanced) && !multiple {
+            hosts.truncate(1);
+        }
+        let mut query = Vec::new();
+        match self.topology {
+            Topology::ReplicaSet => query.push("replicaSet=rs0".to_owned()),
+            Topology::LoadBalanced => query.push("loadBalanced=true".to_owned()),
+            Topology::Single | Topology::Sharded => {}
+        }
+        let mut retry_writes = true;
+        let mut retry_reads = true;
+        let mut socket_timeout = None;
+        let mut write_concern = None;
+        if let Ok(options) = spec.get_document("uriOptions") {
+            for (k, v) in options {
+                let text = match v {
+                    Bson::String(s) => s.clone(),
+                    Bson::Boolean(b) => b.to_string(),
+                    Bson::Int32(i) => i.to_string(),
+                    Bson::Int64(i) => i.to_string(),
+                    Bson::Double(d) => d.to_string(),
+                    other => return Err(format!("unsupported uriOptions value {k}: {other}")),
+                };
+                // Options of the operation layer are the runner's; the rest go to the adapter.
+                match k.as_str() {
+                    "retryWrites" => retry_writes = v.as_bool().unwrap_or(true),
+                    "retryReads" => retry_reads = v.as_bool().unwrap_or(true),
+                    "socketTimeoutMS" => {
+                        let ms: u64 = text.parse().map_err(|_| format!("bad socketTimeoutMS {text}"))?;
+                        socket_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                    }
+                    "w" => write_concern = Some(v.clone()),
+                    _ => query.push(format!("{k}={}", text.replace(' ', "%20"))),
+                }
+            }
+        }
+        let uri = format!("mongodb://{}/?{}", hosts.join(","), query.join("&"));
+        let (config, _tls) = sdam_adapter::config_from_uri(&uri).map_err(|e| format!("{uri}: {e}"))?;
+        let handshake =
+            sdam::handshake::handshake_command(&config.metadata.to_document(), &[], config.load_balanced);
+        let connect_timeout = (!config.connect_timeout.is_zero()).then_some(config.connect_timeout);
+        let observe_events = spec
+            .get_array("observeEvents")
+            .map(|a| a.iter().filter_map(Bson::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut observe_logs = Vec::new();
+        if let Ok(logs) = spec.get_document("observeLogMessages") {
+            for (component, level) in logs {
+                let level = level.as_str().and_then(level_rank).ok_or("bad observeLogMessages level")?;
+                observe_logs.push((component.clone(), level));
+            }
+        }
+        let log = Arc::new(EventLog::default());
+        let client = adapter::start(self.kind, config, Arc::clone(&log))?;
+        Ok(ClientEntity {
+            client,
+            log,
+            observe_events,
+            observe_logs,
+            handshake,
+            connect_timeout,
+            socket_timeout,
+            retry_writes,
+            retry_reads,
+            write_concern,
+            single: self.topology == Topology::Single,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            next_operation_id: std::sync::atomic::AtomicI64::new(1),
+        })
+    }
+
+    fn operation(&mut self, op: &Document) -> Result<(), String> {
+        let name = op.get_str("name").map_err(|_| "an operation needs a name")?;
+        let object = op.get_str("object").map_err(|_| "an operation needs an object")?;
+        let empty = Document::new();
+        let args = op.get_document("arguments").unwrap_or(&empty);
+        let result = if object == "testRunner" {
+            self.runner_operation(name, args).map(|()| None)
+        } else {
+            self.entities.entity_operation(object, name, args)
+        };
+        check_result(op, result)
+    }
+
+    fn runner_operation(&mut self, name: &str, args: &Document) -> Result<(), OpOutcome> {
+        match name {
+            "createEntities" => {
+                let entities =
+                    args.get_array("entities").map_err(|_| fail("createEntities needs entities"))?;
+                self.create_entities(entities).map_err(OpOutcome::Runner)
+            }
+            "failPoint" => {
+                let client = args.get_str("client").map_err(|_| fail("failPoint needs a client"))?;
+                let fail_point =
+                    args.get_document("failPoint").map_err(|_| fail("failPoint needs a failPoint"))?;
+                let c = self.entities.client(client).map_err(OpOutcome::Runner)?;
+                let reply = c
+                    .run("admin", fail_point.clone(), false)
+                    .map_err(|e| fail(&format!("configureFailPoint: {e}")))?;
+                if reply.get_f64("ok").ok() != Some(1.0) {
+                    return Err(fail(&format!("configureFailPoint: {reply}")));
+                }
+                self.fail_points.push((client.to_owned(), fail_point.clone()));
+                Ok(())
+            }
+            "waitForEvent" | "assertEventCount" => {
+                let client = args.get_str("client").map_err(|_| fail("needs a client"))?;
+                let event = args.get_document("event").map_err(|_| fail("needs an event"))?;
+                let count = args
+                    .get_i32("count")
+                    .ok()
+                    .map(i64::from)
+                    .or_else(|| args.get_i64("count").ok())
+                    .unwrap_or(1);
+                let count = usize::try_from(count).unwrap_or(0);
+                let c = self.entities.client(client).map_err(OpOutcome::Runner)?;
+                let counter =
+                    |events: &[Observed]| events.iter().filter(|o| event_matches(event, o).is_ok()).count();
+                if name == "waitForEvent" {
+                    if !c.log.wait_until(WAIT_FOR_EVENT, |events| counter(events) >= count) {
+                        let seen = counter(&c.log.snapshot());
+                        return Err(fail(&format!(
+                            "waited {WAIT_FOR_EVENT:?} for {count} × {event}, saw {seen}"
+                        )));
+                    }
+                    Ok(())
+                } else {
+                    let seen = counter(&c.log.snapshot());
+                    if seen == count {
+                        Ok(())
+                    } else {
+                        Err(fail(&format!("expected {count} × {event}, observed {seen}")))
+                    }
+                }
+            }
+            "runOnThread" => {
+                let thread = args.get_str("thread").map_err(|_| fail("runOnThread needs a thread"))?;
+                let op =
+                    args.get_document("operation").map_err(|_| fail("runOnThread needs an operation"))?;
+                let slot = self
+                    .threads
+                    .get_mut(thread)
+                    .ok_or_else(|| fail(&format!("no thread entity {thread}")))?;
+                if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+                    return Err(fail(&format!("thread {thread} is still running an operation")));
+                }
+                let (entities, op) = (self.entities.clone(), op.clone());
+                let name = format!("unified-{thread}");
+                let handle = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || {
+                        let object =
+                            op.get_str("object").map_err(|_| "an operation needs an object")?.to_owned();
+                        let name = op.get_str("name").map_err(|_| "an operation needs a name")?.to_owned();
+                        let empty = Document::new();
+                        let args = op.get_document("arguments").unwrap_or(&empty);
+                        check_result(&op, entities.entity_operation(&object, &name, args))
+                    })
+                    .map_err(|e| fail(&e.to_string()))?;
+                *slot = Some(handle);
+                Ok(())
+            }
+            "waitForThread" => {
+                let thread = args.get_str("thread").map_err(|_| fail("waitForThread needs a thread"))?;
+                let slot = self
+                    .threads
+                    .get_mut(thread)
+                    .ok_or_else(|| fail(&format!("no thread entity {thread}")))?;
+                match slot.take() {
+                    Some(handle) => match handle.join() {
+                        Ok(result) => result.map_err(|e| fail(&format!("on {thread}: {e}"))),
+                        Err(_) => Err(fail(&format!("{thread} panicked"))),
+                    },
+                    None => Ok(()),
+                }
+            }
+            "wait" => {
+                let ms =
+                    args.get_i32("ms").ok().map(i64::from).or_else(|| args.get_i64("ms").ok()).unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+                Ok(())
+            }
+            other => Err(fail(&format!("unsupported runner operation {other}"))),
+        }
+    }
 
     fn expect_events(&self, expected: &Document) -> Result<(), String> {
         let client = expected.get_str("client").map_err(|_| "expectEvents needs a client")?;
         let event_type = expected.get_str("eventType").unwrap_or("command");
         let events = expected.get_array("events").map_err(|_| "expectEvents needs events")?;
         let ignore_extra = expected.get_bool("ignoreExtraEvents").unwrap_or(false);
-        let c = self.client(client)?;
+        let c = self.entities.client(client)?;
         let observed: Vec<Observed> = c
             .log
             .complete_snapshot()?
@@ -876,7 +930,7 @@ impl TestRun<'_> {
         let ignore_extra = expected.get_bool("ignoreExtraMessages").unwrap_or(false);
         let empty = bson::Array::new();
         let ignore = expected.get_array("ignoreMessages").unwrap_or(&empty);
-        let c = self.client(client)?;
+        let c = self.entities.client(client)?;
         let observed: Vec<LogMessage> = c
             .log
             .log_messages()
