@@ -141,6 +141,12 @@ impl<T: Transport> Connection<T> {
                         self.inner.changed.notify_all();
                         reply
                     }
+                    None if matches!(name.as_str(), "replSetStepDown" | "replSetFreeze") => {
+                        let reply = crate::repl_commands::apply(&mut state, self.index, &name, body)
+                            .unwrap_or_default();
+                        self.inner.changed.notify_all();
+                        reply
+                    }
                     None => {
                         let reply = state.command_reply(self.index, &name, body);
                         let ok = reply.get_f64("ok").ok() == Some(1.0);

@@ -21,7 +21,7 @@
 //! [`MAX_DOCUMENTS`]). `configureFailPoint` sets the `failCommand` fail point of the member it
 //! is sent to (`failCommands`, `appName`, `errorCode`, `errorLabels`, `closeConnection`,
 //! `blockConnection` + `blockTimeMS`; modes `alwaysOn`, `{times}`, `{skip}`, `off`), as the
-//! unified tests use it.
+//! unified tests use it. `replSetStepDown` elects another member; `replSetFreeze` is accepted.
 //!
 //! [`scenarios`] holds the end-to-end scenarios both adapters run through their [`scenarios::Harness`].
 //!
@@ -47,6 +47,7 @@ pub mod jongodb;
 mod listener;
 mod member;
 mod raw_client;
+mod repl_commands;
 pub mod scenarios;
 mod store;
 #[cfg(feature = "tls")]

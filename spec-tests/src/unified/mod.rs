@@ -12,7 +12,8 @@
 //! Operations: `createEntities` (client with `uriOptions`, `observeEvents`,
 //! `observeLogMessages`, `useMultipleMongoses`; database; collection), `failPoint` (sent as
 //! `configureFailPoint` by the named client, turned off after the test), `waitForEvent`,
-//! `assertEventCount`, `wait`, `runOnThread` / `waitForThread` (thread entities), `close`,
+//! `assertEventCount`, `wait`, `runOnThread` / `waitForThread` (thread entities),
+//! `recordTopologyDescription`, `assertTopologyType`, `waitForPrimaryChange`, `close`,
 //! `runCommand`, `insertOne`, `insertMany`, `find` and `bulkWrite` of `insertOne` requests,
 //! with `expectResult` / `expectError`.
 
@@ -99,7 +100,7 @@ pub fn classify(doc: &serde_json::Value) -> Option<String> {
             return Some(format!("needs CMAP events (expects {event}) of a connection pool"));
         }
     }
-    for op in ["waitForPrimaryChange", "recordTopologyDescription", "clientBulkWrite"] {
+    for op in ["clientBulkWrite"] {
         if text.contains(&format!("\"{op}\"")) {
             return Some(format!("uses operation {op}, which this runner does not implement"));
         }
@@ -475,10 +476,16 @@ impl Entities {
                 "runCommand" => {
                     let command =
                         args.get_document("command").map_err(|_| fail("runCommand needs a command"))?;
-                    if args.contains_key("readPreference") {
-                        return Err(fail("runCommand with a readPreference is not supported"));
-                    }
-                    let reply = c.run(&db, command.clone(), false).map_err(OpOutcome::Op)?;
+                    let name =
+                        args.get_str("commandName").map_err(|_| fail("runCommand needs a commandName"))?;
+                    let command = &name_first(command, name);
+                    let read_preference = match args.get_document("readPreference") {
+                        Ok(rp) => Some(parse_read_preference(rp).map_err(OpOutcome::Runner)?),
+                        Err(_) => None,
+                    };
+                    let reply = c
+                        .run_with(&db, command.clone(), false, read_preference.as_ref())
+                        .map_err(OpOutcome::Op)?;
                     Ok(Some(Bson::Document(reply)))
                 }
                 other => Err(fail(&format!("unsupported database operation {other}"))),
@@ -576,6 +583,8 @@ struct TestRun<'a> {
     /// Thread entities: their operations running, joined by waitForThread.
     threads: HashMap<String, Option<std::thread::JoinHandle<Result<(), String>>>>,
     fail_points: Vec<(String, Document)>,
+    /// Topology descriptions recorded by recordTopologyDescription.
+    descriptions: HashMap<String, Arc<sdam::TopologyDescription>>,
 }
 
 fn run_test(file: &Document, test: &Document, topology: Topology, kind: AdapterKind) -> Result<(), String> {
@@ -590,6 +599,7 @@ fn run_test(file: &Document, test: &Document, topology: Topology, kind: AdapterK
         entities: Entities::default(),
         threads: HashMap::new(),
         fail_points: Vec::new(),
+        descriptions: HashMap::new(),
     };
     let result = run.run_body(file, test);
     run.teardown();
@@ -834,6 +844,55 @@ impl TestRun<'_> {
                     }
                 }
             }
+            "recordTopologyDescription" => {
+                let client = args.get_str("client").map_err(|_| fail("needs a client"))?;
+                let id = args.get_str("id").map_err(|_| fail("needs an id"))?;
+                let description =
+                    self.entities.client(client).map_err(OpOutcome::Runner)?.client.description();
+                self.descriptions.insert(id.to_owned(), description);
+                Ok(())
+            }
+            "assertTopologyType" => {
+                let id =
+                    args.get_str("topologyDescription").map_err(|_| fail("needs a topologyDescription"))?;
+                let want = args.get_str("topologyType").map_err(|_| fail("needs a topologyType"))?;
+                let description =
+                    self.descriptions.get(id).ok_or_else(|| fail(&format!("no description {id}")))?;
+                let actual = description.topology_type.as_str();
+                if actual == want {
+                    Ok(())
+                } else {
+                    Err(fail(&format!("expected topology type {want}, the description has {actual}")))
+                }
+            }
+            "waitForPrimaryChange" => {
+                let client = args.get_str("client").map_err(|_| fail("needs a client"))?;
+                let id = args.get_str("priorTopologyDescription").map_err(|_| fail("needs a description"))?;
+                let limit = args.get_i32("timeoutMS").ok().map_or(10_000, i64::from);
+                let primary = |d: &sdam::TopologyDescription| {
+                    d.servers
+                        .iter()
+                        .find(|s| s.server_type == sdam::ServerType::RSPrimary)
+                        .map(|s| s.address.clone())
+                };
+                let prior =
+                    primary(self.descriptions.get(id).ok_or_else(|| fail(&format!("no description {id}")))?);
+                let c = self.entities.client(client).map_err(OpOutcome::Runner)?;
+                let deadline =
+                    std::time::Instant::now() + Duration::from_millis(u64::try_from(limit).unwrap_or(0));
+                loop {
+                    let now = primary(&c.client.description());
+                    if now.is_some() && now != prior {
+                        return Ok(());
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(fail(&format!(
+                            "the primary did not change from {prior:?} within {limit} ms"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             "runOnThread" => {
                 let thread = args.get_str("thread").map_err(|_| fail("runOnThread needs a thread"))?;
                 let op =
@@ -965,6 +1024,21 @@ impl TestRun<'_> {
         }
         Ok(())
     }
+}
+
+/// `command` with its `name` key first: the command name is the first key of a command, and
+/// the JSON reader does not keep the file's key order.
+fn name_first(command: &Document, name: &str) -> Document {
+    let mut out = Document::new();
+    if let Some(v) = command.get(name) {
+        out.insert(name, v.clone());
+    }
+    for (k, v) in command {
+        if k != name {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 /// A read preference document of the format (`mode`, `tagSets`, `maxStalenessSeconds`).
