@@ -1,5 +1,5 @@
 //! Runner for the server selection logic tests (`server-selection/tests/server_selection`)
-//! and, through [`run_selection_file`], the max staleness tests, which share the format.
+//! and, through `run_selection_file`, the max staleness tests, which share the format.
 //!
 //! Each file describes a topology, an operation and a read preference, and expects either an
 //! error or the suitable servers and the servers in the latency window. The runner checks
