@@ -63,6 +63,14 @@ impl Subscribers {
         }
     }
 
+    /// Sends `events` to every live subscriber, next to each other (an event and its log
+    /// message are never split by another thread's event).
+    pub(crate) fn publish_all(&self, events: &[ClientEvent]) {
+        if let Some(list) = self.lock().as_mut() {
+            list.retain(|tx| events.iter().all(|event| tx.send(event.clone()).is_ok()));
+        }
+    }
+
     /// Ends every subscription (after the last event).
     pub(crate) fn close(&self) {
         self.lock().take();

@@ -49,18 +49,19 @@ impl Shared {
 
     /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
     pub(crate) fn publish_event(&self, event: sdam::Event) {
-        let log = self.log.topology(&event);
-        self.subscribers.publish(sdam_adapter::ClientEvent::Sdam(event));
-        if let Some(log) = log {
-            self.subscribers.publish(sdam_adapter::ClientEvent::Log(log));
+        match self.log.topology(&event) {
+            Some(log) => self
+                .subscribers
+                .publish_all(&[sdam_adapter::ClientEvent::Sdam(event), sdam_adapter::ClientEvent::Log(log)]),
+            None => self.subscribers.publish(sdam_adapter::ClientEvent::Sdam(event)),
         }
     }
 
     /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
     pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
         let log = self.log.selection(&event);
-        self.subscribers.publish(sdam_adapter::ClientEvent::Selection(event));
-        self.subscribers.publish(sdam_adapter::ClientEvent::Log(log));
+        self.subscribers
+            .publish_all(&[sdam_adapter::ClientEvent::Selection(event), sdam_adapter::ClientEvent::Log(log)]);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {

@@ -71,20 +71,29 @@ impl Shared {
         }
     }
 
+    /// Publishes `first` then `second` next to each other (an event and its log message are
+    /// never split by another task's event).
+    fn publish_pair(&self, first: ClientEvent, second: Option<ClientEvent>) {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = events.as_ref() {
+            // No subscriber is not an error.
+            let _ = sender.send(first);
+            if let Some(second) = second {
+                let _ = sender.send(second);
+            }
+        }
+    }
+
     /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
     pub(crate) fn publish_event(&self, event: sdam::Event) {
         let log = self.log.topology(&event);
-        self.publish(ClientEvent::Sdam(event));
-        if let Some(log) = log {
-            self.publish(ClientEvent::Log(log));
-        }
+        self.publish_pair(ClientEvent::Sdam(event), log.map(ClientEvent::Log));
     }
 
     /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
     pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
         let log = self.log.selection(&event);
-        self.publish(ClientEvent::Selection(event));
-        self.publish(ClientEvent::Log(log));
+        self.publish_pair(ClientEvent::Selection(event), Some(ClientEvent::Log(log)));
     }
 }
 
