@@ -108,14 +108,6 @@ fn run_unified_both(doc: &serde_json::Value) -> Result<(), String> {
 /// Unified files that fail only because of behaviour another branch is building now; the
 /// lead un-ignores them once it is merged. (file name, what is pending and where)
 pub const UNIFIED_PENDING: &[(&str, &str)] = &[
-    ("unified/logging-standalone.json", CLOSING),
-    ("unified/logging-replicaset.json", CLOSING),
-    ("unified/logging-sharded.json", CLOSING),
-    ("unified/logging-loadbalanced.json", CLOSING),
-    ("unified/standalone-emit-topology-changed-before-close.json", CLOSING),
-    ("unified/replicaset-emit-topology-changed-before-close.json", CLOSING),
-    ("unified/sharded-emit-topology-changed-before-close.json", CLOSING),
-    ("unified/loadbalanced-emit-topology-changed-before-close.json", CLOSING),
     ("logging/standalone.json", OPERATION_NAMES),
     ("logging/replica-set.json", OPERATION_NAMES),
     ("logging/sharded.json", OPERATION_NAMES),
@@ -123,8 +115,6 @@ pub const UNIFIED_PENDING: &[(&str, &str)] = &[
     ("logging/operation-id.json", OPERATION_NAMES),
 ];
 
-const CLOSING: &str =
-    "closing emits Unknown + TopologyDescriptionChanged before TopologyClosed (branch coremon)";
 const OPERATION_NAMES: &str =
     "the adapters' selection log events with the caller's operation name and id (branch coresel)";
 

@@ -749,7 +749,8 @@ impl TestRun<'_> {
         let (config, _tls) = sdam_adapter::config_from_uri(&uri).map_err(|e| format!("{uri}: {e}"))?;
         let handshake =
             sdam::handshake::handshake_command(&config.metadata.to_document(), &[], config.load_balanced);
-        let connect_timeout = (!config.connect_timeout.is_zero()).then_some(config.connect_timeout);
+        // One timeout convention: `None` is no limit (connectTimeoutMS=0).
+        let connect_timeout = config.connect_timeout.filter(|t| !t.is_zero());
         let observe_events = spec
             .get_array("observeEvents")
             .map(|a| a.iter().filter_map(Bson::as_str).map(str::to_owned).collect())
