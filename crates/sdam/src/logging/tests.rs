@@ -49,6 +49,7 @@ fn a_topology_lifecycle_maps_to_the_specs_messages_in_order() {
             address: addr("a:27017"),
             reply: &reply,
             round_trip_time: Duration::from_millis(2),
+            awaited: false,
         },
         now,
     );
