@@ -28,4 +28,10 @@ pub enum ClientEvent {
     /// component, with the spec's message and field names: published after the event it
     /// was made from ([`LogPublisher`](crate::LogPublisher)).
     Log(sdam::logging::LogMessage),
+    /// This subscriber fell behind: `missed` events were dropped from its queue (which is
+    /// bounded by bytes, `ClientOptions::event_buffer_bytes`) before the events that follow.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use sdam::{Input, Topology};
 
-use crate::events::Subscribers;
+use sdam_adapter::subscribers::Subscribers;
 
 /// The topology and the flags around it.
 #[derive(Debug)]
@@ -35,13 +35,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(topology: Topology) -> Self {
+    pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         let log = sdam_adapter::LogPublisher::new(topology.id());
         Self {
             core: Mutex::new(Core { topology, dirty: true, wake_generation: 0 }),
             driver_wake: Condvar::new(),
             selection_wake: Condvar::new(),
-            subscribers: Subscribers::new(),
+            subscribers: Subscribers::new(event_buffer_bytes),
             live_threads: AtomicUsize::new(0),
             log,
         }
@@ -52,7 +52,7 @@ impl Shared {
         match self.log.topology(&event) {
             Some(log) => self
                 .subscribers
-                .publish_all(&[sdam_adapter::ClientEvent::Sdam(event), sdam_adapter::ClientEvent::Log(log)]),
+                .publish_all([sdam_adapter::ClientEvent::Sdam(event), sdam_adapter::ClientEvent::Log(log)]),
             None => self.subscribers.publish(sdam_adapter::ClientEvent::Sdam(event)),
         }
     }
@@ -61,7 +61,7 @@ impl Shared {
     pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
         let log = self.log.selection(&event);
         self.subscribers
-            .publish_all(&[sdam_adapter::ClientEvent::Selection(event), sdam_adapter::ClientEvent::Log(log)]);
+            .publish_all([sdam_adapter::ClientEvent::Selection(event), sdam_adapter::ClientEvent::Log(log)]);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {

@@ -42,6 +42,8 @@
 mod builder;
 mod cluster;
 mod connection;
+#[cfg(feature = "dns")]
+pub mod dns;
 mod fail_point;
 pub mod jongodb;
 mod listener;

@@ -57,12 +57,20 @@ pub struct MemberSpec {
     pub(crate) latency: Duration,
     pub(crate) streaming: bool,
     pub(crate) up: bool,
+    pub(crate) advertised_host: Option<String>,
 }
 
 impl MemberSpec {
     /// A running, streaming member with this role, no tags and no added latency.
     pub fn new(role: Role) -> Self {
-        Self { role, tags: Vec::new(), latency: Duration::ZERO, streaming: true, up: true }
+        Self {
+            role,
+            tags: Vec::new(),
+            latency: Duration::ZERO,
+            streaming: true,
+            up: true,
+            advertised_host: None,
+        }
     }
 
     /// Replica set tags.
@@ -81,6 +89,14 @@ impl MemberSpec {
     /// `moreToCome`, like a server without the streaming protocol.
     pub fn streaming(mut self, streaming: bool) -> Self {
         self.streaming = streaming;
+        self
+    }
+
+    /// The member calls itself `host:port` (its `me`, and its entry in every member's `hosts`,
+    /// `primary`) instead of `127.0.0.1:port`, like a container or pod known to the replica set
+    /// config by a name the client cannot resolve (the Docker / Kubernetes / tunnel case).
+    pub fn advertised_as(mut self, host: &str) -> Self {
+        self.advertised_host = Some(host.to_owned());
         self
     }
 
@@ -124,6 +140,8 @@ pub(crate) struct MemberState {
     pub(crate) latency: Duration,
     pub(crate) streaming: bool,
     pub(crate) fault: Fault,
+    /// The host it calls itself, if not `127.0.0.1` ([`MemberSpec::advertised_as`]).
+    pub(crate) advertised_host: Option<String>,
     pub(crate) process_id: ObjectId,
     pub(crate) counter: i64,
     /// Bumped on every crash: connections of an older incarnation stop.
@@ -149,6 +167,7 @@ impl MemberState {
             latency: spec.latency,
             streaming: spec.streaming,
             fault: Fault::None,
+            advertised_host: spec.advertised_host.clone(),
             process_id: ObjectId::new(),
             counter: 0,
             incarnation: 0,
@@ -162,9 +181,9 @@ impl MemberState {
         }
     }
 
-    /// `127.0.0.1:port`.
+    /// `127.0.0.1:port`, or the advertised host with the port.
     pub(crate) fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.advertised_host.as_deref().unwrap_or("127.0.0.1"), self.port)
     }
 
     /// Whether writes are accepted here.
