@@ -1,4 +1,5 @@
-//! What a client publishes: SDAM events, server selection log events, pool clears, log messages.
+//! What a client publishes: SDAM events, server selection log events, pool clears,
+//! pool-ready signals and log messages.
 
 use bson::oid::ObjectId;
 use sdam::selection::SelectionLogEvent;
@@ -28,6 +29,16 @@ pub enum ClientEvent {
     /// component, with the spec's message and field names: published after the event it
     /// was made from ([`LogPublisher`](crate::LogPublisher)).
     Log(sdam::logging::LogMessage),
+    /// The core marked a server's connection pool "ready" (`Command::MarkPoolReady`): a
+    /// check made the server usable while its pool was paused (new, or cleared since). A
+    /// CMAP pool built on the adapters resumes check-outs and background connections on it.
+    /// Published before the events of the update that made the server usable.
+    PoolReady {
+        /// The server.
+        address: ServerAddress,
+        /// The pool's current generation.
+        generation: u32,
+    },
     /// This subscriber fell behind: `missed` events were dropped from its queue (which is
     /// bounded by bytes, `ClientOptions::event_buffer_bytes`) before the events that follow.
     Lagged {

@@ -13,6 +13,8 @@
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
 //! - [`LogPublisher`]: the specs' SDAM and server-selection log messages of a client's events,
 //!   for [`ClientEvent::Log`] and, with the `tracing` feature, `tracing` (see [`log`]).
+//! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
+//!   environment, which both adapters fill in when a client starts.
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -26,6 +28,7 @@
 
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod environment;
 mod error;
 mod events;
 mod guard;

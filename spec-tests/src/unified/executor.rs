@@ -122,23 +122,23 @@ impl Executor<'_> {
         // clear the pool).
         let backpressure =
             || vec![sdam::app_error::SYSTEM_OVERLOADED_LABEL.to_owned(), "RetryableError".to_owned()];
-        // Open and handshake: a failure here is "before the handshake completes".
+        // Open and handshake (no authentication here): the connection-establishment phase.
         let mut connection = match Connection::open(&address, self.connect_timeout) {
             Ok(c) => c,
             Err(e) => {
-                report(ErrorPhase::BeforeHandshakeCompletes, network_kind(&e), backpressure());
+                report(ErrorPhase::ConnectionEstablishment, network_kind(&e), backpressure());
                 return Err(OpError::Network(format!("connecting to {address}: {e}"), backpressure()));
             }
         };
         match connection.command(self.handshake) {
             Ok(reply) => {
                 if let Some(kind) = sdam::app_error::command_error_from_reply(&reply) {
-                    report(ErrorPhase::BeforeHandshakeCompletes, kind, labels(&reply));
+                    report(ErrorPhase::ConnectionEstablishment, kind, labels(&reply));
                     return Err(OpError::Command(Document::try_from(reply.as_ref()).unwrap_or_default()));
                 }
             }
             Err(e) => {
-                report(ErrorPhase::BeforeHandshakeCompletes, network_kind(&e), backpressure());
+                report(ErrorPhase::ConnectionEstablishment, network_kind(&e), backpressure());
                 return Err(OpError::Network(format!("handshake with {address}: {e}"), backpressure()));
             }
         }
