@@ -14,6 +14,7 @@ pub mod rtt;
 pub mod sdam_json;
 pub mod seedlist;
 pub mod server_selection;
+pub mod unified;
 pub mod uri_options;
 
 /// The commit of `mongodb/specifications` the corpus is pinned to.
@@ -41,6 +42,8 @@ pub enum Format {
     UriOptions,
     /// mongodb+srv seed lists, resolved against the in-memory DNS records of the spec.
     Seedlist,
+    /// The unified test format, run on scripted servers through both adapters.
+    Unified,
 }
 
 impl Format {
@@ -55,13 +58,16 @@ impl Format {
             Self::ConnectionString => connection_string::run,
             Self::UriOptions => uri_options::run,
             Self::Seedlist => seedlist::run,
+            Self::Unified => run_unified_both,
         }
     }
 
     /// Guesses the format of a test file from its keys.
     pub fn sniff(doc: &serde_json::Value) -> Option<Self> {
         let has = |k: &str| doc.get(k).is_some();
-        if has("phases") && has("uri") {
+        if has("schemaVersion") && has("tests") {
+            Some(Self::Unified)
+        } else if has("phases") && has("uri") {
             Some(Self::Sdam)
         } else if has("tests") {
             Some(Self::ConnectionString)
@@ -92,7 +98,32 @@ pub struct Suite {
     pub ignored: Option<&'static str>,
 }
 
-const UNIFIED: &str = "unified format: needs a live server and a full driver";
+/// Runs a unified file through both adapters.
+fn run_unified_both(doc: &serde_json::Value) -> Result<(), String> {
+    for kind in unified::adapter::AdapterKind::ALL {
+        unified::run(doc, kind).map_err(|e| format!("[{}] {e}", kind.name()))?;
+    }
+    Ok(())
+}
+
+/// Unified files that would fail only because of behaviour not built yet (file name, what
+/// is missing); listed as ignored with that reason. Empty: every runnable file runs.
+pub const UNIFIED_PENDING: &[(&str, &str)] = &[];
+
+/// How a unified file runs here: `Ok(())` it runs, `Err((reason, pending))` it is listed
+/// as skipped (`pending` false: it needs what the scripted servers or this runner lack) or
+/// pending on another branch (`pending` true).
+pub fn unified_status(path: &Path, doc: &serde_json::Value) -> Result<(), (String, bool)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or_default();
+    if let Some((_, why)) = UNIFIED_PENDING.iter().find(|(f, _)| *f == format!("{dir}/{name}")) {
+        return Err((format!("pending: {why}"), true));
+    }
+    match unified::classify(doc) {
+        Some(reason) => Err((format!("skipped: {reason}"), false)),
+        None => Ok(()),
+    }
+}
 
 /// Every suite, in the order they run.
 pub fn suites() -> Vec<Suite> {
@@ -106,8 +137,8 @@ pub fn suites() -> Vec<Suite> {
         sdam("server-discovery-and-monitoring/tests/monitoring"),
         Suite {
             dir: "server-discovery-and-monitoring/tests/unified",
-            format: Format::Sdam,
-            ignored: Some(UNIFIED),
+            format: Format::Unified,
+            ignored: None,
         },
         Suite {
             dir: "server-selection/tests/server_selection",
@@ -116,11 +147,7 @@ pub fn suites() -> Vec<Suite> {
         },
         Suite { dir: "server-selection/tests/rtt", format: Format::Rtt, ignored: None },
         Suite { dir: "server-selection/tests/in_window", format: Format::InWindow, ignored: None },
-        Suite {
-            dir: "server-selection/tests/logging",
-            format: Format::ServerSelection,
-            ignored: Some(UNIFIED),
-        },
+        Suite { dir: "server-selection/tests/logging", format: Format::Unified, ignored: None },
         Suite { dir: "max-staleness/tests", format: Format::MaxStaleness, ignored: None },
         Suite { dir: "connection-string/tests", format: Format::ConnectionString, ignored: None },
         Suite { dir: "uri-options/tests", format: Format::UriOptions, ignored: None },

@@ -1,5 +1,5 @@
-//! What a client publishes: SDAM events, server selection log events, pool clears and
-//! pool-ready signals.
+//! What a client publishes: SDAM events, server selection log events, pool clears,
+//! pool-ready signals and log messages.
 
 use bson::oid::ObjectId;
 use sdam::selection::SelectionLogEvent;
@@ -25,6 +25,10 @@ pub enum ClientEvent {
         /// Whether connections in use must be interrupted too.
         interrupt_in_use_connections: bool,
     },
+    /// A log message of the SDAM (`topology`) or server selection (`serverSelection`)
+    /// component, with the spec's message and field names: published after the event it
+    /// was made from ([`LogPublisher`](crate::LogPublisher)).
+    Log(sdam::logging::LogMessage),
     /// The core marked a server's connection pool "ready" (`Command::MarkPoolReady`): a
     /// check made the server usable while its pool was paused (new, or cleared since). A
     /// CMAP pool built on the adapters resumes check-outs and background connections on it.

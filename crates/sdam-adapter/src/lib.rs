@@ -17,6 +17,8 @@
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`], TLS and proxy
 //!   options ([`UriSettings`]); every option that changes how or where a monitoring connection
 //!   connects is honoured or refused there.
+//! - [`LogPublisher`]: the specs' SDAM and server-selection log messages of a client's events,
+//!   for [`ClientEvent::Log`] and, with the `tracing` feature, `tracing` (see [`log`]).
 //! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
 //!   environment, which both adapters fill in when a client starts.
 //! - `dns` (the `dns` feature): hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
@@ -36,6 +38,7 @@ pub mod environment;
 mod error;
 mod events;
 mod guard;
+pub mod log;
 mod selecting;
 pub mod socks5;
 pub mod subscribers;
@@ -45,6 +48,7 @@ mod uri;
 pub use error::{Error, SelectError};
 pub use events::ClientEvent;
 pub use guard::ServerGuard;
+pub use log::LogPublisher;
 pub use selecting::PublishedSnapshot;
 pub use socks5::ProxyOptions;
 pub use tls::TlsOptions;

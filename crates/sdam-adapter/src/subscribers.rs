@@ -43,7 +43,21 @@ pub fn event_size(event: &ClientEvent) -> usize {
             address_size(address)
         }
         ClientEvent::Lagged { .. } => 0,
+        ClientEvent::Log(message) => log_size(message),
     }
+}
+
+/// A log message's fields and their strings.
+fn log_size(message: &sdam::logging::LogMessage) -> usize {
+    message.fields.capacity() * size_of::<(&str, sdam::logging::LogValue)>()
+        + message
+            .fields
+            .iter()
+            .map(|(_, v)| match v {
+                sdam::logging::LogValue::String(s) => s.capacity(),
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 fn address_size(address: &ServerAddress) -> usize {
@@ -198,19 +212,26 @@ impl Subscribers {
     /// Queues `event` for every live subscriber, dropping each one's oldest events beyond
     /// the bound; forgets subscribers that were dropped.
     pub fn publish(&self, event: ClientEvent) {
+        self.publish_all([event]);
+    }
+
+    /// [`publish`](Self::publish) for several events at once, next to each other in every
+    /// queue (an event and its log message are never split by another thread's event).
+    pub fn publish_all<const N: usize>(&self, events: [ClientEvent; N]) {
         if !self.has_subscribers() {
             return;
         }
-        let size = event_size(&event);
-        let event = Arc::new(event);
+        let events = events.map(|event| (event_size(&event), Arc::new(event)));
         let mut guard = self.lock();
         let Some(list) = guard.as_mut() else { return };
         list.retain(|queue| Arc::strong_count(queue) > 1);
         self.count.store(list.len(), Ordering::Release);
         for queue in list.iter() {
             let mut state = queue.lock();
-            state.events.push_back((Arc::clone(&event), size));
-            state.bytes += size;
+            for (size, event) in &events {
+                state.events.push_back((Arc::clone(event), *size));
+                state.bytes += size;
+            }
             while state.bytes > self.max_bytes && state.events.len() > 1 {
                 if let Some((_, dropped)) = state.events.pop_front() {
                     state.bytes -= dropped;

@@ -25,6 +25,26 @@ mod watch;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print the specs' SDAM (`sdam::topology`) and server selection
+    /// (`sdam::server_selection`) log messages on stderr at this level and above: `debug`
+    /// shows every message, `info` only "Waiting for suitable server to become available".
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    log: Option<String>,
+}
+
+/// Sends the adapters' `tracing` events of targets `sdam::*` at `level` and above to stderr.
+fn init_logging(level: &str) -> Result<(), String> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("sdam={level}")).map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi({
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        })
+        .try_init()
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +71,11 @@ pub(crate) fn fail(message: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(level) = &cli.log {
+        if let Err(e) = init_logging(level) {
+            return fail(&format!("cannot start logging: {e}"));
+        }
+    }
     let style = render::Style::for_stdout();
     let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     match &cli.command {

@@ -131,6 +131,33 @@ fn select_prints_the_chosen_server_and_why() {
     assert!(err.contains("tag set"), "{err}");
 }
 
+/// #15 "tracing ... the CLI can turn it on": `--log debug` prints the SDAM and selection
+/// log messages (targets sdam::topology / sdam::server_selection, the spec's field names).
+#[test]
+fn log_debug_prints_the_specs_log_messages() {
+    let rs = replica_set();
+    let uri = format!("{}&heartbeatFrequencyMS=500", rs.uri());
+    let out = sdam(&["select", &uri, "--write", "--log", "debug"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needle in [
+        "sdam::topology",
+        "Starting topology monitoring",
+        "Server heartbeat succeeded",
+        "serverHost=\"127.0.0.1\"",
+        "sdam::server_selection",
+        "Server selection succeeded",
+        "topologyDescription=",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from stderr:\n{err}");
+    }
+    // Without --log, nothing of it.
+    let out = sdam(&["select", &uri, "--write"]);
+    assert!(!stderr(&out).contains("sdam::topology"), "{}", stderr(&out));
+    let out = sdam(&["select", &uri, "--write", "--log", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn select_rejects_bad_arguments_with_exit_code_2() {
     let bad_uri = sdam(&["select", "mongodb://a,b/?directConnection=true"]);

@@ -11,7 +11,7 @@ use sdam::{ApplicationError, Input, ServerAddress, Topology, TopologyConfig, Top
 use crate::driver::Driver;
 use crate::events::Subscription;
 use crate::shared::Shared;
-use crate::{ClientEvent, ClientOptions, Error, SelectError, ServerGuard};
+use crate::{ClientOptions, Error, SelectError, ServerGuard};
 
 /// Selection options, made only when needed.
 enum Lazy<F> {
@@ -201,7 +201,7 @@ impl Client {
             Lazy::Later(_) => snapshot.select_now(&criteria, rng),
         });
         for event in log {
-            shared.subscribers.publish(ClientEvent::Selection(event));
+            shared.publish_selection(event);
         }
         if let Some(selected) = now {
             return Ok(ServerGuard::new(selected));
@@ -283,6 +283,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClientEvent;
     use sdam_testserver::{MemberSpec, ReplicaSet, Role};
     use std::time::Duration;
 
@@ -315,10 +316,62 @@ mod tests {
         clone.close();
         assert_eq!(client.live_threads(), 0, "close() returns after every thread ended");
         wait("server-side connections to close", || set.total_open_connections() == 0);
-        let last = events.into_iter().last();
+        // The last SDAM event (its log message, "Stopped topology monitoring", follows it).
+        let last = events.into_iter().filter(|e| matches!(e, ClientEvent::Sdam(_))).last();
         assert!(matches!(last, Some(ClientEvent::Sdam(sdam::Event::TopologyClosed { .. }))), "{last:?}");
         assert!(matches!(client.select_server(SelectionCriteria::write()), Err(SelectError::Closed)));
         client.close(); // idempotent
+    }
+
+    /// SDAM logging, "Log Messages", and server-selection.md, "Logging": every SDAM event
+    /// but ServerDescriptionChanged is followed by its log message, every selection log
+    /// event by its own.
+    #[test]
+    fn log_messages_follow_their_events() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let mut config = TopologyConfig::with_seeds(set.addresses());
+        config.replica_set_name = Some("rs0".into());
+        let (client, events) = Client::with_subscription(config, ClientOptions::default()).unwrap();
+        client.select_server(SelectionCriteria::write()).unwrap();
+        client.close();
+        let events: Vec<ClientEvent> = events.into_iter().collect();
+        let mut expected = 0;
+        for pair in events.windows(2) {
+            let message = match &pair[0] {
+                ClientEvent::Sdam(sdam::Event::ServerDescriptionChanged { .. }) => continue,
+                ClientEvent::Sdam(e) => {
+                    sdam::logging::topology_message(client_id(&events), e, &Default::default())
+                }
+                ClientEvent::Selection(e) => Some(sdam::logging::selection_message(e, &Default::default())),
+                _ => continue,
+            };
+            expected += 1;
+            assert_eq!(pair[1], ClientEvent::Log(message.unwrap()), "after {:?}", pair[0]);
+        }
+        let logs: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Log(m) => Some(m.message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logs.len(), expected);
+        for m in ["Starting topology monitoring", "Server heartbeat succeeded", "Server selection succeeded"]
+        {
+            assert!(logs.contains(&m), "{m} missing from {logs:?}");
+        }
+        assert_eq!(logs.last(), Some(&"Stopped topology monitoring"));
+    }
+
+    fn client_id(events: &[ClientEvent]) -> sdam::TopologyId {
+        events
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::Sdam(sdam::Event::TopologyOpening { topology_id }) => Some(*topology_id),
+                ClientEvent::Sdam(sdam::Event::TopologyClosed { topology_id }) => Some(*topology_id),
+                _ => None,
+            })
+            .expect("a topology event")
     }
 
     #[test]

@@ -122,10 +122,8 @@ impl Driver {
 
     fn execute(&mut self, output: Output) {
         let command = match output {
-            Output::Event(event) => return self.shared.subscribers.publish(ClientEvent::Sdam(event)),
-            Output::SelectionLog { event, .. } => {
-                return self.shared.subscribers.publish(ClientEvent::Selection(event))
-            }
+            Output::Event(event) => return self.shared.publish_event(event),
+            Output::SelectionLog { event, .. } => return self.shared.publish_selection(event),
             // Delivered under the lock in `wait_for_work`.
             Output::Selection { .. } => return,
             Output::Command(command) => command,

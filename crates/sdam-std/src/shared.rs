@@ -41,10 +41,13 @@ pub(crate) struct Shared {
     pub(crate) subscribed: AtomicBool,
     pub(crate) subscribers: Subscribers,
     live_threads: AtomicUsize,
+    /// The specs' log messages of the events published.
+    log: sdam_adapter::LogPublisher,
 }
 
 impl Shared {
     pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
+        let log = sdam_adapter::LogPublisher::new(topology.id());
         Self {
             snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
             subscribed: AtomicBool::new(false),
@@ -52,7 +55,25 @@ impl Shared {
             driver_wake: Condvar::new(),
             subscribers: Subscribers::new(event_buffer_bytes),
             live_threads: AtomicUsize::new(0),
+            log,
         }
+    }
+
+    /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
+    pub(crate) fn publish_event(&self, event: sdam::Event) {
+        match self.log.topology(&event) {
+            Some(log) => self
+                .subscribers
+                .publish_all([sdam_adapter::ClientEvent::Sdam(event), sdam_adapter::ClientEvent::Log(log)]),
+            None => self.subscribers.publish(sdam_adapter::ClientEvent::Sdam(event)),
+        }
+    }
+
+    /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
+    pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
+        let log = self.log.selection(&event);
+        self.subscribers
+            .publish_all([sdam_adapter::ClientEvent::Selection(event), sdam_adapter::ClientEvent::Log(log)]);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {

@@ -39,6 +39,15 @@ impl Transport for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
 /// Why a connection ends.
 struct Closed;
 
+/// How a wait for a topology change ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// The topology changed or the wait timed out: reply.
+    Done,
+    /// A fail point for this command was set meanwhile: check it before replying.
+    FailPoint,
+}
+
 /// One connection of member `index`, started in incarnation `incarnation`.
 pub(crate) struct Connection<T> {
     inner: Arc<Inner>,
@@ -47,11 +56,13 @@ pub(crate) struct Connection<T> {
     id: u64,
     transport: T,
     next_request_id: i32,
+    /// The `client.application.name` of the connection's handshake (fail points filter on it).
+    app_name: Option<String>,
 }
 
 impl<T: Transport> Connection<T> {
     pub(crate) fn new(inner: Arc<Inner>, index: usize, incarnation: u64, id: u64, transport: T) -> Self {
-        Self { inner, index, incarnation, id, transport, next_request_id: 1 }
+        Self { inner, index, incarnation, id, transport, next_request_id: 1, app_name: None }
     }
 
     /// Serves requests until the client leaves, the member crashes or the cluster shuts down,
@@ -100,12 +111,53 @@ impl<T: Transport> Connection<T> {
         let body = request.body;
         let name =
             body.iter().next().and_then(Result::ok).map(|(k, _)| k.as_str().to_owned()).unwrap_or_default();
+        if let Some(app) = crate::fail_point::handshake_app_name(body) {
+            self.app_name = Some(app);
+        }
         if !matches!(name.as_str(), "hello" | "isMaster" | "ismaster") {
             let (reply, latency, fault) = {
                 let mut state = self.alive()?;
                 state.members[self.index].command_count += 1;
+                let fired = crate::fail_point::check(
+                    &mut state.members[self.index].fail_point,
+                    &name,
+                    self.app_name.as_deref(),
+                );
+                let fired = match fired {
+                    Some(action) => {
+                        drop(state);
+                        let error = self.fail(action)?;
+                        state = self.alive()?;
+                        error
+                    }
+                    None => None,
+                };
+                let reply = match fired {
+                    Some(error) => error,
+                    None if name == "configureFailPoint" => {
+                        let reply =
+                            crate::fail_point::configure(&mut state.members[self.index].fail_point, body);
+                        // Streaming hellos re-check the fail point at once.
+                        self.inner.changed.notify_all();
+                        reply
+                    }
+                    None if matches!(name.as_str(), "replSetStepDown" | "replSetFreeze") => {
+                        let reply = crate::repl_commands::apply(&mut state, self.index, &name, body)
+                            .unwrap_or_default();
+                        self.inner.changed.notify_all();
+                        reply
+                    }
+                    None => {
+                        let reply = state.command_reply(self.index, &name, body);
+                        let ok = reply.get_f64("ok").ok() == Some(1.0);
+                        match state.data.apply(&name, body) {
+                            Some(data_reply) if ok => data_reply,
+                            _ => reply,
+                        }
+                    }
+                };
                 let m = &state.members[self.index];
-                (state.command_reply(self.index, &name, body), m.latency, m.fault)
+                (reply, m.latency, m.fault)
             };
             if request.flags.more_to_come {
                 return Ok(()); // the client wants no reply
@@ -119,8 +171,30 @@ impl<T: Transport> Connection<T> {
         let mut known = awaitable.map(|(tv, _)| tv);
         let mut response_to = request.request_id;
         loop {
+            // The fail point, before each reply of a streaming hello too (a server re-runs the
+            // command for every streamed reply): it blocks before the wait for a change.
+            let fired = {
+                let mut state = self.alive()?;
+                crate::fail_point::check(
+                    &mut state.members[self.index].fail_point,
+                    &name,
+                    self.app_name.as_deref(),
+                )
+            };
+            if let Some(action) = fired {
+                if let Some(error) = self.fail(action)? {
+                    let (latency, fault) = {
+                        let state = self.alive()?;
+                        let m = &state.members[self.index];
+                        (m.latency, m.fault)
+                    };
+                    return self.send(response_to, &error, false, latency, fault).map(drop);
+                }
+            }
             if let Some((tv, max_await)) = known.zip(awaitable.map(|a| a.1)) {
-                self.wait_for_change(tv, max_await)?;
+                if self.wait_for_change(tv, max_await, &name)? == Waited::FailPoint {
+                    continue; // a fail point set meanwhile acts before this reply
+                }
             }
             let (reply, latency, fault, more, tv) = {
                 let state = self.alive()?;
@@ -140,20 +214,30 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Waits until the member's topologyVersion differs from `tv` or `max_await` passed; at
-    /// once if the member does not stream. Fails if the member crashes, the cluster shuts
+    /// once if the member does not stream, or if a fail point for `name` is set. Fails if the member crashes, the cluster shuts
     /// down, or the client closes the connection.
-    fn wait_for_change(&mut self, tv: (ObjectId, i64), max_await: Duration) -> Result<(), Closed> {
+    fn wait_for_change(
+        &mut self,
+        tv: (ObjectId, i64),
+        max_await: Duration,
+        name: &str,
+    ) -> Result<Waited, Closed> {
         let deadline = Instant::now() + max_await;
         loop {
             {
                 let state = self.alive()?;
                 let m = &state.members[self.index];
+                let fail_point =
+                    crate::fail_point::pending(m.fail_point.as_ref(), name, self.app_name.as_deref());
+                if fail_point {
+                    return Ok(Waited::FailPoint);
+                }
                 if !m.streaming || (m.process_id, m.counter) != tv {
-                    return Ok(());
+                    return Ok(Waited::Done);
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Ok(());
+                    return Ok(Waited::Done);
                 }
                 let (state, _) =
                     self.inner.changed.wait_timeout(state, left.min(PEER_CHECK)).map_err(|_| Closed)?;
@@ -163,6 +247,18 @@ impl<T: Transport> Connection<T> {
                 return Err(Closed);
             }
         }
+    }
+
+    /// Carries out a fail point's action: blocks, then closes the connection (`Err`) or
+    /// returns the error reply to send instead of running the command (`None`: run it).
+    fn fail(&mut self, action: crate::fail_point::Action) -> Result<Option<Document>, Closed> {
+        if let Some(block) = action.block {
+            thread::sleep(block);
+        }
+        if action.close_connection {
+            return Err(Closed);
+        }
+        Ok(action.error)
     }
 
     /// Sends one reply after the member's latency; returns its requestID.

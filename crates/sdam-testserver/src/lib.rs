@@ -16,7 +16,12 @@
 //! Commands: `hello`, `isMaster`/`ismaster`, `ping`, reads (`find`, `aggregate`, `count`:
 //! ok with an empty cursor) and writes (`insert`, `update`, `delete`, ...: ok on a primary,
 //! mongos or standalone, `{ok: 0, code: 10107, errmsg: "not writable primary"}` elsewhere).
-//! Anything else gets `{ok: 0, code: 59}`.
+//! Anything else gets `{ok: 0, code: 59}`. `insert`, `find`, `delete`, `drop` and `create` keep
+//! the deployment's documents (equality filters, `sort: {_id: 1}`, at most
+//! [`MAX_DOCUMENTS`]). `configureFailPoint` sets the `failCommand` fail point of the member it
+//! is sent to (`failCommands`, `appName`, `errorCode`, `errorLabels`, `closeConnection`,
+//! `blockConnection` + `blockTimeMS`; modes `alwaysOn`, `{times}`, `{skip}`, `off`), as the
+//! unified tests use it. `replSetStepDown` elects another member; `replSetFreeze` is accepted.
 //!
 //! [`scenarios`] holds the end-to-end scenarios both adapters run through their [`scenarios::Harness`].
 //!
@@ -40,13 +45,16 @@ mod cluster;
 mod connection;
 #[cfg(feature = "dns")]
 pub mod dns;
+mod fail_point;
 pub mod hostile;
 pub mod jongodb;
 mod listener;
 mod member;
 mod raw_client;
+mod repl_commands;
 pub mod scenarios;
 pub mod socks5_proxy;
+mod store;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -54,6 +62,7 @@ pub use builder::{ClusterBuilder, Mongos, ReplicaSet, Standalone, TlsSpec};
 pub use cluster::{Cluster, ClusterError};
 pub use member::{Fault, MemberSpec, Role, MAX_WIRE_VERSION, MIN_WIRE_VERSION};
 pub use raw_client::{RawClient, RawReply};
+pub use store::MAX_DOCUMENTS;
 
 #[cfg(test)]
 mod tests;

@@ -125,6 +125,8 @@ pub(crate) struct State {
     election_term: u32,
     pub(crate) members: Vec<MemberState>,
     pub(crate) shutdown: bool,
+    /// The documents every member serves (`insert`, `find`, ...).
+    pub(crate) data: crate::store::Store,
 }
 
 /// One member's state.
@@ -151,6 +153,8 @@ pub(crate) struct MemberState {
     pub(crate) connections: BTreeMap<u64, TcpStream>,
     pub(crate) next_connection_id: u64,
     pub(crate) acceptor: Option<Acceptor>,
+    /// The `failCommand` fail point set by `configureFailPoint`.
+    pub(crate) fail_point: Option<crate::fail_point::FailPoint>,
 }
 
 impl MemberState {
@@ -173,6 +177,7 @@ impl MemberState {
             connections: BTreeMap::new(),
             next_connection_id: 1,
             acceptor: None,
+            fail_point: None,
         }
     }
 
@@ -196,6 +201,7 @@ impl State {
             election_term: 0,
             members: Vec::new(),
             shutdown: false,
+            data: crate::store::Store::default(),
         };
         state.new_term();
         state

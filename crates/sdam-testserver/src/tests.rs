@@ -322,3 +322,87 @@ fn serves_tls_with_the_generated_ca() {
     plain.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     assert!(plain.command(&body).is_err());
 }
+
+/// configureFailPoint over the wire: errorCode and appName on hello (the handshake names the
+/// application, later hellos on that connection match too), times counting down, blockTimeMS,
+/// closeConnection, off.
+#[test]
+fn fail_points_over_the_wire() {
+    let server = Standalone::builder().start().unwrap();
+    let mut setup = client(&server, 0);
+    let reply = setup
+        .command(&rawdoc! {
+            "configureFailPoint": "failCommand", "mode": { "times": 2 }, "$db": "admin",
+            "data": { "failCommands": ["hello", "isMaster"], "appName": "app", "errorCode": 91 },
+        })
+        .unwrap();
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply:?}");
+    // Another application's hello is not affected.
+    assert_eq!(hello(&mut setup).get_f64("ok").ok(), Some(1.0));
+    let mut app = client(&server, 0);
+    let handshake = rawdoc! { "hello": 1, "client": { "application": { "name": "app" } }, "$db": "admin" };
+    let failed = app.command(&handshake).unwrap();
+    assert_eq!((failed.get_f64("ok").ok(), failed.get_i32("code").ok()), (Some(0.0), Some(91)));
+    let failed = app.command(&rawdoc! { "isMaster": 1, "$db": "admin" }).unwrap();
+    assert_eq!(failed.get_i32("code").ok(), Some(91), "the connection's appName matches");
+    assert_eq!(hello(&mut app).get_f64("ok").ok(), Some(1.0), "times: 2 used up");
+
+    setup
+        .command(&rawdoc! {
+            "configureFailPoint": "failCommand", "mode": "alwaysOn", "$db": "admin",
+            "data": { "failCommands": ["ping"], "blockConnection": true, "blockTimeMS": 200 },
+        })
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(app.command(&rawdoc! { "ping": 1, "$db": "admin" }).unwrap().get_f64("ok").ok(), Some(1.0));
+    assert!(start.elapsed() >= Duration::from_millis(200));
+
+    setup
+        .command(&rawdoc! {
+            "configureFailPoint": "failCommand", "mode": "alwaysOn", "$db": "admin",
+            "data": { "failCommands": ["ping"], "closeConnection": true },
+        })
+        .unwrap();
+    assert!(app.command(&rawdoc! { "ping": 1, "$db": "admin" }).is_err(), "closed without a reply");
+    let off = rawdoc! { "configureFailPoint": "failCommand", "mode": "off", "$db": "admin" };
+    assert_eq!(setup.command(&off).unwrap().get_f64("ok").ok(), Some(1.0));
+    assert_eq!(setup.command(&rawdoc! { "ping": 1, "$db": "admin" }).unwrap().get_f64("ok").ok(), Some(1.0));
+    let refused = rawdoc! { "configureFailPoint": "failCommand", "mode": { "activationProbability": 0.5 }, "$db": "admin" };
+    assert_eq!(setup.command(&refused).unwrap().get_f64("ok").ok(), Some(0.0));
+}
+
+/// A fail point on hello reaches a streaming hello at its next reply, not after maxAwaitTimeMS.
+#[test]
+fn a_fail_point_interrupts_a_streaming_hello() {
+    let server = Standalone::builder().start().unwrap();
+    let mut monitor = client(&server, 0);
+    let first = hello(&mut monitor);
+    let tv = first.get_document("topologyVersion").unwrap().to_owned();
+    let awaitable = rawdoc! { "hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10_000, "$db": "admin" };
+    monitor.send(&awaitable, true).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut setup = client(&server, 0);
+    setup
+        .command(&rawdoc! {
+            "configureFailPoint": "failCommand", "mode": "alwaysOn", "$db": "admin",
+            "data": { "failCommands": ["hello"], "closeConnection": true },
+        })
+        .unwrap();
+    let start = Instant::now();
+    assert!(monitor.read_reply().is_err(), "the stream is closed");
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+/// What insert writes, find reads back, on every member of a replica set.
+#[test]
+fn documents_are_kept() {
+    let set = rs(&[Role::Primary, Role::Secondary]);
+    let mut primary = client(&set, 0);
+    let insert = rawdoc! { "insert": "c", "$db": "d", "documents": [{ "_id": 1 }, { "_id": 2 }] };
+    assert_eq!(primary.command(&insert).unwrap().get_i32("n").ok(), Some(2));
+    let mut secondary = client(&set, 1);
+    assert_eq!(secondary.command(&insert).unwrap().get_i32("code").ok(), Some(10107), "not writable");
+    let found = secondary.command(&rawdoc! { "find": "c", "$db": "d", "sort": { "_id": 1 } }).unwrap();
+    let batch = found.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
+    assert_eq!(batch.into_iter().count(), 2);
+}

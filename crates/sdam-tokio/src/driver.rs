@@ -47,11 +47,14 @@ pub(crate) struct Shared {
     /// Where events go; closed (so subscriptions end) once the topology closed.
     pub(crate) events: Subscribers,
     pub(crate) stats: Arc<Stats>,
+    /// The specs' log messages of the events published.
+    log: sdam_adapter::LogPublisher,
 }
 
 impl Shared {
     pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         let events = Subscribers::new(event_buffer_bytes);
+        let log = sdam_adapter::LogPublisher::new(topology.id());
         Self {
             snapshot: PublishedSnapshot::new(topology.selection_snapshot()),
             waiters: Mutex::new(HashMap::new()),
@@ -61,6 +64,7 @@ impl Shared {
             selections: watch::Sender::new(0),
             events,
             stats: Arc::new(Stats::default()),
+            log,
         }
     }
 
@@ -95,6 +99,20 @@ impl Shared {
 
     pub(crate) fn publish(&self, event: ClientEvent) {
         self.events.publish(event);
+    }
+
+    /// Publishes an SDAM event, then its log message (SDAM logging, "Log Messages").
+    pub(crate) fn publish_event(&self, event: sdam::Event) {
+        match self.log.topology(&event) {
+            Some(log) => self.events.publish_all([ClientEvent::Sdam(event), ClientEvent::Log(log)]),
+            None => self.events.publish(ClientEvent::Sdam(event)),
+        }
+    }
+
+    /// Publishes a selection log event, then its log message (server-selection.md, "Logging").
+    pub(crate) fn publish_selection(&self, event: sdam::selection::SelectionLogEvent) {
+        let log = self.log.selection(&event);
+        self.events.publish_all([ClientEvent::Selection(event), ClientEvent::Log(log)]);
     }
 }
 
@@ -242,7 +260,7 @@ impl Driver {
 
     fn execute(&mut self, output: Output) {
         match output {
-            Output::Event(event) => self.shared.publish(ClientEvent::Sdam(event)),
+            Output::Event(event) => self.shared.publish_event(event),
             Output::Command(command) => self.command(command),
             Output::Selection { id, result } => self.shared.deliver(id, result),
             Output::SelectionLog { event, .. } => self.shared.publish(ClientEvent::Selection(event)),

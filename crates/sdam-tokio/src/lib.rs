@@ -295,7 +295,7 @@ impl Client {
             Lazy::Later(_) => snapshot.select_now(&criteria, rng),
         });
         for event in log {
-            shared.publish(ClientEvent::Selection(event));
+            shared.publish_selection(event);
         }
         if let Some(selected) = now {
             return Ok(ServerGuard::new(selected));

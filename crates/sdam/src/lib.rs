@@ -20,6 +20,7 @@ pub mod display;
 pub mod events;
 pub mod handshake;
 pub mod hello;
+pub mod logging;
 pub mod monitor;
 pub mod names;
 pub mod read_preference;

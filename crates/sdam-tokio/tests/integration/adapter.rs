@@ -87,7 +87,10 @@ async fn close_ends_every_task_socket_subscription_and_selection() {
     assert_eq!((stats.live_tasks, stats.open_connections), (0, 0), "{stats:?}");
     let mut last = None;
     while let Some(event) = events.recv().await {
-        last = Some(event); // ends (None) once the client closed
+        // Ends (None) once the client closed; the last SDAM event (its log message follows).
+        if matches!(event, ClientEvent::Sdam(_)) {
+            last = Some(event);
+        }
     }
     assert!(matches!(last, Some(ClientEvent::Sdam(Event::TopologyClosed { .. }))), "{last:?}");
     let start = Instant::now();
@@ -96,6 +99,57 @@ async fn close_ends_every_task_socket_subscription_and_selection() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(client.select_server(SelectionCriteria::write()).await.unwrap_err(), SelectError::Closed);
+}
+
+/// SDAM logging, "Log Messages", and server-selection.md, "Logging": a subscription made
+/// with the client sees "Starting topology monitoring" first, every SDAM event but
+/// ServerDescriptionChanged and every selection log event followed by its log message, and
+/// "Stopped topology monitoring" last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_messages_follow_their_events() {
+    let server = Standalone::builder().start().unwrap();
+    let (client, mut events) =
+        Client::with_subscription(config(&server, server.addresses()), ClientOptions::default()).unwrap();
+    client.select_server(SelectionCriteria::write()).await.unwrap();
+    client.close().await;
+    let mut all = Vec::new();
+    while let Some(event) = events.recv().await {
+        all.push(event);
+    }
+    // The first SDAM event (a selection may publish before the driver task drained the
+    // topology's first outputs).
+    let Some(ClientEvent::Sdam(Event::TopologyOpening { topology_id })) =
+        all.iter().find(|e| matches!(e, ClientEvent::Sdam(_))).cloned()
+    else {
+        panic!("the first SDAM event is TopologyOpening: {all:?}");
+    };
+    let options = sdam::logging::LogOptions::default();
+    let mut expected = Vec::new();
+    for event in &all {
+        match event {
+            ClientEvent::Sdam(e) => {
+                expected.extend(sdam::logging::topology_message(topology_id, e, &options));
+            }
+            ClientEvent::Selection(e) => expected.push(sdam::logging::selection_message(e, &options)),
+            _ => {}
+        }
+    }
+    let logs: Vec<sdam::logging::LogMessage> = all
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Log(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs, expected);
+    let topology_logs: Vec<&str> = logs
+        .iter()
+        .filter(|m| m.component == sdam::logging::LogComponent::Topology)
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(topology_logs.first(), Some(&"Starting topology monitoring"));
+    assert_eq!(logs.last().map(|m| m.message), Some("Stopped topology monitoring"));
+    assert!(logs.iter().any(|m| m.message == "Server selection succeeded"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
