@@ -119,6 +119,10 @@ impl Client {
         sdam_adapter::refuse_srv_without_dns(&config, "sdam-std")?;
         let topology = Topology::new(config, Instant::now())?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        // Selection log events are built once someone can see them: a subscriber, or tracing.
+        if subscribe || cfg!(feature = "tracing") {
+            shared.subscribed.store(true, Ordering::Relaxed);
+        }
         let events = subscribe.then(|| Subscription::new(shared.subscribers.subscribe()));
         let driver = Driver::new(
             Arc::clone(&shared),

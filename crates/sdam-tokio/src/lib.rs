@@ -214,6 +214,10 @@ impl Client {
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
         let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        // Selection log events are built once someone can see them: a subscriber, or tracing.
+        if subscribe || cfg!(feature = "tracing") {
+            shared.subscribed.store(true, Ordering::Relaxed);
+        }
         let events = subscribe.then(|| Subscription::new(shared.events.subscribe()));
         let driver = runtime.spawn(
             Driver::new(
