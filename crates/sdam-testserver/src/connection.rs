@@ -105,7 +105,7 @@ impl<T: Transport> Connection<T> {
                 let mut state = self.alive()?;
                 state.members[self.index].command_count += 1;
                 let m = &state.members[self.index];
-                (state.command_reply(self.index, &name, body), m.latency, m.fault)
+                (state.command_reply(self.index, &name, body), m.command_latency(), m.fault)
             };
             if request.flags.more_to_come {
                 return Ok(()); // the client wants no reply
@@ -115,7 +115,12 @@ impl<T: Transport> Connection<T> {
         let legacy = name != "hello";
         let hello_ok = body.get_bool("helloOk").unwrap_or(false);
         let awaitable = awaitable(body);
-        self.alive()?.members[self.index].hello_count += 1;
+        {
+            let mut state = self.alive()?;
+            let m = &mut state.members[self.index];
+            m.hello_count += 1;
+            m.note_handshake(body);
+        }
         let mut known = awaitable.map(|(tv, _)| tv);
         let mut response_to = request.request_id;
         loop {

@@ -18,6 +18,12 @@
 //! mongos or standalone, `{ok: 0, code: 10107, errmsg: "not writable primary"}` elsewhere).
 //! Anything else gets `{ok: 0, code: 59}`.
 //!
+//! Other drivers (PyMongo, the official Rust driver) run against them too: their handshakes
+//! (client metadata, `helloOk`, compression lists declined), `endSessions`, and
+//! `NotWritablePrimary` with `RetryableWriteError` on a refused retryable write; a member can
+//! be slow for its monitors only ([`MemberSpec::command_latency`]), and
+//! [`Cluster::handshakes`] tells which drivers shook hands.
+//!
 //! [`scenarios`] holds the end-to-end scenarios both adapters run through their [`scenarios::Harness`].
 //!
 //! ```
@@ -40,6 +46,7 @@ mod connection;
 pub mod jongodb;
 mod listener;
 mod member;
+mod peers;
 mod raw_client;
 pub mod scenarios;
 #[cfg(feature = "tls")]

@@ -55,6 +55,8 @@ pub struct MemberSpec {
     pub(crate) role: Role,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) latency: Duration,
+    /// See [`MemberSpec::command_latency`] (`crate::peers`); `None`: `latency`.
+    pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) up: bool,
 }
@@ -62,7 +64,14 @@ pub struct MemberSpec {
 impl MemberSpec {
     /// A running, streaming member with this role, no tags and no added latency.
     pub fn new(role: Role) -> Self {
-        Self { role, tags: Vec::new(), latency: Duration::ZERO, streaming: true, up: true }
+        Self {
+            role,
+            tags: Vec::new(),
+            latency: Duration::ZERO,
+            command_latency: None,
+            streaming: true,
+            up: true,
+        }
     }
 
     /// Replica set tags.
@@ -120,6 +129,7 @@ pub(crate) struct MemberState {
     pub(crate) in_config: bool,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) latency: Duration,
+    pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) fault: Fault,
     pub(crate) process_id: ObjectId,
@@ -129,6 +139,8 @@ pub(crate) struct MemberState {
     pub(crate) up: bool,
     pub(crate) hello_count: u64,
     pub(crate) command_count: u64,
+    /// The (driver, application) names of the handshakes answered (`crate::peers`).
+    pub(crate) handshakes: Vec<(String, String)>,
     /// Clones of the open connections' sockets, to close them on a crash.
     pub(crate) connections: BTreeMap<u64, TcpStream>,
     pub(crate) next_connection_id: u64,
@@ -143,6 +155,7 @@ impl MemberState {
             in_config: true,
             tags: spec.tags.clone(),
             latency: spec.latency,
+            command_latency: spec.command_latency,
             streaming: spec.streaming,
             fault: Fault::None,
             process_id: ObjectId::new(),
@@ -151,6 +164,7 @@ impl MemberState {
             up: spec.up,
             hello_count: 0,
             command_count: 0,
+            handshakes: Vec::new(),
             connections: BTreeMap::new(),
             next_connection_id: 1,
             acceptor: None,
@@ -312,10 +326,7 @@ impl State {
                 if m.writable() {
                     doc! { "n": 1, "ok": 1.0 }
                 } else {
-                    doc! {
-                        "ok": 0.0, "code": 10107, "codeName": "NotWritablePrimary",
-                        "errmsg": "not writable primary", "topologyVersion": tv,
-                    }
+                    crate::peers::not_writable_primary(body, tv)
                 }
             }
             other => doc! {
