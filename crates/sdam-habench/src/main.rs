@@ -178,6 +178,8 @@ fn run(args: &[String]) -> Result<Value, String> {
             }
             _ => selection::h5(&env, &plan),
         };
+        // Each section as it completes, in case a later one fails.
+        eprintln!("sdam-habench: {h} done: {section}");
         report.insert(h.into(), section);
     }
     report.insert("ratios_sdam_over_better_peer".into(), Value::Object(ratios));
