@@ -54,6 +54,15 @@ fn each<T>(
     out
 }
 
+/// The scripted servers' floor for a path (`crate::floor`), over the plan's repeats.
+fn floor(plan: &Plan, run: fn() -> Result<f64>, what: &str) -> Value {
+    let samples: Result<Vec<f64>> = (0..plan.repeats).map(|_| run()).collect();
+    match samples {
+        Ok(samples) => json!({ "what": what, "ms": summary(&samples) }),
+        Err(e) => failed(&e),
+    }
+}
+
 fn failed(e: &str) -> Value {
     json!({ "error": e })
 }
@@ -68,6 +77,10 @@ pub(crate) fn h1(env: &Env, plan: &Plan) -> Value {
         impls::discovery(env, which, &uri, 3)
     });
     let mut out = Map::new();
+    out.insert(
+        "scripted_floor".into(),
+        floor(plan, crate::floor::discovery, "RawClient: connect to the seed, hello, connect again, insert"),
+    );
     for (which, r) in results {
         out.insert(
             which.name().into(),
@@ -123,6 +136,12 @@ pub(crate) fn h2(env: &Env, plan: &Plan) -> Value {
                     }),
                     Err(e) => failed(&e),
                 },
+            );
+        }
+        if !options.poll {
+            per.insert(
+                "scripted_floor".into(),
+                floor(plan, crate::floor::failover, "RawClient: an awaitable hello waiting on member 1; its pushed reply, a new connection and an insert"),
             );
         }
         out.insert(mode.into(), json!({ "heartbeatFrequencyMS": options.heartbeat_ms, "results": per }));
@@ -349,14 +368,19 @@ fn idle_deployment(env: &Env, plan: &Plan, members: usize) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-/// `sdam / better peer` for the medians at `path` (lower is better), per adapter.
-pub(crate) fn ratios(section: &Value, path: &[&str]) -> Value {
+/// `sdam / better peer` for the medians (`mean`: the means) at `path` (lower is better), per
+/// adapter.
+pub(crate) fn ratios(section: &Value, path: &[&str], mean: bool) -> Value {
     let at = |which: Impl| {
         let mut v = section.get(which.name())?;
         for key in path {
             v = v.get(key)?;
         }
-        crate::stats::median(v)
+        if mean {
+            crate::stats::mean(v)
+        } else {
+            crate::stats::median(v)
+        }
     };
     let peers: Vec<(Impl, f64)> =
         [Impl::RustDriver, Impl::PyMongo].into_iter().filter_map(|p| Some((p, at(p)?))).collect();
@@ -365,6 +389,7 @@ pub(crate) fn ratios(section: &Value, path: &[&str]) -> Value {
     };
     let mut out = Map::new();
     out.insert("better_peer".into(), json!(best.name()));
+    out.insert("of".into(), json!(if mean { "means" } else { "medians" }));
     for which in [Impl::SdamTokio, Impl::SdamStd] {
         if let Some(v) = at(which) {
             out.insert(which.name().into(), json!(round(v / best_value)));
