@@ -128,3 +128,63 @@ fn the_idle_child_speaks_the_protocol() {
     assert!(!tasks.is_empty());
     child.finish().unwrap();
 }
+
+#[test]
+fn the_bench_reports_not_writable_primary_to_sdam_and_recovers() {
+    // As the Rust driver's test above, through sdam-std and the bench's own connections.
+    let set = ReplicaSet::builder("rs0")
+        .member(MemberSpec::new(Role::Primary).streaming(false))
+        .member(MemberSpec::new(Role::Secondary).streaming(false))
+        .start()
+        .unwrap();
+    let options = Options { selection_timeout_ms: 10_000, poll: true, ..Options::default() };
+    let uri = deploy::uri(&set.addresses(), Some("rs0"), options, Flavour::Sdam);
+    let client = sdam_std::Client::from_uri(&uri).unwrap();
+    let mut pool = crate::conn::BlockingPool::default();
+    assert_eq!(pool.write(&client, 1).unwrap(), set.address(0).unwrap());
+    set.elect(1).unwrap();
+    match pool.write(&client, 2) {
+        Err(crate::conn::WriteError::Server(error)) => {
+            assert!(error.is_retryable(), "{error:?}");
+            assert!(
+                matches!(
+                    error.kind,
+                    sdam::ApplicationErrorKind::Command { code: Some(10107), topology_version: Some(_), .. }
+                ),
+                "{error:?}"
+            );
+        }
+        other => panic!("expected NotWritablePrimary, got {other:?}"),
+    }
+    // report_error marked the old primary Unknown: the retry waits for the new one.
+    assert_eq!(pool.write(&client, 3).unwrap(), set.address(1).unwrap());
+    client.close();
+}
+
+#[test]
+fn every_client_gets_the_same_options() {
+    let hosts = [
+        sdam::ServerAddress::parse("127.0.0.1:1").unwrap(),
+        sdam::ServerAddress::parse("127.0.0.1:2").unwrap(),
+    ];
+    let options =
+        Options { heartbeat_ms: 500, selection_timeout_ms: 1000, local_threshold_ms: Some(15), poll: true };
+    assert_eq!(
+        deploy::uri(&hosts, Some("rs0"), options, Flavour::Peer),
+        "mongodb://127.0.0.1:1,127.0.0.1:2/?replicaSet=rs0&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=1000\
+         &localThresholdMS=15&serverMonitoringMode=poll&retryWrites=false&directConnection=false&appName=sdam-habench"
+    );
+    let sdam = deploy::uri(&hosts, None, Options::default(), Flavour::Sdam);
+    assert!(!sdam.contains("retryWrites") && sdam.contains("heartbeatFrequencyMS=10000"), "{sdam}");
+    // The adapters accept every option the peers get.
+    let config = sdam_config(&deploy::uri(&hosts, Some("rs0"), options, Flavour::Sdam));
+    assert_eq!(config.heartbeat_frequency, Duration::from_millis(500));
+    assert_eq!(config.local_threshold, Duration::from_millis(15));
+    assert_eq!(config.server_selection_timeout, Duration::from_millis(1000));
+    assert_eq!(config.server_monitoring_mode, sdam::ServerMonitoringMode::Poll);
+}
+
+/// The configuration the adapters' `from_uri` builds from a connection string.
+fn sdam_config(uri: &str) -> sdam::TopologyConfig {
+    sdam::TopologyConfig::from_connection_string(&sdam::ConnectionString::parse(uri).unwrap())
+}
