@@ -40,7 +40,9 @@ fn check(data: &[u8]) {
     let Ok(doc) = bson::RawDocument::from_bytes(data) else { return };
     let address = ServerAddress::parse("a:27017").unwrap();
     match ServerDescription::from_hello(address.clone(), doc, origin()) {
-        Ok(sd) => assert!(sd.hosts.len() + sd.passives.len() + sd.arbiters.len() <= sdam::hello::MAX_REPORTED_MEMBERS),
+        Ok(sd) => assert!(
+            sd.hosts.len() + sd.passives.len() + sd.arbiters.len() <= sdam::hello::MAX_REPORTED_MEMBERS
+        ),
         Err(e) => assert!(e.to_string().starts_with("malformed hello reply"), "{e}"),
     }
     // Parsed twice with the reply cache (the second time from it): the same outcome.
@@ -51,7 +53,10 @@ fn check(data: &[u8]) {
     let mut config = TopologyConfig::with_seeds([address.clone()]);
     config.replica_set_name = Some("rs".into());
     let mut topology = Topology::new(config, origin()).unwrap();
-    topology.handle(Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1) }, origin());
+    topology.handle(
+        Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1), awaited: false },
+        origin(),
+    );
     while topology.poll_output().is_some() {}
     let td = topology.description();
     if let Err(violation) = invariants::check_description(&td, topology.config()) {

@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 
 use sdam::app_error::command_error_from_reply;
 use sdam::{
-    ApplicationError, ApplicationErrorKind, ErrorPhase, Event, Input, Output, ServerAddress,
-    ServerDescription, ServerType, Topology, TopologyDescription, TopologyType,
+    ApplicationError, ApplicationErrorKind, Command, ConnectionId, ErrorPhase, Event, FailureKind, Input,
+    Output, RequestId, ServerAddress, ServerDescription, ServerType, Topology, TopologyDescription,
+    TopologyType,
 };
 
 use crate::to_document;
@@ -56,12 +57,64 @@ fn check_reply_cache(test: &Value) -> Result<(), String> {
 
 /// A file of the SDAM format replayed phase by phase through a [`Topology`] (what
 /// `sdam replay` prints).
+///
+/// The responses go through the path a real I/O layer uses: the core's own monitors ask for
+/// each check with `Command::SendHello`, and the replay answers the check in flight for the
+/// response's address with `Input::MonitorReply`, or `Input::MonitorFailed` for `{}` (a
+/// network error): pool clears, heartbeat events, retries and cancellations are the ones an
+/// adapter sees. When no check of that server is in flight (its monitor sleeps), the replay
+/// asks for one (`Input::RequestImmediateCheck`) and moves its clock to the moment the monitor
+/// starts it (minHeartbeatFrequencyMS at most). A response for a server the topology no longer
+/// has (or a load balancer, which is never monitored) is one no connection would deliver: it is
+/// dropped. Exchanges have no deadline (`connectTimeoutMS` is no limit unless the URI sets it):
+/// the replay answers at its own pace.
 #[derive(Debug)]
 pub struct Replay {
     topology: Topology,
     now: Instant,
     phases: Vec<Value>,
     next: usize,
+    checks: Checks,
+}
+
+/// What the replay knows of the core's exchanges, from the outputs it drained.
+#[derive(Debug, Default)]
+struct Checks {
+    /// Each server's monitoring connection, from its last `ServerHeartbeatStarted`: the
+    /// exchanges on other connections (RTT measurements) are not checks.
+    check_connection: BTreeMap<ServerAddress, ConnectionId>,
+    /// Exchanges in flight: request, connection, server.
+    in_flight: Vec<(RequestId, ConnectionId, ServerAddress)>,
+}
+
+impl Checks {
+    fn observe(&mut self, output: &Output) {
+        match output {
+            Output::Event(Event::ServerHeartbeatStarted { address, connection_id, .. }) => {
+                self.check_connection.insert(address.clone(), *connection_id);
+            }
+            Output::Command(Command::SendHello { request, connection, address, .. }) => {
+                self.in_flight.push((*request, *connection, address.clone()));
+            }
+            Output::Command(Command::ReadReply { request, connection, .. }) => {
+                if let Some(address) = self.in_flight.iter().find(|x| x.1 == *connection).map(|x| x.2.clone())
+                {
+                    self.in_flight.push((*request, *connection, address));
+                }
+            }
+            Output::Command(Command::CloseConnection { connection }) => {
+                self.in_flight.retain(|x| x.1 != *connection);
+            }
+            _ => {}
+        }
+    }
+
+    /// The check of `address` in flight, if any (taken: it is being answered).
+    fn take_check(&mut self, address: &ServerAddress) -> Option<RequestId> {
+        let connection = self.check_connection.get(address)?;
+        let i = self.in_flight.iter().position(|x| &x.2 == address && x.1 == *connection)?;
+        Some(self.in_flight.remove(i).0)
+    }
 }
 
 /// What one phase of a [`Replay`] did.
@@ -98,13 +151,17 @@ impl Replay {
     pub fn new(test: &Value) -> Result<Self, String> {
         let uri = test["uri"].as_str().ok_or("missing uri")?;
         let cs = sdam::ConnectionString::parse(uri).map_err(|e| format!("invalid uri {uri:?}: {e}"))?;
-        let config = sdam::TopologyConfig::from_connection_string(&cs);
+        let mut config = sdam::TopologyConfig::from_connection_string(&cs);
+        if cs.options().connect_timeout.is_none() {
+            // The replay answers at its own pace: no deadline of the core's expires meanwhile.
+            config.connect_timeout = None;
+        }
         // The replay's clock: a fixed origin advanced by one millisecond per input.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let topology = Topology::new(config, now).map_err(|e| format!("invalid configuration: {e}"))?;
         let phases = test["phases"].as_array().ok_or("missing phases")?.clone();
-        Ok(Self { topology, now, phases, next: 0 })
+        Ok(Self { topology, now, phases, next: 0, checks: Checks::default() })
     }
 
     /// The number of phases in the file.
@@ -123,7 +180,8 @@ impl Replay {
         let index = self.next;
         self.next += 1;
         let mut events = Vec::new();
-        let input_error = run_phase(&mut self.topology, &phase, &mut self.now, &mut events).err();
+        let input_error =
+            run_phase(&mut self.topology, &mut self.checks, &phase, &mut self.now, &mut events).err();
         if input_error.is_some() {
             self.next = self.phases.len();
         }
@@ -147,8 +205,9 @@ impl Replay {
     }
 }
 
-fn drain(topology: &mut Topology, events: &mut Vec<Event>) {
+fn drain(topology: &mut Topology, checks: &mut Checks, events: &mut Vec<Event>) {
     while let Some(output) = topology.poll_output() {
+        checks.observe(&output);
         // The SDAM monitoring tests list topology and server events; heartbeats are not part
         // of that format.
         if let Output::Event(e) = output {
@@ -164,34 +223,73 @@ fn drain(topology: &mut Topology, events: &mut Vec<Event>) {
     }
 }
 
+/// The check of `address` in flight, started first if its monitor sleeps; `None` if the
+/// topology does not monitor `address` (removed, or a load balancer).
+fn check_in_flight(
+    topology: &mut Topology,
+    checks: &mut Checks,
+    address: &ServerAddress,
+    now: &mut Instant,
+    events: &mut Vec<Event>,
+) -> Result<Option<RequestId>, String> {
+    let td = topology.description();
+    if td.topology_type == TopologyType::LoadBalanced || td.server(address).is_none() {
+        return Ok(None);
+    }
+    if let Some(request) = checks.take_check(address) {
+        return Ok(Some(request));
+    }
+    topology.handle(Input::RequestImmediateCheck, *now);
+    drain(topology, checks, events);
+    // minHeartbeatFrequencyMS at most, in steps of whatever else is due first.
+    for _ in 0..64 {
+        if let Some(request) = checks.take_check(address) {
+            return Ok(Some(request));
+        }
+        let Some(at) = topology.poll_timeout() else { break };
+        *now = (*now).max(at);
+        topology.handle_timeout(*now);
+        drain(topology, checks, events);
+    }
+    Err(format!("the core started no check of {address} to answer"))
+}
+
 fn run_phase(
     topology: &mut Topology,
+    checks: &mut Checks,
     phase: &Value,
     now: &mut Instant,
     events: &mut Vec<Event>,
 ) -> Result<(), String> {
-    drain(topology, events);
+    drain(topology, checks, events);
     for response in phase["responses"].as_array().into_iter().flatten() {
         *now += Duration::from_millis(1);
         let address = parse_address(&response[0])?;
         let reply = response[1].as_object().ok_or("response is not a document")?;
+        let Some(request) = check_in_flight(topology, checks, &address, now, events)? else { continue };
         if reply.is_empty() {
             // `{}` stands for a network error.
-            topology.handle(Input::CheckFailed { address, error: "network error".into() }, *now);
+            let error = "network error".to_owned();
+            topology.handle(Input::MonitorFailed { request, kind: FailureKind::Network, error }, *now);
         } else {
             let doc = to_document(&response[1])?;
             let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
-            topology
-                .handle(Input::HelloReply { address, reply: &raw, round_trip_time: Duration::ZERO }, *now);
+            let input = Input::MonitorReply {
+                request,
+                reply: &raw,
+                round_trip_time: Duration::ZERO,
+                more_to_come: false,
+            };
+            topology.handle(input, *now);
         }
-        drain(topology, events);
+        drain(topology, checks, events);
     }
     for error in phase["applicationErrors"].as_array().into_iter().flatten() {
         *now += Duration::from_millis(1);
         if let Some(error) = application_error(error)? {
             topology.handle(Input::ApplicationError(error), *now);
         }
-        drain(topology, events);
+        drain(topology, checks, events);
     }
     Ok(())
 }
@@ -484,4 +582,50 @@ fn check_event_topology(expected: &Value, td: &TopologyDescription) -> Result<()
         check_event_server(e, sd).map_err(|err| format!("server {}: {err}", sd.address))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// A file in the SDAM format (written for this runner, not from the corpus): a known
+    /// primary's check fails with a network error. Fed through the core's own monitor (the
+    /// path an adapter runs), the failed check clears the pool (server-monitoring.md, "Network
+    /// or command error during server check", step 3): generation 1. The by-address inputs the
+    /// runner used before left it at 0.
+    #[test]
+    fn a_failed_check_clears_the_pool() {
+        let primary = json!({"ok": 1, "helloOk": true, "isWritablePrimary": true, "setName": "rs",
+            "hosts": ["a:27017"], "minWireVersion": 0, "maxWireVersion": 21});
+        let test = json!({
+            "uri": "mongodb://a/?replicaSet=rs",
+            "phases": [
+                {"responses": [["a:27017", primary]],
+                 "outcome": {"topologyType": "ReplicaSetWithPrimary", "setName": "rs",
+                    "servers": {"a:27017": {"type": "RSPrimary", "setName": "rs", "pool": {"generation": 0}}}}},
+                {"responses": [["a:27017", {}]],
+                 "outcome": {"topologyType": "ReplicaSetNoPrimary", "setName": "rs",
+                    "servers": {"a:27017": {"type": "Unknown", "setName": null, "pool": {"generation": 1}}}}},
+                // The retry after the network error is answered: known again, same generation.
+                {"responses": [["a:27017", primary]],
+                 "outcome": {"topologyType": "ReplicaSetWithPrimary", "setName": "rs",
+                    "servers": {"a:27017": {"type": "RSPrimary", "setName": "rs", "pool": {"generation": 1}}}}},
+            ]
+        });
+        super::run(&test).unwrap();
+    }
+
+    /// A response for a server that is not (or no longer) in the topology reaches no
+    /// connection: it is dropped, as a real I/O layer would never deliver it.
+    #[test]
+    fn a_response_for_a_server_not_monitored_is_dropped() {
+        let test = json!({
+            "uri": "mongodb://a/?replicaSet=rs",
+            "phases": [{"responses": [["z:27017", {"ok": 1, "isWritablePrimary": true, "setName": "rs",
+                    "hosts": ["z:27017"], "maxWireVersion": 21}]],
+                 "outcome": {"topologyType": "ReplicaSetNoPrimary", "setName": "rs",
+                    "servers": {"a:27017": {"type": "Unknown", "setName": null}}}}]
+        });
+        super::run(&test).unwrap();
+    }
 }

@@ -55,6 +55,12 @@ pub struct Member {
     /// Whether it streams (answers awaitable hellos when its state changes or after
     /// `maxAwaitTimeMS`, with moreToCome) or answers them at once without moreToCome.
     pub streaming: bool,
+    /// Whether it completes the handshake and then closes the connection on every awaitable
+    /// hello (a hostile or broken server).
+    pub closes_awaitable: bool,
+    /// How many of the next hellos it answers with a command error (`ok: 0`, code 1234), like
+    /// a `failCommand` fail point on `hello` with `times`.
+    pub failing_hellos: u32,
     /// The `processId` of its `topologyVersion` (new on each restart).
     pub process_id: ObjectId,
     /// The `counter` of its `topologyVersion` (bumped on every change of its hello reply).
@@ -72,6 +78,8 @@ impl Member {
             latency: Duration::from_millis(1),
             tags: BTreeMap::new(),
             streaming: true,
+            closes_awaitable: false,
+            failing_hellos: 0,
             process_id: ObjectId::from_bytes([0; 12]),
             counter: 0,
             changed_at: None,
@@ -96,6 +104,21 @@ impl Member {
     #[must_use]
     pub fn non_streaming(mut self) -> Self {
         self.streaming = false;
+        self
+    }
+
+    /// Makes it a server that completes the handshake and then closes the connection on every
+    /// awaitable hello.
+    #[must_use]
+    pub fn closing_awaitable(mut self) -> Self {
+        self.closes_awaitable = true;
+        self
+    }
+
+    /// Makes it answer its next `n` hellos with a command error (`ok: 0`, code 1234).
+    #[must_use]
+    pub fn failing_hellos(mut self, n: u32) -> Self {
+        self.failing_hellos = n;
         self
     }
 

@@ -96,6 +96,21 @@ struct Connection {
     stream: Option<Stream>,
 }
 
+/// One hello the core asked for ([`Command::SendHello`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentHello {
+    /// When (virtual time since the start).
+    pub at: Duration,
+    /// To what server.
+    pub address: ServerAddress,
+    /// On what connection.
+    pub connection: ConnectionId,
+    /// Whether it opened the connection (its handshake).
+    pub opened: bool,
+    /// Whether it was awaitable (exhaustAllowed).
+    pub awaitable: bool,
+}
+
 /// The simulator: a [`Topology`] driven through virtual time against a [`Cluster`].
 #[derive(Debug)]
 pub struct Sim {
@@ -109,6 +124,7 @@ pub struct Sim {
     events: Vec<(Duration, Event)>,
     closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
     pool_clears: Vec<(Duration, ServerAddress)>,
+    hellos: Vec<SentHello>,
     steps: usize,
     /// Every selection started, and the indices of those still waiting.
     selections: Vec<SimSelection>,
@@ -146,6 +162,7 @@ impl Sim {
             events: Vec::new(),
             closed_connections: Vec::new(),
             pool_clears: Vec::new(),
+            hellos: Vec::new(),
             steps: 0,
             selections: Vec::new(),
             waiting: Vec::new(),
@@ -210,6 +227,19 @@ impl Sim {
     /// Every pool clear the core asked for: when and for what server.
     pub fn pool_clears(&self) -> &[(Duration, ServerAddress)] {
         &self.pool_clears
+    }
+
+    /// Every hello the core asked for (`SendHello`: checks, handshakes and RTT measurements;
+    /// `ReadReply` is no new hello).
+    pub fn hellos(&self) -> &[SentHello] {
+        &self.hellos
+    }
+
+    /// How many hellos were sent to `address`, and how many of them opened a new connection,
+    /// in the virtual time window `[from, to)`.
+    pub fn hello_counts(&self, address: &ServerAddress, from: Duration, to: Duration) -> (usize, usize) {
+        let sent = self.hellos.iter().filter(|h| &h.address == address && h.at >= from && h.at < to);
+        sent.fold((0, 0), |(n, opened), h| (n + 1, opened + usize::from(h.opened)))
     }
 
     /// The total number of steps taken so far.
@@ -361,14 +391,21 @@ impl Sim {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
-                if open.is_some() {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
+                self.hellos.push(SentHello {
+                    at: self.elapsed(),
+                    address: address.clone(),
+                    connection,
+                    opened: open,
+                    awaitable: exhaust_allowed,
+                });
+                if open {
                     self.connections.insert(
                         connection,
                         Connection { address: address.clone(), dead: false, waiter: None, stream: None },
                     );
                 }
-                self.send_hello(request, connection, &address, &command, exhaust_allowed, timeout);
+                self.send_hello(request, connection, &address, &command, exhaust_allowed, deadline);
             }
             Command::ReadReply { request, connection, .. } => self.read_reply(request, connection),
             Command::CloseConnection { connection } => {
@@ -378,12 +415,17 @@ impl Sim {
                 }
             }
             Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
-            Command::ResolveSrv { request, name, timeout } => {
+            Command::ResolveSrv { request, name, deadline } => {
+                let timeout = deadline.saturating_duration_since(self.now);
                 self.resolve(request, DnsQuery::Srv, name, timeout);
             }
-            Command::ResolveTxt { request, name, timeout } => {
+            Command::ResolveTxt { request, name, deadline } => {
+                let timeout = deadline.saturating_duration_since(self.now);
                 self.resolve(request, DnsQuery::Txt, name, timeout);
             }
+            // The simulator runs the core's monitors (MonitorOwner::Core).
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
+            Command::WakeSelections => {}
             _ => {}
         }
     }
@@ -402,7 +444,7 @@ impl Sim {
         address: &ServerAddress,
         command: &RawDocumentBuf,
         exhaust_allowed: bool,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) {
         if self.usable(connection).is_none() {
             self.fail(connection, request, &format!("connection to {address} refused or reset"));
@@ -411,6 +453,11 @@ impl Sim {
         let Some(member) = self.cluster.member(address) else { return };
         let awaitable = parse_awaitable(command);
         match awaitable {
+            Some(_) if member.closes_awaitable => {
+                // The member completed the handshake but closes every awaitable hello.
+                let error = format!("connection to {address} closed by the server");
+                self.fail(connection, request, &error);
+            }
             Some((version, max_await)) if exhaust_allowed && member.streaming => {
                 self.seq += 1;
                 let waiter = Waiter {
@@ -425,16 +472,20 @@ impl Sim {
             }
             _ => {
                 let latency = member.latency;
-                if timeout.is_some_and(|t| latency > t) {
-                    let delivery = Delivery::Failure {
-                        request,
-                        kind: FailureKind::Timeout,
-                        error: format!("no reply from {address} within {timeout:?}"),
-                    };
-                    self.schedule(self.now + timeout.unwrap_or_default(), connection, delivery);
+                if deadline.is_some_and(|d| self.now + latency > d) {
+                    // The reply would come after the command's deadline: the core fails the
+                    // exchange itself then (and closes the connection, dropping the reply).
                     return;
                 }
-                let Some(reply) = self.cluster.hello_reply(address, self.elapsed()) else { return };
+                let failing = &mut self.cluster.member_mut(address).failing_hellos;
+                let reply = if *failing > 0 {
+                    *failing -= 1;
+                    let error = bson::doc! {"ok": 0, "errmsg": "failCommand", "code": 1234};
+                    RawDocumentBuf::try_from(&error).ok()
+                } else {
+                    self.cluster.hello_reply(address, self.elapsed())
+                };
+                let Some(reply) = reply else { return };
                 let delivery = Delivery::Reply { request, reply, sent_at: self.now, more_to_come: false };
                 self.schedule(self.now + latency, connection, delivery);
             }
@@ -675,6 +726,12 @@ impl Sim {
                 c.bump_set_version();
             }
         });
+    }
+
+    /// Makes `address` answer its next `n` hellos with a command error (a `failCommand` fail
+    /// point on hello with `times: n`).
+    pub fn fail_hellos(&mut self, address: &ServerAddress, n: u32) {
+        self.cluster.member_mut(address).failing_hellos = n;
     }
 
     /// Changes the latency of `address` (exchanges sent from now on).

@@ -263,33 +263,68 @@ fn latency_changes_move_the_average_round_trip_time() {
     assert!(avg > ms(48) && avg < ms(49), "{avg:?}");
 }
 
+/// One standalone `s` (7 ms) behaving as `member` says, monitored with the streaming protocol
+/// (heartbeatFrequencyMS 10 s) for two minutes: the second minute's hellos sent, new
+/// connections opened, heartbeats started and pool clears (the hot-loop measurements of
+/// issue #14).
+fn one_minute_of(member: Member) -> (Sim, usize, usize, usize, usize) {
+    let cluster = Cluster::standalone().with(&addr("s"), member.latency(ms(7)));
+    let mut config = TopologyConfig::with_seeds([addr("s")]);
+    config.server_monitoring_mode = ServerMonitoringMode::Stream;
+    config.rng_seed = 7;
+    let mut sim = Sim::new(cluster, config, start());
+    sim.run_for(secs(120));
+    let window = |t: &Duration| *t >= secs(60) && *t < secs(120);
+    let (hellos, opened) = sim.hello_counts(&addr("s"), secs(60), secs(120));
+    let beats = sim.heartbeats_started(&addr("s")).iter().filter(|t| window(t)).count();
+    let clears = sim.pool_clears().iter().filter(|(t, _)| window(t)).count();
+    (sim, hellos, opened, beats, clears)
+}
+
+/// A server that answers every awaitable hello at once, without moreToCome, stays on the
+/// streaming protocol (server-monitoring.md, "Streaming hello or legacy hello") but is checked
+/// once per minHeartbeatFrequencyMS: the awaitable hellos start at 7 ms + k * 500 ms (the
+/// handshake's reply at 7 ms), 120 a minute; the RTT connection's hello every heartbeat
+/// (10 s + 7 ms), 6 a minute; no new connection.
 #[test]
-fn a_non_streaming_member_is_polled_not_hot_looped() {
-    let hb = secs(2);
-    let cluster = Cluster::replica_set("rs")
-        .with(&addr("a"), Member::new(Role::Primary).latency(ms(5)))
-        .with(&addr("b"), Member::new(Role::Secondary).latency(ms(7)).non_streaming());
-    let mut sim = Sim::new(cluster, rs_config(ServerMonitoringMode::Stream, hb), start());
-    let before = sim.steps();
-    sim.run_for(secs(60));
-    assert!(sim.steps() - before < 1_000, "{} steps", sim.steps() - before);
-    // The handshake, one awaitable hello answered at once without moreToCome, then polling.
-    let beats = sim.heartbeats_started(&addr("b"));
-    let expected = 60 / 2;
+fn a_server_answering_awaitable_hellos_at_once_is_checked_once_per_min_heartbeat_frequency() {
+    let (sim, hellos, opened, beats, clears) = one_minute_of(Member::new(Role::Standalone).non_streaming());
+    assert_eq!((hellos, opened, beats, clears), (126, 0, 120, 0));
+    let beats = sim.heartbeats_started(&addr("s"));
+    assert_eq!(beats[..4], [ms(0), ms(7), ms(507), ms(1007)]);
+    assert!(beats.windows(2).skip(1).all(|w| w[1] - w[0] == ms(500)));
     assert!(
-        beats.len() >= expected && beats.len() <= expected + 2,
-        "{} heartbeats to b in 60 s",
-        beats.len()
+        sim.hellos().iter().filter(|h| h.at >= ms(7) && h.opened).count() == 1,
+        "only the RTT connection opens"
     );
-    // Exactly: the handshake at 5 ms (b named by a), the awaitable hello at 12 ms (answered at
-    // 19 ms without moreToCome), then a poll every heartbeat after the previous check ended.
-    assert_eq!(beats[..3], [ms(5), ms(12), ms(19) + hb]);
-    assert!(beats.windows(2).skip(2).all(|w| w[1] - w[0] == hb + ms(7)));
-    assert_eq!(beats.len(), 31);
-    // The streaming member a: its streamed replies come every maxAwaitTimeMS (2 s).
-    let a_beats = sim.heartbeats_started(&addr("a")).len();
-    assert!(a_beats <= expected + 3, "{a_beats} heartbeats to a");
-    assert!(is(&sim, "b", ServerType::RSSecondary));
+    assert!(is(&sim, "s", ServerType::Standalone));
+}
+
+/// A server that completes the handshake and then closes the connection on every awaitable
+/// hello: at most one new connection per minHeartbeatFrequencyMS (the monitor's docs, "Bounds
+/// on a misbehaving server") — a handshake and an awaitable hello every 500 ms (240 a minute)
+/// plus the RTT hellos (6), 120 new connections and 120 pool clears a minute. (Before: about
+/// 920 hellos and 460 connections a second.)
+#[test]
+fn a_server_closing_every_awaitable_hello_gets_one_new_connection_per_min_heartbeat_frequency() {
+    let (sim, hellos, opened, beats, clears) =
+        one_minute_of(Member::new(Role::Standalone).closing_awaitable());
+    assert_eq!((hellos, opened, beats, clears), (246, 120, 240, 120));
+    // In the second minute every new connection is the monitor's (the RTT one opened at 10 s).
+    let opens: Vec<Duration> =
+        sim.hellos().iter().filter(|h| h.opened && h.at >= secs(60)).map(|h| h.at).collect();
+    assert_eq!(opens[0], ms(60_000));
+    assert!(opens.windows(2).all(|w| w[1] - w[0] == ms(500)), "{:?}", &opens[..4]);
+}
+
+/// A server that streams properly: one awaitable hello, then a streamed reply every
+/// maxAwaitTimeMS (10 s) read with `ReadReply` (6 heartbeats a minute); the only hellos sent
+/// are the RTT connection's (6 a minute); no new connection.
+#[test]
+fn a_streaming_server_is_streamed_with_no_new_hellos_but_the_rtt_ones() {
+    let (sim, hellos, opened, beats, clears) = one_minute_of(Member::new(Role::Standalone));
+    assert_eq!((hellos, opened, beats, clears), (6, 0, 6, 0));
+    assert_eq!(sim.hellos().iter().filter(|h| h.awaitable).count(), 1, "one awaitable hello, then streamed");
 }
 
 #[test]
@@ -879,4 +914,25 @@ fn operations_fail_as_the_member_would_and_errors_reach_the_topology() {
     assert!(sim.pool_clears().is_empty());
     let back = sim.run_until(|s| is(s, "a", ServerType::RSSecondary), secs(1)).unwrap();
     assert_eq!(back, secs(1) + ms(100) + ms(5));
+}
+
+/// Issue #13, failure 1, in the simulator: a member slower than connectTimeoutMS never
+/// answers in time; the simulator delivers nothing (as a lost answer), and the core fails the
+/// check itself at its deadline: ServerHeartbeatFailed at 1 s, the connection closed, the next
+/// check a heartbeat later on a new connection.
+#[test]
+fn a_member_slower_than_connect_timeout_is_failed_by_the_core_at_its_deadline() {
+    let cluster = Cluster::standalone().with(&addr("s"), Member::new(Role::Standalone).latency(secs(3)));
+    let mut config = TopologyConfig::with_seeds([addr("s")]);
+    config.connect_timeout = Some(secs(1));
+    config.heartbeat_frequency = secs(5);
+    config.rng_seed = 7;
+    let mut sim = Sim::new(cluster, config, start());
+    sim.run_for(secs(12));
+    assert_eq!(sim.heartbeats_started(&addr("s")), [ms(0), secs(6), secs(12)]);
+    assert_eq!(sim.heartbeats_failed(&addr("s")), [secs(1), secs(7)]);
+    let closed: Vec<Duration> = sim.closed_connections().iter().map(|(t, _, _)| *t).collect();
+    assert_eq!(closed, [secs(1), secs(7)]);
+    assert_eq!(sim.hello_counts(&addr("s"), ms(0), secs(13)), (3, 3), "each check on a new connection");
+    assert!(is(&sim, "s", ServerType::Unknown));
 }

@@ -102,7 +102,10 @@ impl Driver {
             _ => return,
         };
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
+                let timeout = time_left(deadline);
+                // The connection code takes a zero connect timeout as "no limit".
+                let open = open.then(|| timeout.unwrap_or(Duration::ZERO));
                 self.connections.send_hello(
                     request,
                     connection,
@@ -113,8 +116,8 @@ impl Driver {
                     timeout,
                 );
             }
-            Command::ReadReply { request, connection, timeout } => {
-                self.connections.read_reply(request, connection, timeout);
+            Command::ReadReply { request, connection, deadline } => {
+                self.connections.read_reply(request, connection, time_left(deadline));
             }
             Command::CloseConnection { connection } => self.connections.close(connection),
             Command::ClearPool { address, service_id, generation, interrupt_in_use_connections } => {
@@ -125,9 +128,16 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
-            Command::ResolveSrv { request, name, timeout } => self.dns().resolve_srv(request, name, timeout),
-            Command::ResolveTxt { request, name, timeout } => self.dns().resolve_txt(request, name, timeout),
-            // WakeSelections is handled under the lock; nothing else exists yet.
+            Command::ResolveSrv { request, name, deadline } => {
+                self.dns().resolve_srv(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
+            }
+            Command::ResolveTxt { request, name, deadline } => {
+                self.dns().resolve_txt(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
+            }
+            // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
+            // to a driver that owns its monitors.
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
+            // WakeSelections is handled under the lock.
             _ => {}
         }
     }
@@ -135,4 +145,13 @@ impl Driver {
     fn dns(&mut self) -> &Dns {
         self.dns.get_or_insert_with(|| Dns::start(Arc::clone(&self.shared)))
     }
+}
+
+/// The least time an exchange is given: a deadline already due still gets a (failing) attempt,
+/// and `std::net` refuses a zero timeout; the core fails the exchange at its deadline anyway.
+const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
+
+/// The time left until a command's deadline (`None`: no limit), at least [`MIN_TIME_LEFT`].
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_TIME_LEFT))
 }

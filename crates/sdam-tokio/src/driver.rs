@@ -203,16 +203,18 @@ impl Driver {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::SendHello { request, connection, address, open, command, exhaust_allowed, timeout } => {
+            Command::SendHello { request, connection, address, open, command, exhaust_allowed, deadline } => {
                 self.shared.stats.hellos_sent.fetch_add(1, Ordering::Relaxed);
+                let timeout = time_left(deadline);
                 let op = Op::Send { request, command, exhaust_allowed, timeout };
-                match open {
-                    Some(connect_timeout) => self.open(connection, address, connect_timeout, op),
-                    None => self.send(connection, op),
+                if open {
+                    self.open(connection, address, timeout, op);
+                } else {
+                    self.send(connection, op);
                 }
             }
-            Command::ReadReply { request, connection, timeout } => {
-                self.send(connection, Op::Read { request, timeout });
+            Command::ReadReply { request, connection, deadline } => {
+                self.send(connection, Op::Read { request, timeout: time_left(deadline) });
             }
             Command::CloseConnection { connection } => {
                 if let Some(c) = self.connections.remove(&connection) {
@@ -228,7 +230,8 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
-            Command::ResolveSrv { request, name, timeout } => {
+            Command::ResolveSrv { request, name, deadline } => {
+                let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();
                 let task = self.tasks.spawn(async move {
@@ -238,7 +241,8 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Srv(request));
             }
-            Command::ResolveTxt { request, name, timeout } => {
+            Command::ResolveTxt { request, name, deadline } => {
+                let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
                 let alive = self.shared.stats.task();
                 let task = self.tasks.spawn(async move {
@@ -248,18 +252,26 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Txt(request));
             }
+            // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
+            // to a driver that owns its monitors.
+            Command::RequestCheck { .. } | Command::CancelCheck { .. } => {}
             _ => {}
         }
     }
 
     /// Starts a connection task for `connection`; `op` is its handshake.
-    fn open(&mut self, connection: ConnectionId, address: ServerAddress, connect_timeout: Duration, op: Op) {
+    fn open(
+        &mut self,
+        connection: ConnectionId,
+        address: ServerAddress,
+        connect_timeout: Option<Duration>,
+        op: Op,
+    ) {
         let (ops, rx) = mpsc::unbounded_channel();
         let pending = Some(op.request());
         let (settings, stats, reports) =
             (Arc::clone(&self.settings), Arc::clone(&self.shared.stats), self.reports_tx.clone());
         let alive = stats.task();
-        let connect_timeout = (!connect_timeout.is_zero()).then_some(connect_timeout);
         let abort = self.tasks.spawn(async move {
             let _alive = alive;
             connection::run(settings, stats, connection, address, connect_timeout, op, rx, reports).await;
@@ -339,6 +351,16 @@ impl Driver {
         };
         self.apply(report);
     }
+}
+
+/// The least time an exchange is given: a deadline already due still gets a (failing)
+/// attempt; the core fails the exchange at its deadline anyway.
+const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
+
+/// The time left until a command's deadline (`None`: no limit), on tokio's clock, at least
+/// [`MIN_TIME_LEFT`].
+fn time_left(deadline: Option<std::time::Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(now()).max(MIN_TIME_LEFT))
 }
 
 /// A deadline that never comes (the sleep arm is disabled when there is no deadline).

@@ -2,10 +2,9 @@
 //! (server-discovery-and-monitoring-logging-and-monitoring.md) and commands for the I/O layer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
-
-use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
@@ -107,6 +106,20 @@ pub enum Event {
 }
 
 /// Something the I/O layer must do for the core.
+///
+/// # Deadlines
+///
+/// Every command that expects an answer ([`SendHello`](Self::SendHello),
+/// [`ReadReply`](Self::ReadReply), [`ResolveSrv`](Self::ResolveSrv),
+/// [`ResolveTxt`](Self::ResolveTxt)) carries one overall `deadline`, an [`Instant`] on the
+/// clock the I/O layer passes to the core. `None` means no limit (`connectTimeoutMS=0`); a
+/// limit is never written as a zero duration. The core keeps the deadline itself: when it
+/// passes without an answer, [`Topology::handle_timeout`](crate::Topology::handle_timeout)
+/// fails the exchange as a timeout, asks for the connection to be closed
+/// ([`CloseConnection`](Self::CloseConnection)) and the monitor goes on; an answer that comes
+/// later is ignored. An I/O layer gives its connect, TLS handshake, write and read the time
+/// left until the deadline (`deadline.saturating_duration_since(now)`), but an exchange it
+/// loses cannot stall the core.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Command {
@@ -132,14 +145,15 @@ pub enum Command {
         connection: ConnectionId,
         /// The server.
         address: ServerAddress,
-        /// `Some(connect timeout)`: open `connection` first (this hello is its handshake).
-        open: Option<Duration>,
+        /// Open `connection` first (connect, then TLS if configured): this hello is its
+        /// handshake. The same `deadline` covers the connect, the handshake and the reply.
+        open: bool,
         /// The command document (body of an OP_MSG).
         command: RawDocumentBuf,
         /// Set the OP_MSG exhaustAllowed flag (streaming).
         exhaust_allowed: bool,
-        /// How long to wait for the reply (`None`: no limit).
-        timeout: Option<Duration>,
+        /// When the reply must have arrived (`None`: no limit); see [Deadlines](Self#deadlines).
+        deadline: Option<Instant>,
     },
     /// Read the next reply of a streaming exchange (the previous one had moreToCome).
     ReadReply {
@@ -147,8 +161,8 @@ pub enum Command {
         request: RequestId,
         /// The connection.
         connection: ConnectionId,
-        /// How long to wait for the reply.
-        timeout: Option<Duration>,
+        /// When the reply must have arrived (`None`: no limit); see [Deadlines](Self#deadlines).
+        deadline: Option<Instant>,
     },
     /// Close a monitoring or RTT connection; any exchange on it is abandoned.
     CloseConnection {
@@ -164,8 +178,9 @@ pub enum Command {
         request: RequestId,
         /// The full DNS name to query.
         name: String,
-        /// Give up after this long and report a failure.
-        timeout: Duration,
+        /// When the answer must have arrived (a lookup always has a limit); see
+        /// [Deadlines](Self#deadlines).
+        deadline: Instant,
     },
     /// Look up the TXT records of `name`; report the answer with
     /// [`Input::TxtResolved`](crate::Input::TxtResolved) naming `request`. A name with no TXT
@@ -175,8 +190,31 @@ pub enum Command {
         request: RequestId,
         /// The DNS name to query.
         name: String,
-        /// Give up after this long and report a failure.
-        timeout: Duration,
+        /// When the answer must have arrived (a lookup always has a limit); see
+        /// [Deadlines](Self#deadlines).
+        deadline: Instant,
+    },
+    /// Driver-owned monitoring only ([`MonitorOwner::Driver`](crate::MonitorOwner::Driver)):
+    /// check `address` (server-monitoring.md, "Requesting an immediate check").
+    ///
+    /// `immediate: true` is the one retry after a network error on a server that was known
+    /// ("Network or command error during server check", step 4): start it now, on a new
+    /// connection. Otherwise start it as soon as the monitor allows: no sooner than
+    /// minHeartbeatFrequencyMS after its previous check ended, and not while a check runs.
+    RequestCheck {
+        /// The server.
+        address: ServerAddress,
+        /// Start at once (the retry) rather than when minHeartbeatFrequencyMS allows.
+        immediate: bool,
+    },
+    /// Driver-owned monitoring only ([`MonitorOwner::Driver`](crate::MonitorOwner::Driver)):
+    /// cancel the check in flight on `address` and close its monitoring connection
+    /// (server-monitoring.md, "hello or legacy hello Cancellation"). The core already
+    /// published the check's `ServerHeartbeatFailed`; its result, if it still comes, is
+    /// ignored.
+    CancelCheck {
+        /// The server.
+        address: ServerAddress,
     },
 }
 

@@ -39,7 +39,7 @@ pub use connection_string::{ConnectionString, ConnectionStringError, Options, Wa
 pub use events::{Command, Event, Output, TopologyId};
 pub use handshake::{ClientMetadata, FaasEnv};
 pub use hello::HelloError;
-pub use monitor::{ConnectionId, FailureKind, RequestId, ServerMonitoringMode};
+pub use monitor::{ConnectionId, FailureKind, MonitorOwner, RequestId, ServerMonitoringMode};
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
 pub use server_description::{AddressList, ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};

@@ -49,6 +49,31 @@ impl fmt::Display for ServerMonitoringMode {
     }
 }
 
+/// Who runs the monitors (ARCHITECTURE.md, "Monitoring is the core's or the driver's").
+///
+/// Either way every check result goes through the same server-monitoring rules (heartbeat
+/// events, paired; the RTT moving average and minimum; a failed check closes the monitoring
+/// connection, marks the server Unknown and clears its pool; the one retry after a network
+/// error; the check in flight cancelled on an application's network error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MonitorOwner {
+    /// The core's monitors (the default): the core schedules every check and asks the I/O
+    /// layer for each exchange ([`Command::SendHello`](crate::Command::SendHello),
+    /// [`Command::ReadReply`](crate::Command::ReadReply)), which it answers with
+    /// [`Input::MonitorReply`](crate::Input::MonitorReply) /
+    /// [`Input::MonitorFailed`](crate::Input::MonitorFailed).
+    #[default]
+    Core,
+    /// The driver runs its own monitors: the core sends no `SendHello` at all and takes the
+    /// check results by address ([`Input::CheckStarted`](crate::Input::CheckStarted),
+    /// [`Input::HelloReply`](crate::Input::HelloReply),
+    /// [`Input::CheckFailed`](crate::Input::CheckFailed)). What the core would have done to
+    /// a monitor's schedule it asks of the driver's with
+    /// [`Command::RequestCheck`](crate::Command::RequestCheck) and
+    /// [`Command::CancelCheck`](crate::Command::CancelCheck).
+    Driver,
+}
+
 /// Identifies one connection the I/O layer holds for the core (a monitoring or RTT
 /// connection). Never reused within a topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +112,10 @@ pub(crate) enum Phase {
         awaited: bool,
         /// Whether it is the handshake of a new connection.
         handshake: bool,
+        /// When the core fails it as a timeout if no answer came (`None`: no limit).
+        deadline: Option<Instant>,
+        /// The connection it runs on, as heartbeat events name it.
+        connection: ConnectionId,
     },
 }
 
@@ -109,6 +138,14 @@ pub(crate) struct Monitor {
     pub(crate) rtt: RttStats,
     /// The RTT schedule, running beside a streaming monitor.
     pub(crate) rtt_task: Option<RttTask>,
+    /// When the monitoring connection in use (or the last one) was opened: a new one opens no
+    /// sooner than [`MIN_HEARTBEAT_FREQUENCY`] after it (the streaming failure loop bound).
+    pub(crate) last_open: Option<Instant>,
+    /// Driver-owned monitoring: the driver runs the schedule, the core never starts a check.
+    pub(crate) driver_owned: bool,
+    /// Driver-owned monitoring: the check in flight was cancelled by the core; the next result
+    /// reported before a new `CheckStarted` is that check's, and is ignored.
+    pub(crate) cancelled: bool,
 }
 
 /// The RTT measurement schedule of a streaming monitor (server-monitoring.md, "Measuring RTT").
@@ -118,6 +155,8 @@ pub(crate) struct RttTask {
     pub(crate) connection: Option<ConnectionId>,
     /// The exchange in flight, if any.
     pub(crate) request: Option<RequestId>,
+    /// When the exchange in flight is failed as a timeout (`None`: no limit).
+    pub(crate) deadline: Option<Instant>,
     /// When the next measurement starts.
     pub(crate) next_at: Instant,
 }
@@ -134,16 +173,28 @@ impl Monitor {
             topology_version: None,
             rtt: RttStats::new(),
             rtt_task: None,
+            last_open: None,
+            driver_owned: false,
+            cancelled: false,
         }
+    }
+
+    /// A monitor whose schedule the driver runs: it never has a deadline of its own.
+    pub(crate) fn driver_owned(now: Instant) -> Self {
+        Self { driver_owned: true, ..Self::new(now, false) }
     }
 
     /// The earliest moment this monitor needs the topology's attention.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if self.driver_owned {
+            return None;
+        }
         let check = match self.phase {
             Phase::Idle { next_check } => Some(next_check),
-            Phase::Checking { .. } => None,
+            // The exchange in flight times out then.
+            Phase::Checking { deadline, .. } => deadline,
         };
-        let rtt = self.rtt_task.filter(|t| t.request.is_none()).map(|t| t.next_at);
+        let rtt = self.rtt_task.and_then(|t| if t.request.is_none() { Some(t.next_at) } else { t.deadline });
         match (check, rtt) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -170,8 +221,21 @@ impl Monitor {
     /// Checks again at once (after a successful streaming-capable reply, or the one retry
     /// after a network error on a known server).
     pub(crate) fn check_now(&mut self, now: Instant) {
+        self.check_at(now, now);
+    }
+
+    /// Checks again at `at` (not before `now`) after a check that ended at `now`.
+    pub(crate) fn check_at(&mut self, now: Instant, at: Instant) {
         self.last_check_end = Some(now);
-        self.phase = Phase::Idle { next_check: now };
+        self.phase = Phase::Idle { next_check: at.max(now) };
+    }
+
+    /// The earliest moment a new monitoring connection may open: [`MIN_HEARTBEAT_FREQUENCY`]
+    /// after the last one opened. This bounds a server that completes the handshake and then
+    /// fails every awaitable hello (the one immediate retry after a network error and the
+    /// immediate awaitable hello after a handshake would otherwise feed each other).
+    pub(crate) fn earliest_open(&self, now: Instant) -> Instant {
+        self.last_open.map_or(now, |t| (t + MIN_HEARTBEAT_FREQUENCY).max(now))
     }
 }
 
@@ -195,7 +259,14 @@ mod tests {
         m.request_check(t0 + Duration::from_secs(2));
         assert_eq!(m.next_deadline(), Some(t0 + Duration::from_secs(2)));
         // Ignored while a check is in flight.
-        m.phase = Phase::Checking { request: RequestId(1), started: t0, awaited: false, handshake: false };
+        m.phase = Phase::Checking {
+            request: RequestId(1),
+            started: t0,
+            awaited: false,
+            handshake: false,
+            deadline: None,
+            connection: ConnectionId(1),
+        };
         m.request_check(t0 + Duration::from_secs(3));
         assert_eq!(m.next_deadline(), None);
     }
@@ -204,10 +275,36 @@ mod tests {
     fn rtt_task_deadline_counts_only_when_idle() {
         let t0 = crate::test_instant();
         let mut m = Monitor::new(t0, true);
-        m.phase = Phase::Checking { request: RequestId(1), started: t0, awaited: true, handshake: false };
-        m.rtt_task = Some(RttTask { connection: None, request: None, next_at: t0 + Duration::from_secs(1) });
+        m.phase = Phase::Checking {
+            request: RequestId(1),
+            started: t0,
+            awaited: true,
+            handshake: false,
+            deadline: None,
+            connection: ConnectionId(1),
+        };
+        m.rtt_task = Some(RttTask {
+            connection: None,
+            request: None,
+            deadline: None,
+            next_at: t0 + Duration::from_secs(1),
+        });
         assert_eq!(m.next_deadline(), Some(t0 + Duration::from_secs(1)));
-        m.rtt_task = Some(RttTask { connection: None, request: Some(RequestId(2)), next_at: t0 });
-        assert_eq!(m.next_deadline(), None);
+        m.rtt_task =
+            Some(RttTask { connection: None, request: Some(RequestId(2)), deadline: None, next_at: t0 });
+        assert_eq!(m.next_deadline(), None, "no limit on either exchange");
+        let d = t0 + Duration::from_secs(3);
+        m.rtt_task =
+            Some(RttTask { connection: None, request: Some(RequestId(2)), deadline: Some(d), next_at: t0 });
+        assert_eq!(m.next_deadline(), Some(d), "the RTT exchange's deadline");
+        m.phase = Phase::Checking {
+            request: RequestId(1),
+            started: t0,
+            awaited: true,
+            handshake: false,
+            deadline: Some(t0 + Duration::from_secs(2)),
+            connection: ConnectionId(1),
+        };
+        assert_eq!(m.next_deadline(), Some(t0 + Duration::from_secs(2)), "the check's deadline");
     }
 }

@@ -17,7 +17,7 @@ fn config_for(uri: &str) -> TopologyConfig {
     let mut config = TopologyConfig::from_connection_string(&cs);
     config.heartbeat_frequency = HEARTBEAT;
     config.server_selection_timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
+    config.connect_timeout = Some(Duration::from_secs(2));
     config
 }
 

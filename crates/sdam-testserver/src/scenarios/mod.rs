@@ -26,6 +26,7 @@ mod discovery;
 mod failover;
 mod faults;
 mod interop;
+mod monitoring;
 mod selection;
 #[cfg(feature = "tls")]
 mod tls;
@@ -34,6 +35,11 @@ pub use discovery::{close_releases_everything, discovery_from_one_seed, streamin
 pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
 pub use interop::jongodb_interop;
+pub use monitoring::{
+    a_silent_server_times_out_and_the_monitor_goes_on,
+    close_publishes_an_unknown_description_before_topology_closed, connect_timeout_zero_is_no_limit,
+    heartbeat_started_before_the_monitoring_socket,
+};
 pub use selection::{mongos_latency_window, secondary_preferred_and_tag_sets};
 #[cfg(feature = "tls")]
 pub use tls::{plaintext_client_against_tls_fails, tls_discovery, write_ca_file};
@@ -109,6 +115,23 @@ macro_rules! scenario_tests {
             $crate::scenarios::malformed_replies_fail_checks::<$harness>();
         }
         #[test]
+        fn connect_timeout_zero_is_no_limit() {
+            $crate::scenarios::connect_timeout_zero_is_no_limit::<$harness>();
+        }
+        /// SDAM test README, "Prose Tests" > "Heartbeat Tests", test 1.
+        #[test]
+        fn heartbeat_started_before_the_monitoring_socket() {
+            $crate::scenarios::heartbeat_started_before_the_monitoring_socket::<$harness>();
+        }
+        #[test]
+        fn a_silent_server_times_out_and_the_monitor_goes_on() {
+            $crate::scenarios::a_silent_server_times_out_and_the_monitor_goes_on::<$harness>();
+        }
+        #[test]
+        fn close_publishes_an_unknown_description_before_topology_closed() {
+            $crate::scenarios::close_publishes_an_unknown_description_before_topology_closed::<$harness>();
+        }
+        #[test]
         fn jongodb_interop() {
             $crate::scenarios::jongodb_interop::<$harness>();
         }
@@ -135,7 +158,7 @@ pub fn config(cluster: &Cluster, seeds: Vec<ServerAddress>) -> TopologyConfig {
     config.replica_set_name = cluster.set_name();
     config.heartbeat_frequency = HEARTBEAT;
     config.server_selection_timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
+    config.connect_timeout = Some(Duration::from_secs(2));
     config
 }
 

@@ -153,22 +153,34 @@ impl Harness {
                 let address = host(*server);
                 let doc = reply.to_document(&address);
                 let rtt = Duration::from_millis(u64::from(*rtt_ms));
-                self.topology
-                    .handle(Input::HelloReply { address, reply: &doc, round_trip_time: rtt }, self.now);
+                self.topology.handle(
+                    Input::HelloReply { address, reply: &doc, round_trip_time: rtt, awaited: false },
+                    self.now,
+                );
             }
             Step::RawReply { server, reply } => {
                 let address = host(*server);
                 let input = match RawDocument::from_bytes(reply) {
-                    Ok(doc) => {
-                        Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1) }
-                    }
-                    Err(e) => Input::CheckFailed { address, error: format!("invalid BSON: {e}") },
+                    Ok(doc) => Input::HelloReply {
+                        address,
+                        reply: doc,
+                        round_trip_time: Duration::from_millis(1),
+                        awaited: false,
+                    },
+                    Err(e) => Input::CheckFailed {
+                        address,
+                        kind: FailureKind::Network,
+                        error: format!("invalid BSON: {e}"),
+                    },
                 };
                 self.topology.handle(input, self.now);
             }
             Step::CheckFailed { server } => {
-                let input =
-                    Input::CheckFailed { address: host(*server), error: "generated check failure".into() };
+                let input = Input::CheckFailed {
+                    address: host(*server),
+                    kind: FailureKind::Network,
+                    error: "generated check failure".into(),
+                };
                 self.topology.handle(input, self.now);
             }
             Step::AppError(plan) => {

@@ -95,7 +95,11 @@ impl Topology {
         self.clear_pool(&error.address, None, false);
         // "hello or legacy hello Cancellation": cancel the check in flight and close the
         // monitoring connection; the monitor sleeps a heartbeat (or until a check is requested).
-        self.cancel_check(&error.address, now);
+        self.cancel_check(
+            &error.address,
+            "the server was marked Unknown after an application network error",
+            now,
+        );
     }
 
     /// Bumps the pool generation and tells the I/O layer to clear the pool.

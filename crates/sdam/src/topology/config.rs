@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::address::ServerAddress;
 use crate::handshake::ClientMetadata;
-use crate::monitor::ServerMonitoringMode;
+use crate::monitor::{MonitorOwner, ServerMonitoringMode};
 use crate::topology_description::TopologyType;
 #[cfg(doc)]
 use crate::{events::Command, Topology};
@@ -36,8 +36,15 @@ pub struct TopologyConfig {
     pub local_threshold: Duration,
     /// `serverSelectionTimeoutMS` (default 30 s).
     pub server_selection_timeout: Duration,
-    /// `connectTimeoutMS` (default 10 s), for monitoring connections; zero means no limit.
-    pub connect_timeout: Duration,
+    /// `connectTimeoutMS` (default 10 s), for monitoring connections: the deadline of a
+    /// handshake (connect, TLS and the first hello) and of a polling hello; awaitable hellos
+    /// get it plus `heartbeatFrequencyMS` (server-monitoring.md, "Socket timeout"). `None` is
+    /// no limit (`connectTimeoutMS=0` in a connection string); a zero duration is not "no
+    /// limit" but an immediate timeout, and [`Topology::new`] refuses it.
+    pub connect_timeout: Option<Duration>,
+    /// Who runs the monitors: the core (the default) or the driver, which then reports its
+    /// check results by address. See [`MonitorOwner`].
+    pub monitor_owner: MonitorOwner,
     /// `serverMonitoringMode` (default auto: stream unless `metadata.env` names a FaaS).
     pub server_monitoring_mode: ServerMonitoringMode,
     /// The handshake's client metadata (`appName` goes in `metadata.app_name`).
@@ -72,7 +79,8 @@ impl Default for TopologyConfig {
             heartbeat_frequency: Duration::from_secs(10),
             local_threshold: Duration::from_millis(15),
             server_selection_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
+            monitor_owner: MonitorOwner::Core,
             server_monitoring_mode: ServerMonitoringMode::Auto,
             metadata: ClientMetadata::default(),
             compressors: Vec::new(),
@@ -107,7 +115,11 @@ impl TopologyConfig {
             heartbeat_frequency: o.heartbeat_frequency.unwrap_or(defaults.heartbeat_frequency),
             local_threshold: o.local_threshold.unwrap_or(defaults.local_threshold),
             server_selection_timeout: o.server_selection_timeout.unwrap_or(defaults.server_selection_timeout),
-            connect_timeout: o.connect_timeout.unwrap_or(defaults.connect_timeout),
+            // connectTimeoutMS=0: no limit.
+            connect_timeout: o
+                .connect_timeout
+                .map_or(defaults.connect_timeout, |d| (!d.is_zero()).then_some(d)),
+            monitor_owner: defaults.monitor_owner,
             server_monitoring_mode: o.server_monitoring_mode.unwrap_or_default(),
             metadata,
             compressors: o.compressors.iter().flatten().map(|c| c.as_str().to_owned()).collect(),
@@ -171,6 +183,9 @@ impl TopologyConfig {
         if self.heartbeat_frequency < MIN_HEARTBEAT_FREQUENCY {
             return Err(ConfigError::HeartbeatFrequencyTooShort(self.heartbeat_frequency));
         }
+        if self.connect_timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroConnectTimeout);
+        }
         if let Some(name) = &self.metadata.app_name {
             if name.len() > crate::handshake::MAX_APP_NAME_BYTES {
                 return Err(ConfigError::AppNameTooLong(name.len()));
@@ -202,6 +217,8 @@ pub enum ConfigError {
     HeartbeatFrequencyTooShort(Duration),
     /// `appName` longer than 128 bytes.
     AppNameTooLong(usize),
+    /// `connect_timeout` is `Some(0)`: no exchange could ever succeed (`None` is no limit).
+    ZeroConnectTimeout,
 }
 
 impl fmt::Display for ConfigError {
@@ -226,6 +243,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "heartbeatFrequencyMS is {} ms, at least 500 ms is required", d.as_millis())
             }
             Self::AppNameTooLong(n) => write!(f, "appName is {n} bytes long, at most 128 are allowed"),
+            Self::ZeroConnectTimeout => f.write_str(
+                "connect_timeout is zero, which would time out every check; use None for no limit",
+            ),
         }
     }
 }

@@ -32,6 +32,9 @@ mod tests;
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
 pub use input::Input;
 
+/// The output queue's least capacity once inputs arrive.
+const OUTPUT_QUEUE_CAPACITY: usize = 8;
+
 /// Per-server state the topology keeps beside the published description.
 #[derive(Debug, Clone, Default)]
 struct ServerState {
@@ -82,20 +85,24 @@ enum Purpose {
 ///     while let Some(output) = topology.poll_output() {
 ///         match output {
 ///             Output::Event(e) => publish(e),
-///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, timeout, .. }) =>
-///                 // open `connection` first if `open` is Some(connect timeout); frame `command`
-///                 // as OP_MSG (sdam-wire), send, read one reply, time it; later report
-///                 // Input::MonitorReply { request, reply, round_trip_time, more_to_come }
-///                 // or Input::MonitorFailed { request, kind, error }.
+///             Output::Command(Command::SendHello { request, connection, open, command, exhaust_allowed, deadline, .. }) =>
+///                 // open `connection` first if `open`; frame `command` as OP_MSG (sdam-wire),
+///                 // send, read one reply, time it, all before `deadline` (None: no limit);
+///                 // later report Input::MonitorReply { request, reply, round_trip_time,
+///                 // more_to_come } or Input::MonitorFailed { request, kind, error }. An answer
+///                 // that never comes is failed by the core itself at the deadline.
 ///                 spawn_exchange(...),
-///             Output::Command(Command::ReadReply { request, connection, timeout }) => read_next(...),
+///             Output::Command(Command::ReadReply { request, connection, deadline }) => read_next(...),
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
-///             Output::Command(Command::ResolveSrv { request, name, timeout }) =>
+///             Output::Command(Command::ResolveSrv { request, name, deadline }) =>
 ///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
-///                 spawn_srv_lookup(request, name, timeout),
-///             Output::Command(Command::ResolveTxt { request, name, timeout }) => spawn_txt_lookup(...),
+///                 spawn_srv_lookup(request, name, deadline),
+///             Output::Command(Command::ResolveTxt { request, name, deadline }) => spawn_txt_lookup(...),
+///             // Only with MonitorOwner::Driver (the driver runs its own monitors):
+///             Output::Command(Command::RequestCheck { address, immediate }) => my_monitor(address).check(immediate),
+///             Output::Command(Command::CancelCheck { address }) => my_monitor(address).cancel(),
 ///             _ => {}
 ///         }
 ///     }
@@ -111,7 +118,7 @@ enum Purpose {
 /// The same loop, fed by hand (`now` is the time the adapter read from its clock):
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use sdam::{Input, Output, ServerAddress, Topology, TopologyConfig, TopologyType};
 ///
 /// fn feed_by_hand(now: Instant) {
@@ -126,7 +133,7 @@ enum Purpose {
 ///     "minWireVersion": 0, "maxWireVersion": 21,
 /// };
 /// topology.handle(
-///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3) },
+///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3), awaited: false },
 ///     now,
 /// );
 /// while let Some(output) = topology.poll_output() {
@@ -179,10 +186,10 @@ impl Topology {
     /// A `mongodb+srv` configuration without seeds starts with no servers (in the initial
     /// topology type; Unknown unless `replicaSet` or `loadBalanced` is set) and its first
     /// outputs after `TopologyOpening` are a [`Command::ResolveSrv`] and a
-    /// [`Command::ResolveTxt`] (timeout: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] if
-    /// that is 0). Once both answers are in and valid, the TXT options are applied (replicaSet
-    /// makes it ReplicaSetNoPrimary with that set name, loadBalanced makes it LoadBalanced)
-    /// and the seeds open. A failed, timed-out or invalid answer is retried after
+    /// [`Command::ResolveTxt`] (deadline: `connectTimeoutMS` from now, or
+    /// [`DEFAULT_DNS_TIMEOUT`] when it is no limit). Once both answers are in and valid, the
+    /// TXT options are applied (replicaSet makes it ReplicaSetNoPrimary with that set name,
+    /// loadBalanced makes it LoadBalanced) and the seeds open. A failed, timed-out or invalid answer is retried after
     /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
     /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
     /// quote it.
@@ -291,8 +298,8 @@ impl Topology {
     }
 
     /// The next moment the topology must be woken with [`handle_timeout`](Self::handle_timeout)
-    /// (a check or RTT measurement due), or `None` if nothing is scheduled. Never earlier than
-    /// the last `now` it was given.
+    /// (a check or RTT measurement due, or an exchange's deadline), or `None` if nothing is
+    /// scheduled. Never earlier than the last `now` it was given.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
@@ -313,8 +320,10 @@ impl Topology {
         earliest.into_iter().chain(srv).min().map(|t| t.max(self.last_now))
     }
 
-    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups (and counts
-    /// SRV and TXT lookups unanswered past their timeout as failed).
+    /// Starts whatever is due at `now`: checks, RTT measurements and SRV lookups; and fails
+    /// every exchange whose deadline passed unanswered (see [`Command`]'s "Deadlines"): a check
+    /// as a timeout (its connection closed, the server Unknown, its pool cleared, the monitor
+    /// going on), an RTT measurement alone, an SRV or TXT lookup as a failed lookup.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.closed {
             self.run_timers(now);
@@ -351,37 +360,24 @@ impl Topology {
             return;
         }
         self.last_now = self.last_now.max(now);
+        // A check's reply publishes about six outputs (heartbeat started and succeeded, server
+        // and topology description changed, wake, ...): grow the queue once, not twice.
+        if self.outputs.capacity() < OUTPUT_QUEUE_CAPACITY {
+            self.outputs.reserve(OUTPUT_QUEUE_CAPACITY);
+        }
         match input {
-            Input::HelloReply { address, reply, round_trip_time } => {
-                let previous = self.description.server(&address).cloned();
-                let cache = self.servers.get_mut(&address).map(|s| &mut s.replies);
-                let parsed = ServerDescription::from_hello_after(
-                    address.clone(),
-                    reply,
-                    now,
-                    previous.as_deref(),
-                    cache,
-                );
-                let new = match parsed {
-                    Ok(mut sd) => {
-                        if sd.server_type != ServerType::Unknown {
-                            sd.round_trip_time = Some(round_trip_time);
-                            sd.min_round_trip_time = Some(round_trip_time);
-                        }
-                        sd
-                    }
-                    Err(e) => {
-                        let mut sd = ServerDescription::unknown_with_error(address, e.to_string());
-                        sd.last_update_time = Some(now);
-                        sd
-                    }
-                };
-                self.apply_server_description(new, now);
+            Input::CheckStarted { address, awaited } => self.on_check_started(&address, awaited, now),
+            Input::HelloReply { address, reply, round_trip_time, awaited } => {
+                self.on_hello_by_address(&address, reply, round_trip_time, awaited, now);
             }
-            Input::CheckFailed { address, error } => {
-                let mut sd = ServerDescription::unknown_with_error(address, error);
-                sd.last_update_time = Some(now);
-                self.apply_server_description(sd, now);
+            Input::CheckFailed { address, kind, error } => {
+                self.on_check_failed_by_address(&address, kind, error, now);
+            }
+            Input::RoundTripTime { address, round_trip_time } => {
+                self.on_rtt_sample(&address, round_trip_time);
+            }
+            Input::ApplicationHandshake { address, reply, round_trip_time } => {
+                self.on_application_handshake(&address, reply, round_trip_time, now);
             }
             Input::MonitorReply { request, reply, round_trip_time, more_to_come } => {
                 self.on_monitor_reply(request, reply, round_trip_time, more_to_come, now);
@@ -393,11 +389,14 @@ impl Topology {
             Input::SrvResolved { request, result } => self.on_srv_resolved(request, result, now),
             Input::TxtResolved { request, result } => self.on_txt_resolved(request, result, now),
             Input::RequestImmediateCheck => {
-                for (address, state) in &mut self.servers {
-                    if let Some(m) = state.monitor.as_mut() {
-                        m.request_check(now);
-                        self.touched.push(address.clone());
-                    }
+                let monitored: Vec<ServerAddress> = self
+                    .servers
+                    .iter()
+                    .filter(|(_, s)| s.monitor.is_some())
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                for address in monitored {
+                    self.request_check(&address, now);
                 }
             }
             Input::OperationStarted(address) => {
@@ -460,6 +459,17 @@ impl Topology {
         }
         let next = Arc::new(next);
         let id = self.id;
+        for (_, sd) in &changed {
+            // server-selection.md, "Calculation of Average Round Trip Times": "When a server
+            // becomes unavailable, its average RTT MUST be cleared" — whatever made it Unknown
+            // (a failed check, a state-change error, a stale primary), the next sample is the
+            // new average.
+            if sd.server_type == ServerType::Unknown {
+                if let Some(m) = self.servers.get_mut(&sd.address).and_then(|s| s.monitor.as_mut()) {
+                    m.rtt.reset();
+                }
+            }
+        }
         for (old, sd) in changed {
             self.outputs.push_back(Output::Event(Event::ServerDescriptionChanged {
                 topology_id: id,
@@ -476,7 +486,12 @@ impl Topology {
         for gone in &changes.removed {
             if !next.servers.contains(&gone.address) {
                 if let Some(state) = self.remove_server_state(&gone.address) {
-                    self.stop_monitor(state.monitor);
+                    self.stop_monitor(
+                        &gone.address,
+                        state.monitor,
+                        "the server was removed from the topology",
+                        _now,
+                    );
                 }
                 self.emit(Event::ServerClosed { topology_id: id, address: gone.address.clone() });
             }
@@ -489,13 +504,16 @@ impl Topology {
         }
     }
 
-    /// Closes every server, then the topology ("Client closing").
-    fn close(&mut self, _now: Instant) {
+    /// SDAM "Client closing" (and load-balancers.md): every check in flight ends with its
+    /// `ServerHeartbeatFailed` ("topology closed"), every server is removed (`ServerClosed`),
+    /// the description becomes an Unknown one without servers (`TopologyDescriptionChanged`),
+    /// and `TopologyClosed` is the last event.
+    fn close(&mut self, now: Instant) {
         let id = self.id;
         let addresses: Vec<ServerAddress> = self.description.servers.addresses().cloned().collect();
         for address in addresses {
             if let Some(state) = self.remove_server_state(&address) {
-                self.stop_monitor(state.monitor);
+                self.stop_monitor(&address, state.monitor, "the topology was closed", now);
             }
             self.emit(Event::ServerClosed { topology_id: id, address });
         }
@@ -503,6 +521,19 @@ impl Topology {
         self.timers.clear();
         self.touched.clear();
         self.requests.clear();
+        let previous = Arc::clone(&self.description);
+        // Every server removed and the type Unknown; the (maxElectionId, maxSetVersion) seen
+        // so far never go backwards (an Unknown topology has no set name).
+        let mut closed = TopologyDescription::new(TopologyType::Unknown);
+        closed.heartbeat_frequency = previous.heartbeat_frequency;
+        closed.local_threshold = previous.local_threshold;
+        closed.max_election_id = previous.max_election_id;
+        closed.max_set_version = previous.max_set_version;
+        let closed = Arc::new(closed);
+        if *closed != *previous {
+            self.description = Arc::clone(&closed);
+            self.emit(Event::TopologyDescriptionChanged { topology_id: id, previous, new: closed });
+        }
         self.emit(Event::TopologyClosed { topology_id: id });
         self.closed = true;
     }

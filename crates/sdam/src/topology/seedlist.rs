@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::monitoring::nonzero;
 use super::{Topology, MIN_HEARTBEAT_FREQUENCY};
 use crate::connection_string::srv::{
     rescans_srv, SrvQuery, SrvRecord, SrvRescan, SrvResolution, TxtRecord, MIN_RESCAN_INTERVAL,
@@ -118,7 +117,7 @@ impl Topology {
     /// The timeout given to DNS lookups: `connectTimeoutMS`, or [`DEFAULT_DNS_TIMEOUT`] when
     /// that is 0.
     pub(super) fn dns_timeout(&self) -> Duration {
-        nonzero(self.config.connect_timeout).unwrap_or(DEFAULT_DNS_TIMEOUT)
+        self.config.connect_timeout.unwrap_or(DEFAULT_DNS_TIMEOUT)
     }
 
     /// The outcome of the initial discovery the core performed: the seed list, the merged
@@ -176,10 +175,11 @@ impl Topology {
             lookups.push((Kind::Txt, txt_request, srv.query.txt_name().to_owned()));
         }
         for (kind, request, name) in lookups {
-            srv.pending.push(Pending { kind, request, name: name.clone(), timeout, deadline: now + timeout });
+            let deadline = now + timeout;
+            srv.pending.push(Pending { kind, request, name: name.clone(), timeout, deadline });
             self.outputs.push_back(crate::Output::Command(match kind {
-                Kind::Srv => Command::ResolveSrv { request, name, timeout },
-                Kind::Txt => Command::ResolveTxt { request, name, timeout },
+                Kind::Srv => Command::ResolveSrv { request, name, deadline },
+                Kind::Txt => Command::ResolveTxt { request, name, deadline },
             }));
         }
     }
@@ -436,8 +436,8 @@ mod tests {
     /// What one drain of the outputs held.
     #[derive(Debug, Default)]
     struct Drained {
-        srv: Vec<(RequestId, String, Duration)>,
-        txt: Vec<(RequestId, String, Duration)>,
+        srv: Vec<(RequestId, String, Instant)>,
+        txt: Vec<(RequestId, String, Instant)>,
         opened: Vec<ServerAddress>,
         closed: Vec<ServerAddress>,
         hellos: usize,
@@ -448,11 +448,11 @@ mod tests {
         let mut d = Drained::default();
         while let Some(o) = t.poll_output() {
             match o {
-                Output::Command(Command::ResolveSrv { request, name, timeout }) => {
-                    d.srv.push((request, name, timeout));
+                Output::Command(Command::ResolveSrv { request, name, deadline }) => {
+                    d.srv.push((request, name, deadline));
                 }
-                Output::Command(Command::ResolveTxt { request, name, timeout }) => {
-                    d.txt.push((request, name, timeout));
+                Output::Command(Command::ResolveTxt { request, name, deadline }) => {
+                    d.txt.push((request, name, deadline));
                 }
                 Output::Command(Command::SendHello { .. }) => d.hellos += 1,
                 Output::Event(Event::ServerOpening { address, .. }) => d.opened.push(address),
@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(d.txt.len(), 1);
         assert_eq!(d.srv[0].1, "_mongodb._tcp.cluster0.example.com");
         assert_eq!(d.txt[0].1, "cluster0.example.com");
-        assert_eq!((d.srv[0].2, d.txt[0].2), (Duration::from_secs(2), Duration::from_secs(2)));
+        assert_eq!((d.srv[0].2, d.txt[0].2), (now + secs(2), now + secs(2)), "one overall deadline each");
         assert_ne!(d.srv[0].0, d.txt[0].0, "each lookup has its own request id");
         assert!(d.opened.is_empty() && d.hellos == 0, "no host is contacted before the answers");
         assert_eq!(d.description_changes, 0, "the empty Unknown description is unchanged");
@@ -512,11 +512,12 @@ mod tests {
 
     #[test]
     fn lookup_timeout_defaults_when_connect_timeout_is_zero() {
-        let (_, _, d) = start("mongodb+srv://cluster0.example.com/?connectTimeoutMS=0&srvServiceName=custom");
+        let (_, now, d) =
+            start("mongodb+srv://cluster0.example.com/?connectTimeoutMS=0&srvServiceName=custom");
         assert_eq!(d.srv[0].1, "_custom._tcp.cluster0.example.com");
-        assert_eq!(d.srv[0].2, DEFAULT_DNS_TIMEOUT);
-        let (_, _, d) = start("mongodb+srv://cluster0.example.com/");
-        assert_eq!(d.srv[0].2, secs(10), "connectTimeoutMS's default");
+        assert_eq!(d.srv[0].2, now + DEFAULT_DNS_TIMEOUT);
+        let (_, now, d) = start("mongodb+srv://cluster0.example.com/");
+        assert_eq!(d.srv[0].2, now + secs(10), "connectTimeoutMS's default");
     }
 
     #[test]
@@ -531,7 +532,7 @@ mod tests {
         assert_eq!(t.config().seeds, hosts(&t));
         let resolution = t.srv_resolution().unwrap();
         assert_eq!(resolution.rescan_interval, secs(300), "the lowest TTL reported");
-        assert_eq!(t.poll_timeout(), Some(now + secs(300)), "the first rescan");
+        assert_eq!(srv_deadline(&t), Some(now + secs(300)), "the first rescan");
     }
 
     #[test]
@@ -578,7 +579,7 @@ mod tests {
         assert_eq!(td.topology_type, TopologyType::LoadBalanced);
         assert_eq!(td.server(&addr("lb.example.com")).unwrap().server_type, ServerType::LoadBalancer);
         assert_eq!(d.hellos, 0, "load balancers are not monitored");
-        assert_eq!(t.poll_timeout(), None, "and not polled");
+        assert_eq!(srv_deadline(&t), None, "and not polled");
         // An explicit loadBalanced=false in the connection string overrides the record.
         let (t, _, _) = resolved(
             "mongodb+srv://cluster0.example.com/?loadBalanced=false",
@@ -728,9 +729,15 @@ mod tests {
         );
     }
 
-    /// Drives the rescan due at `poll_timeout` and answers it.
+    /// The next SRV lookup or lookup timeout (`poll_timeout` also holds the hosts' check
+    /// deadlines, which these tests leave unanswered).
+    fn srv_deadline(t: &Topology) -> Option<Instant> {
+        t.srv.as_ref().and_then(|s| s.next_deadline(t.description.topology_type))
+    }
+
+    /// Drives the rescan due at `srv_deadline` and answers it.
     fn rescan(t: &mut Topology, result: Result<&[SrvRecord], String>) -> (Instant, Drained) {
-        let at = t.poll_timeout().expect("a rescan is scheduled");
+        let at = srv_deadline(t).expect("a rescan is scheduled");
         t.handle_timeout(at);
         let d = drain(t);
         assert_eq!((d.srv.len(), d.txt.len()), (1, 0), "rescans look up SRV records only");
@@ -742,7 +749,7 @@ mod tests {
     fn rescans_add_and_remove_hosts_and_follow_the_ttl() {
         let srv = [rec("a.example.com").with_ttl(secs(90)), rec("b.example.com").with_ttl(secs(120))];
         let (mut t, t0, _) = resolved("mongodb+srv://cluster0.example.com/", &srv, &[]);
-        assert_eq!(t.poll_timeout(), Some(t0 + secs(90)), "the lowest TTL");
+        assert_eq!(srv_deadline(&t), Some(t0 + secs(90)), "the lowest TTL");
         let next = [rec("b.example.com"), rec("c.example.com")];
         let (at, d) = rescan(&mut t, Ok(&next));
         assert_eq!(at, t0 + secs(90));
@@ -750,7 +757,7 @@ mod tests {
         assert_eq!(d.closed, [addr("a.example.com")]);
         assert_eq!(d.hellos, 1, "the new host's monitor starts");
         assert_eq!(hosts(&t), [addr("b.example.com"), addr("c.example.com")]);
-        assert_eq!(t.poll_timeout(), Some(at + MIN_RESCAN_INTERVAL), "no TTL: 60 s");
+        assert_eq!(srv_deadline(&t), Some(at + MIN_RESCAN_INTERVAL), "no TTL: 60 s");
     }
 
     #[test]
@@ -762,14 +769,14 @@ mod tests {
             let (at, d) = rescan(&mut t, result);
             assert!(d.opened.is_empty() && d.closed.is_empty() && d.description_changes == 0);
             assert_eq!(hosts(&t), [addr("a.example.com")]);
-            assert_eq!(t.poll_timeout(), Some(at + secs(10)), "heartbeatFrequencyMS");
+            assert_eq!(srv_deadline(&t), Some(at + secs(10)), "heartbeatFrequencyMS");
             assert!(t.srv_last_error().is_some());
             assert_eq!(t.description().srv_error, None, "rescan failures never change the description");
         }
         assert!(t.srv_last_error().unwrap().contains("not in the connection string host's domain"));
         let (at, _) = rescan(&mut t, Ok(&[rec("a.example.com")]));
         assert_eq!(t.srv_last_error(), None);
-        assert_eq!(t.poll_timeout(), Some(at + MIN_RESCAN_INTERVAL));
+        assert_eq!(srv_deadline(&t), Some(at + MIN_RESCAN_INTERVAL));
     }
 
     #[test]
@@ -797,7 +804,12 @@ mod tests {
         let (mut t, t0, _) = resolved("mongodb+srv://cluster0.example.com/", &[rec("a.example.com")], &[]);
         let primary = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a.example.com:27017"], "maxWireVersion": 21};
         t.handle(
-            Input::HelloReply { address: addr("a.example.com"), reply: &primary, round_trip_time: secs(0) },
+            Input::HelloReply {
+                address: addr("a.example.com"),
+                reply: &primary,
+                round_trip_time: secs(0),
+                awaited: false,
+            },
             t0,
         );
         drain(&mut t);
@@ -813,7 +825,12 @@ mod tests {
         let (mut t, t0, _) = resolved("mongodb+srv://cluster0.example.com/", &[rec("a.example.com")], &[]);
         let mongos = rawdoc! {"ok": 1, "isWritablePrimary": true, "msg": "isdbgrid", "maxWireVersion": 21};
         t.handle(
-            Input::HelloReply { address: addr("a.example.com"), reply: &mongos, round_trip_time: secs(0) },
+            Input::HelloReply {
+                address: addr("a.example.com"),
+                reply: &mongos,
+                round_trip_time: secs(0),
+                awaited: false,
+            },
             t0,
         );
         drain(&mut t);

@@ -5,7 +5,7 @@ use bson::raw::RawDocument;
 use super::*;
 use crate::app_error::{ApplicationError, ApplicationErrorKind};
 use crate::events::{Command, Output};
-use crate::monitor::{FailureKind, RequestId, ServerMonitoringMode};
+use crate::monitor::{ConnectionId, FailureKind, RequestId, ServerMonitoringMode};
 use crate::server_description::ServerType;
 use bson::rawdoc;
 
@@ -21,7 +21,15 @@ fn rs_topology() -> (Topology, Instant) {
 }
 
 fn hello(t: &mut Topology, a: &str, reply: &RawDocument, now: Instant) {
-    t.handle(Input::HelloReply { address: addr(a), reply, round_trip_time: Duration::from_millis(1) }, now);
+    t.handle(
+        Input::HelloReply {
+            address: addr(a),
+            reply,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        now,
+    );
     while t.poll_output().is_some() {}
 }
 
@@ -66,9 +74,9 @@ fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
     t.handle_timeout(next);
     let again = commands(&mut t);
     assert!(
-        again.iter().any(
-            |c| matches!(c, Command::SendHello { connection: c, open: Some(_), .. } if *c != connection)
-        ),
+        again
+            .iter()
+            .any(|c| matches!(c, Command::SendHello { connection: c, open: true, .. } if *c != connection)),
         "{again:?}"
     );
 }
@@ -159,7 +167,7 @@ fn sends(t: &mut Topology) -> Vec<(RequestId, bool, bool)> {
     while let Some(o) = t.poll_output() {
         match o {
             Output::Command(Command::SendHello { request, exhaust_allowed, open, .. }) => {
-                out.push((request, exhaust_allowed, open.is_some()));
+                out.push((request, exhaust_allowed, open));
             }
             Output::Command(Command::ReadReply { request, .. }) => out.push((request, true, false)),
             _ => {}
@@ -198,7 +206,7 @@ fn polling_checks_every_heartbeat_and_never_two_at_once() {
     let first = sends(&mut t);
     assert_eq!(first.len(), 1, "one handshake at start");
     assert!(first[0].2, "the first check opens the connection");
-    assert_eq!(t.poll_timeout(), None, "nothing is due while the check runs");
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)), "only the check's deadline");
     t.handle(Input::RequestImmediateCheck, t0);
     assert!(sends(&mut t).is_empty(), "an immediate check is ignored while one runs");
     let hello =
@@ -215,29 +223,58 @@ fn polling_checks_every_heartbeat_and_never_two_at_once() {
     assert!(!second[0].1 && !second[0].2, "a plain hello on the same connection, not awaitable");
 }
 
+/// server-monitoring.md, "Streaming hello or legacy hello": a successful reply without
+/// moreToCome starts a new awaitable hello with that reply's topologyVersion. Streaming is
+/// never dropped for good (issue #14): a server that answers awaitable hellos at once is checked
+/// once per minHeartbeatFrequencyMS, keeps its RTT connection, and is streamed again as soon
+/// as it streams.
 #[test]
-fn streaming_uses_awaitable_hello_and_falls_back_when_the_server_does_not_stream() {
+fn streaming_uses_awaitable_hello_and_is_never_dropped_for_good() {
+    let ms = Duration::from_millis;
     let (mut t, t0) = standalone(TopologyConfig::with_seeds([addr("a")]));
     let hs = sends(&mut t);
-    let hello = bson::doc! {"ok": 1, "isWritablePrimary": true, "helloOk": true, "maxWireVersion": 21, "topologyVersion": tv(1)};
-    reply(&mut t, hs[0].0, &hello, false, t0);
+    let hello = |n| bson::doc! {"ok": 1, "isWritablePrimary": true, "helloOk": true, "maxWireVersion": 21, "topologyVersion": tv(n)};
+    reply(&mut t, hs[0].0, &hello(1), false, t0);
     let next = sends(&mut t);
     assert_eq!(next.len(), 1, "streaming: the next check starts at once");
     assert!(next[0].1, "awaitable hello with exhaustAllowed");
-    // RTT runs beside it, a heartbeat later.
-    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     // A real streaming server answers with moreToCome: keep reading.
-    reply(&mut t, next[0].0, &hello, true, t0 + Duration::from_secs(1));
+    reply(&mut t, next[0].0, &hello(1), true, t0 + Duration::from_secs(1));
     let more = sends(&mut t);
     assert_eq!(more, vec![(next[0].0, true, false)], "a ReadReply for the same exchange");
-    // The same reply without moreToCome: this server does not stream; poll it.
-    reply(&mut t, next[0].0, &hello, false, t0 + Duration::from_secs(2));
+    // The stream ends (no moreToCome) after the server held the hello 1 s: a new awaitable
+    // hello at once, with the reply's topologyVersion.
+    let at = t0 + Duration::from_secs(2);
+    reply(&mut t, next[0].0, &hello(2), false, at);
+    let mut again = Vec::new();
+    let mut closed = false;
+    while let Some(o) = t.poll_output() {
+        match o {
+            Output::Command(Command::SendHello { request, exhaust_allowed, open, command, .. }) => {
+                assert_eq!(command.get_document("topologyVersion").unwrap().get_i64("counter").unwrap(), 2);
+                again.push((request, exhaust_allowed, open));
+            }
+            Output::Command(Command::CloseConnection { .. }) => closed = true,
+            _ => {}
+        }
+    }
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].1 && !again[0].2, "awaitable again, on the same connection");
+    assert!(!closed, "no connection is closed: the RTT connection stays");
+    // This time the server answers at once, without moreToCome: the next awaitable hello
+    // waits until minHeartbeatFrequencyMS after this one started, then streams again.
+    reply(&mut t, again[0].0, &hello(2), false, at + ms(3));
     assert!(sends(&mut t).is_empty(), "no hot loop");
-    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(12)));
-    t.handle_timeout(t0 + Duration::from_secs(12));
-    let polled = sends(&mut t);
-    assert_eq!(polled.len(), 1);
-    assert!(!polled[0].1, "a plain hello: polling from now on");
+    assert_eq!(t.poll_timeout(), Some(at + ms(500)));
+    t.handle_timeout(at + ms(500));
+    let later = sends(&mut t);
+    assert_eq!(later.len(), 1);
+    assert!(later[0].1, "still awaitable: streaming is not dropped");
+    // The server streams properly again: moreToCome, read on.
+    reply(&mut t, later[0].0, &hello(3), true, at + ms(900));
+    assert_eq!(sends(&mut t), vec![(later[0].0, true, false)]);
+    // The RTT task still runs a heartbeat after streaming began.
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
 }
 
 #[test]
@@ -284,4 +321,637 @@ fn removed_servers_stop_their_monitors() {
     assert!(closed, "b's monitoring connection is closed");
     assert_eq!(t.description().servers.len(), 1);
     assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)), "only a's schedule remains");
+}
+
+/// An application error at the pool's current generation (one place to build them).
+fn app_error(t: &Topology, address: ServerAddress, kind: ApplicationErrorKind) -> ApplicationError {
+    let mut e = ApplicationError::new(address.clone(), kind);
+    e.generation = t.pool_generation(&address);
+    e
+}
+
+/// Every output, drained.
+fn outputs(t: &mut Topology) -> Vec<Output> {
+    std::iter::from_fn(|| t.poll_output()).collect()
+}
+
+fn events_of(out: &[Output]) -> Vec<&Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            Output::Command(_) => None,
+        })
+        .collect()
+}
+
+fn send_hellos(out: &[Output]) -> Vec<(RequestId, ConnectionId, bool, Option<Instant>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Command(Command::SendHello { request, connection, open, deadline, .. }) => {
+                Some((*request, *connection, *open, *deadline))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn primary_doc() -> bson::Document {
+    bson::doc! {"ok": 1, "isWritablePrimary": true, "helloOk": true, "setName": "rs", "hosts": ["a:27017"], "maxWireVersion": 21}
+}
+
+fn raw(doc: &bson::Document) -> bson::RawDocumentBuf {
+    bson::RawDocumentBuf::try_from(doc).unwrap()
+}
+
+/// Counts heartbeat events: (started, succeeded, failed).
+fn heartbeats(events: &[&Event]) -> (usize, usize, usize) {
+    events.iter().fold((0, 0, 0), |(s, ok, f), e| match e {
+        Event::ServerHeartbeatStarted { .. } => (s + 1, ok, f),
+        Event::ServerHeartbeatSucceeded { .. } => (s, ok + 1, f),
+        Event::ServerHeartbeatFailed { .. } => (s, ok, f + 1),
+        _ => (s, ok, f),
+    })
+}
+
+/// Issue #13, failure 1: a `SendHello` the I/O layer never answers no longer stalls the
+/// monitor. The core fails it at its deadline (connectTimeoutMS) at `handle_timeout`, as a
+/// timeout (server-monitoring.md, "Network or command error during server check": heartbeat
+/// failed, server Unknown, pool cleared with interruptInUseConnections), asks for the
+/// connection to be closed, and the monitor goes on.
+#[test]
+fn an_unanswered_send_hello_times_out_at_its_deadline_and_the_monitor_goes_on() {
+    let (mut t, t0) = rs_topology();
+    let first = send_hellos(&outputs(&mut t));
+    let (request, connection, open, deadline) = first[0];
+    assert!(open);
+    assert_eq!(
+        deadline,
+        Some(t0 + Duration::from_secs(10)),
+        "connectTimeoutMS's default, one overall deadline"
+    );
+    // Nothing answers. An immediate check request changes nothing while the check runs.
+    t.handle(Input::RequestImmediateCheck, t0 + Duration::from_secs(1));
+    assert!(send_hellos(&outputs(&mut t)).is_empty());
+    assert_eq!(t.poll_timeout(), deadline, "the core wakes at the deadline");
+    t.handle_timeout(t0 + Duration::from_secs(10));
+    let out = outputs(&mut t);
+    assert!(out.contains(&Output::Command(Command::CloseConnection { connection })), "{out:?}");
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Command(Command::ClearPool { interrupt_in_use_connections: true, generation: 1, .. })
+        )),
+        "{out:?}"
+    );
+    assert_eq!(heartbeats(&events_of(&out)), (0, 0, 1));
+    let a = t.description().server(&addr("a")).cloned().unwrap();
+    assert_eq!(a.server_type, ServerType::Unknown);
+    assert!(a.error.as_deref().unwrap().contains("no reply from a:27017 within 10000 ms"), "{:?}", a.error);
+    // The late reply is dropped.
+    let late = raw(&primary_doc());
+    t.handle(
+        Input::MonitorReply { request, reply: &late, round_trip_time: Duration::ZERO, more_to_come: false },
+        t0 + Duration::from_secs(11),
+    );
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+    // The monitor goes on: the server was Unknown, so it sleeps a heartbeat, or checks when
+    // asked, minHeartbeatFrequencyMS after the failure.
+    t.handle(Input::RequestImmediateCheck, t0 + Duration::from_secs(11));
+    let again = send_hellos(&outputs(&mut t));
+    assert_eq!(again.len(), 1);
+    assert!(again[0].2 && again[0].1 != connection, "a new connection");
+    assert_eq!(again[0].3, Some(t0 + Duration::from_secs(21)));
+}
+
+/// Issue #13, failure 4: one timeout convention. `connectTimeoutMS=0` is no limit: `None`
+/// everywhere (config, SendHello, ReadReply), never a zero duration; a zero duration in the
+/// configuration is refused.
+#[test]
+fn connect_timeout_zero_is_no_deadline_never_a_zero_duration() {
+    let cs = crate::ConnectionString::parse("mongodb://a/?connectTimeoutMS=0").unwrap();
+    let config = TopologyConfig::from_connection_string(&cs);
+    assert_eq!(config.connect_timeout, None);
+    let (mut t, t0) = standalone(config);
+    let first = send_hellos(&outputs(&mut t));
+    assert_eq!((first[0].2, first[0].3), (true, None), "opens the connection, no deadline");
+    assert_eq!(t.poll_timeout(), None, "nothing to time out");
+    let hello =
+        bson::doc! {"ok": 1, "isWritablePrimary": true, "maxWireVersion": 21, "topologyVersion": tv(1)};
+    reply(&mut t, first[0].0, &hello, false, t0);
+    let out = outputs(&mut t);
+    let awaitable = send_hellos(&out);
+    assert_eq!(awaitable[0].3, None, "the awaitable hello stays unlimited (\"Socket timeout\")");
+    reply(&mut t, awaitable[0].0, &hello, true, t0 + Duration::from_secs(10));
+    let out = outputs(&mut t);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Command(Command::ReadReply { deadline: None, .. }))),
+        "{out:?}"
+    );
+
+    let mut zero = TopologyConfig::with_seeds([addr("a")]);
+    zero.connect_timeout = Some(Duration::ZERO);
+    assert_eq!(Topology::new(zero, t0).unwrap_err(), ConfigError::ZeroConnectTimeout);
+}
+
+/// server-monitoring.md, "Socket timeout": connectTimeoutMS for the handshake and polling
+/// hellos, connectTimeoutMS + heartbeatFrequencyMS for awaitable hellos and streamed reads;
+/// the RTT exchange has its own deadline and fails alone.
+#[test]
+fn deadlines_follow_socket_timeout_and_rtt_timeouts_do_not_touch_the_topology() {
+    let mut config = TopologyConfig::with_seeds([addr("a")]);
+    config.connect_timeout = Some(Duration::from_secs(2));
+    let (mut t, t0) = standalone(config);
+    let hs = send_hellos(&outputs(&mut t));
+    assert_eq!(hs[0].3, Some(t0 + Duration::from_secs(2)));
+    let hello =
+        bson::doc! {"ok": 1, "isWritablePrimary": true, "maxWireVersion": 21, "topologyVersion": tv(1)};
+    reply(&mut t, hs[0].0, &hello, false, t0);
+    let aw = send_hellos(&outputs(&mut t));
+    assert_eq!(aw[0].3, Some(t0 + Duration::from_secs(12)), "connectTimeoutMS + heartbeatFrequencyMS");
+    // The RTT measurement a heartbeat later gets connectTimeoutMS; unanswered, it fails alone.
+    t.handle_timeout(t0 + Duration::from_secs(10));
+    let rtt = send_hellos(&outputs(&mut t));
+    assert_eq!(rtt.len(), 1);
+    assert_eq!(rtt[0].3, Some(t0 + Duration::from_secs(12)));
+    // Both deadlines come at 12 s: the awaitable hello times out (a check failure), the RTT
+    // exchange too (its connection closed, no event for it).
+    reply(&mut t, aw[0].0, &hello, true, t0 + Duration::from_secs(11));
+    let out = outputs(&mut t);
+    assert!(out.iter().any(|o| matches!(o, Output::Command(Command::ReadReply { deadline: Some(d), .. }) if *d == t0 + Duration::from_secs(23))));
+    t.handle_timeout(t0 + Duration::from_secs(12));
+    let out = outputs(&mut t);
+    assert_eq!(out, vec![Output::Command(Command::CloseConnection { connection: rtt[0].1 })]);
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Standalone);
+}
+
+fn driver_config(seeds: &[&str]) -> TopologyConfig {
+    let mut config = TopologyConfig::with_seeds(seeds.iter().map(|s| addr(s)));
+    config.replica_set_name = Some("rs".into());
+    config.monitor_owner = crate::MonitorOwner::Driver;
+    config
+}
+
+/// Issue #13, failure 8 (by address): `Input::CheckFailed` goes through "Network or command
+/// error during server check": paired heartbeat events, the server Unknown, the pool cleared
+/// (with interruptInUseConnections after a timeout) and the one retry asked of the driver.
+#[test]
+fn check_failed_by_address_clears_the_pool_publishes_paired_heartbeats_and_retries() {
+    let (mut t, t0) = standalone(driver_config(&["a"]));
+    let out = outputs(&mut t);
+    assert!(send_hellos(&out).is_empty(), "driver-owned: no SendHello at all");
+    assert_eq!(t.poll_timeout(), None, "and no timer");
+    let primary = raw(&primary_doc());
+    t.handle(Input::CheckStarted { address: addr("a"), awaited: false }, t0);
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(4),
+            awaited: false,
+        },
+        t0,
+    );
+    let out = outputs(&mut t);
+    assert_eq!(heartbeats(&events_of(&out)), (1, 1, 0));
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::RSPrimary);
+    // The next check fails with a timeout.
+    let at = t0 + Duration::from_secs(10);
+    t.handle(
+        Input::CheckFailed { address: addr("a"), kind: FailureKind::Timeout, error: "timed out".into() },
+        at,
+    );
+    let out = outputs(&mut t);
+    assert_eq!(heartbeats(&events_of(&out)), (1, 0, 1), "a result without CheckStarted is still paired");
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Command(Command::ClearPool { generation: 1, interrupt_in_use_connections: true, .. })
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&Output::Command(Command::RequestCheck { address: addr("a"), immediate: true })),
+        "the retry: {out:?}"
+    );
+    assert_eq!(t.pool_generation(&addr("a")), Some(1));
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+    // The retry fails too: the server was Unknown, no second retry.
+    t.handle(
+        Input::CheckFailed { address: addr("a"), kind: FailureKind::Network, error: "refused".into() },
+        at,
+    );
+    let out = outputs(&mut t);
+    assert!(!out.iter().any(|o| matches!(o, Output::Command(Command::RequestCheck { .. }))), "{out:?}");
+    assert_eq!(t.pool_generation(&addr("a")), Some(2));
+}
+
+/// Issue #13, failure 8 (core mode): a check failure reported by address ends the core's
+/// check in flight: its connection is closed and its late `MonitorReply` no longer makes the
+/// server RSPrimary again; a known server is retried at once.
+#[test]
+fn check_failed_by_address_cancels_the_check_in_flight() {
+    let (mut t, t0) = rs_topology();
+    let hs = send_hellos(&outputs(&mut t));
+    reply(&mut t, hs[0].0, &primary_doc(), false, t0);
+    let out = outputs(&mut t);
+    let check = send_hellos(&out);
+    assert!(check.is_empty(), "no topologyVersion: polling, the next check a heartbeat later");
+    t.handle_timeout(t0 + Duration::from_secs(10));
+    let check = send_hellos(&outputs(&mut t));
+    let at = t0 + Duration::from_secs(10) + Duration::from_millis(5);
+    t.handle(
+        Input::CheckFailed { address: addr("a"), kind: FailureKind::Network, error: "reset".into() },
+        at,
+    );
+    let out = outputs(&mut t);
+    assert!(out.contains(&Output::Command(Command::CloseConnection { connection: check[0].1 })), "{out:?}");
+    assert_eq!(
+        heartbeats(&events_of(&out)),
+        (1, 0, 1),
+        "the core's check ends as failed, once; the retry starts"
+    );
+    assert_eq!(t.pool_generation(&addr("a")), Some(1));
+    let retry = send_hellos(&out);
+    assert_eq!(retry.len(), 1, "one immediate retry: {out:?}");
+    assert!(retry[0].2, "on a new connection");
+    // The cancelled exchange's late reply is dropped.
+    let late = raw(&primary_doc());
+    t.handle(
+        Input::MonitorReply {
+            request: check[0].0,
+            reply: &late,
+            round_trip_time: Duration::ZERO,
+            more_to_come: false,
+        },
+        at,
+    );
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+}
+
+/// Issue #13, failure 8: `Input::HelloReply` keeps the spec's RTT moving average and
+/// minimum (server-selection.md, "Calculation of Average Round Trip Times"; server-monitoring.md,
+/// "Measuring RTT") instead of one raw sample; an awaited reply is no sample.
+#[test]
+fn hello_reply_by_address_keeps_the_rtt_moving_average_and_minimum() {
+    let (mut t, t0) = standalone(driver_config(&["a"]));
+    let primary = raw(&primary_doc());
+    for (i, ms) in [10u64, 20, 30].into_iter().enumerate() {
+        let at = t0 + Duration::from_secs(10 * i as u64);
+        t.handle(
+            Input::HelloReply {
+                address: addr("a"),
+                reply: &primary,
+                round_trip_time: Duration::from_millis(ms),
+                awaited: false,
+            },
+            at,
+        );
+    }
+    let a = t.description().server(&addr("a")).cloned().unwrap();
+    // 10, then 0.2 * 20 + 0.8 * 10 = 12, then 0.2 * 30 + 0.8 * 12 = 15.6.
+    assert_eq!(a.round_trip_time, Some(Duration::from_micros(15_600)));
+    assert_eq!(a.min_round_trip_time, Some(Duration::from_millis(10)));
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_secs(9),
+            awaited: true,
+        },
+        t0 + Duration::from_secs(40),
+    );
+    assert_eq!(
+        t.description().server(&addr("a")).unwrap().round_trip_time,
+        Some(Duration::from_micros(15_600)),
+        "a streamed reply is no sample"
+    );
+    t.handle(
+        Input::RoundTripTime { address: addr("a"), round_trip_time: Duration::from_micros(5_600) },
+        t0 + Duration::from_secs(41),
+    );
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_secs(9),
+            awaited: true,
+        },
+        t0 + Duration::from_secs(50),
+    );
+    let a = t.description().server(&addr("a")).cloned().unwrap();
+    assert_eq!(a.round_trip_time, Some(Duration::from_micros(13_600)), "the driver's RTT sample counts");
+    assert_eq!(a.min_round_trip_time, Some(Duration::from_micros(5_600)));
+}
+
+/// Driver-owned monitoring: an application's network error cancels the driver's check in flight
+/// ("hello or legacy hello Cancellation"): `CancelCheck`, a paired `ServerHeartbeatFailed`, and
+/// the cancelled check's late result ignored. Immediate checks are asked with `RequestCheck`.
+#[test]
+fn driver_owned_checks_are_cancelled_and_requested_by_command() {
+    let (mut t, t0) = standalone(driver_config(&["a"]));
+    let primary = raw(&primary_doc());
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        t0,
+    );
+    outputs(&mut t);
+    t.handle(Input::CheckStarted { address: addr("a"), awaited: true }, t0 + Duration::from_secs(1));
+    outputs(&mut t);
+    t.handle(
+        Input::ApplicationError(app_error(&t, addr("a"), ApplicationErrorKind::Network)),
+        t0 + Duration::from_secs(2),
+    );
+    let out = outputs(&mut t);
+    assert!(out.contains(&Output::Command(Command::CancelCheck { address: addr("a") })), "{out:?}");
+    let failed: Vec<_> =
+        events_of(&out).into_iter().filter(|e| matches!(e, Event::ServerHeartbeatFailed { .. })).collect();
+    assert!(
+        matches!(failed[..], [Event::ServerHeartbeatFailed { failure, awaited: true, .. }] if failure.starts_with("check cancelled")),
+        "{failed:?}"
+    );
+    // The cancelled check's result arrives late: ignored.
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(1),
+            awaited: true,
+        },
+        t0 + Duration::from_secs(3),
+    );
+    assert!(outputs(&mut t).is_empty());
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+    // A selection waits: the driver's monitors are asked for checks.
+    t.handle(Input::RequestImmediateCheck, t0 + Duration::from_secs(3));
+    assert_eq!(
+        outputs(&mut t),
+        vec![Output::Command(Command::RequestCheck { address: addr("a"), immediate: false })]
+    );
+    // The next check's result counts.
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        t0 + Duration::from_secs(4),
+    );
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::RSPrimary);
+}
+
+/// server-monitoring.md, "Clients update the topology from each handshake": a hello seen on an
+/// application connection's handshake updates the description, with no heartbeat event and no
+/// change to the monitor's schedule.
+#[test]
+fn an_application_handshake_updates_the_description_without_heartbeats() {
+    let (mut t, t0) = rs_topology();
+    outputs(&mut t);
+    let deadline = t.poll_timeout();
+    let primary = raw(&primary_doc());
+    t.handle(
+        Input::ApplicationHandshake {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(3),
+        },
+        t0,
+    );
+    let out = outputs(&mut t);
+    assert_eq!(heartbeats(&events_of(&out)), (0, 0, 0));
+    assert!(send_hellos(&out).is_empty());
+    let a = t.description().server(&addr("a")).cloned().unwrap();
+    assert_eq!(a.server_type, ServerType::RSPrimary);
+    assert_eq!(a.round_trip_time, Some(Duration::from_millis(3)));
+    assert_eq!(t.poll_timeout(), deadline, "the monitor's check in flight is untouched");
+    let error = raw(&bson::doc! {"ok": 0, "errmsg": "auth failed", "code": 18});
+    t.handle(
+        Input::ApplicationHandshake {
+            address: addr("a"),
+            reply: &error,
+            round_trip_time: Duration::from_millis(3),
+        },
+        t0,
+    );
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+    assert_eq!(t.pool_generation(&addr("a")), Some(1));
+}
+
+/// Issue #14: a server that completes the handshake and then closes the connection on every
+/// awaitable hello gets at most one new monitoring connection (and one pool clear) per
+/// minHeartbeatFrequencyMS, not a hot loop.
+#[test]
+fn a_server_failing_every_awaitable_hello_opens_one_connection_per_min_heartbeat_frequency() {
+    let (mut t, t0) = standalone(TopologyConfig::with_seeds([addr("a")]));
+    let hello =
+        bson::doc! {"ok": 1, "isWritablePrimary": true, "maxWireVersion": 21, "topologyVersion": tv(1)};
+    let mut now = t0;
+    let mut opened = Vec::new();
+    let mut out = outputs(&mut t);
+    for _ in 0..200 {
+        for (request, _, open, _) in send_hellos(&out) {
+            if open {
+                opened.push(now);
+                reply(&mut t, request, &hello, false, now);
+            } else {
+                t.handle(
+                    Input::MonitorFailed { request, kind: FailureKind::Network, error: "closed".into() },
+                    now,
+                );
+            }
+        }
+        out = outputs(&mut t);
+        if send_hellos(&out).is_empty() {
+            let Some(next) = t.poll_timeout() else { break };
+            // (The RTT connection opens at 10 s.)
+            if next > t0 + Duration::from_millis(9_900) {
+                break;
+            }
+            now = next;
+            t.handle_timeout(now);
+            out = outputs(&mut t);
+        }
+    }
+    assert!(opened.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(500)), "{opened:?}");
+    assert_eq!(opened.len(), 20, "one connection per 500 ms over 9.9 s: {opened:?}");
+    assert_eq!(t.pool_generation(&addr("a")), Some(20), "one pool clear per failed awaitable hello");
+}
+
+/// server-discovery-and-monitoring-logging-and-monitoring.md, "Heartbeats": every
+/// `ServerHeartbeatStarted` is followed by a Succeeded or Failed, also when the check ends
+/// because it was cancelled, its server removed, or the topology closed.
+#[test]
+fn heartbeat_events_are_paired_when_a_check_is_cancelled_removed_or_closed() {
+    let (mut t, t0) = standalone(TopologyConfig::with_seeds([addr("a"), addr("b"), addr("c")]));
+    let mut events = Vec::new();
+    let collect = |t: &mut Topology, events: &mut Vec<Event>| {
+        for o in outputs(t) {
+            if let Output::Event(e) = o {
+                events.push(e);
+            }
+        }
+    };
+    collect(&mut t, &mut events);
+    // c's check is cancelled by an application error.
+    t.handle(Input::ApplicationError(app_error(&t, addr("c"), ApplicationErrorKind::Network)), t0);
+    collect(&mut t, &mut events);
+    // b is removed: a primary that does not list it.
+    let primary = raw(
+        &bson::doc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017", "c:27017"], "maxWireVersion": 21},
+    );
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply: &primary,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        t0,
+    );
+    collect(&mut t, &mut events);
+    assert!(t.description().server(&addr("b")).is_none());
+    // Close with the new checks in flight.
+    t.handle(Input::RequestImmediateCheck, t0 + Duration::from_secs(1));
+    t.handle_timeout(t0 + Duration::from_secs(1));
+    t.handle(Input::Close, t0 + Duration::from_secs(1));
+    collect(&mut t, &mut events);
+    let mut open: BTreeMap<ServerAddress, usize> = BTreeMap::new();
+    let mut reasons = Vec::new();
+    for e in &events {
+        match e {
+            Event::ServerHeartbeatStarted { address, .. } => *open.entry(address.clone()).or_default() += 1,
+            Event::ServerHeartbeatSucceeded { address, .. } => *open.get_mut(address).unwrap() -= 1,
+            Event::ServerHeartbeatFailed { address, failure, .. } => {
+                *open.get_mut(address).unwrap() -= 1;
+                reasons.push((address.clone(), failure.clone()));
+            }
+            _ => {}
+        }
+    }
+    assert!(open.values().all(|n| *n == 0), "unpaired: {open:?}");
+    let reason = |a: &str| reasons.iter().find(|(x, _)| *x == addr(a)).map(|(_, r)| r.clone()).unwrap();
+    assert!(reason("c").contains("application network error"), "{reasons:?}");
+    assert!(reason("b").contains("removed from the topology"), "{reasons:?}");
+    assert!(reasons.iter().any(|(_, r)| r.contains("topology was closed")), "{reasons:?}");
+}
+
+/// SDAM "Client closing" and load-balancers.md: ServerClosed for each server, then a
+/// TopologyDescriptionChanged to an Unknown description without servers, then TopologyClosed
+/// (the order of the unified `*-emit-topology-changed-before-close` files).
+#[test]
+fn close_publishes_an_unknown_description_before_topology_closed() {
+    for load_balanced in [false, true] {
+        let mut config = TopologyConfig::with_seeds([addr("a")]);
+        config.load_balanced = load_balanced;
+        if !load_balanced {
+            config.replica_set_name = Some("rs".into());
+        }
+        let (mut t, t0) = standalone(config);
+        if !load_balanced {
+            let primary = raw(&primary_doc());
+            t.handle(
+                Input::HelloReply {
+                    address: addr("a"),
+                    reply: &primary,
+                    round_trip_time: Duration::from_millis(1),
+                    awaited: false,
+                },
+                t0,
+            );
+        }
+        outputs(&mut t);
+        let before = t.description().topology_type;
+        t.handle(Input::Close, t0);
+        let names: Vec<String> = events_of(&outputs(&mut t))
+            .into_iter()
+            .filter(|e| !matches!(e, Event::ServerHeartbeatFailed { .. }))
+            .map(|e| match e {
+                Event::ServerClosed { .. } => "ServerClosed".to_owned(),
+                Event::TopologyDescriptionChanged { previous, new, .. } => {
+                    assert_eq!(previous.topology_type, before);
+                    assert!(new.servers.is_empty());
+                    format!(
+                        "TopologyDescriptionChanged {:?} -> {:?}",
+                        previous.topology_type, new.topology_type
+                    )
+                }
+                Event::TopologyClosed { .. } => "TopologyClosed".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ServerClosed".to_owned(),
+                format!("TopologyDescriptionChanged {before:?} -> Unknown"),
+                "TopologyClosed".to_owned()
+            ],
+            "load balanced: {load_balanced}"
+        );
+        assert_eq!(t.description().topology_type, TopologyType::Unknown);
+    }
+}
+
+/// Issue #14: the RTT is reset when a server goes Unknown on a state-change error
+/// (server-selection.md: "When a server becomes unavailable, its average RTT MUST be cleared"):
+/// the first later sample is the new average.
+#[test]
+fn a_state_change_error_resets_the_rtt() {
+    let (mut t, t0) = standalone(driver_config(&["a"]));
+    let primary = raw(&primary_doc());
+    let check = |t: &mut Topology, ms: u64, at: Instant| {
+        t.handle(
+            Input::HelloReply {
+                address: addr("a"),
+                reply: &primary,
+                round_trip_time: Duration::from_millis(ms),
+                awaited: false,
+            },
+            at,
+        );
+    };
+    check(&mut t, 100, t0);
+    check(&mut t, 100, t0 + Duration::from_secs(1));
+    let not_primary = ApplicationErrorKind::Command {
+        code: Some(10107),
+        message: "not primary".into(),
+        topology_version: None,
+    };
+    t.handle(Input::ApplicationError(app_error(&t, addr("a"), not_primary)), t0 + Duration::from_secs(2));
+    assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
+    check(&mut t, 10, t0 + Duration::from_secs(3));
+    let a = t.description().server(&addr("a")).cloned().unwrap();
+    assert_eq!(a.round_trip_time, Some(Duration::from_millis(10)), "not 0.2 * 10 + 0.8 * 100");
+    assert_eq!(a.min_round_trip_time, Some(Duration::ZERO), "one sample since the reset");
+}
+
+/// SDAM test README, "Prose Tests" > "Heartbeat Tests", test 1 (the core's part): the
+/// `ServerHeartbeatStarted` of a check is output before the `SendHello` that opens its
+/// connection, and its `ServerHeartbeatFailed` after the failure, so an I/O layer that carries
+/// out the outputs in order publishes
+/// `[serverHeartbeatStartedEvent, client connected, client hello received, serverHeartbeatFailedEvent]`.
+/// (Over real TCP through both adapters: `sdam-testserver`'s `scenarios::monitoring`.)
+#[test]
+fn prose_heartbeat_1_started_is_output_before_the_monitoring_connection_opens() {
+    let mut config = TopologyConfig::with_seeds([addr("a")]);
+    config.server_selection_timeout = Duration::from_millis(500);
+    let (mut t, t0) = standalone(config);
+    let out = outputs(&mut t);
+    let started =
+        out.iter().position(|o| matches!(o, Output::Event(Event::ServerHeartbeatStarted { .. }))).unwrap();
+    let open =
+        out.iter().position(|o| matches!(o, Output::Command(Command::SendHello { open: true, .. }))).unwrap();
+    assert!(started < open, "{out:?}");
+    let request = send_hellos(&out)[0].0;
+    t.handle(
+        Input::MonitorFailed { request, kind: FailureKind::Network, error: "closed by the server".into() },
+        t0,
+    );
+    let out = outputs(&mut t);
+    assert!(matches!(events_of(&out).first(), Some(Event::ServerHeartbeatFailed { .. })), "{out:?}");
 }
