@@ -4,10 +4,36 @@
 
 use std::time::Duration;
 
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::RData;
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
+
+/// The resolver configuration for `options`: `None` (the system's) without name servers, else
+/// those servers over UDP and TCP on their ports, in order, with no search domains.
+pub fn resolver_config(options: &crate::DnsOptions) -> Option<ResolverConfig> {
+    if options.name_servers.is_empty() {
+        return None;
+    }
+    let servers = options
+        .name_servers
+        .iter()
+        .map(|addr| {
+            let connection = |mut c: ConnectionConfig| {
+                c.port = addr.port();
+                c
+            };
+            NameServerConfig::new(
+                addr.ip(),
+                true,
+                vec![connection(ConnectionConfig::udp()), connection(ConnectionConfig::tcp())],
+            )
+        })
+        .collect();
+    Some(ResolverConfig::from_name_servers(servers))
+}
 
 /// An SRV answer as the core wants it. A name without records (NXDOMAIN or no SRV record) is
 /// an empty answer: the core decides what that means (no seeds, or an unchanged host list).

@@ -24,4 +24,10 @@ pub enum ClientEvent {
         /// Whether connections in use must be interrupted too.
         interrupt_in_use_connections: bool,
     },
+    /// This subscriber fell behind: `missed` events were dropped from its queue (which is
+    /// bounded by bytes, `ClientOptions::event_buffer_bytes`) before the events that follow.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
 }

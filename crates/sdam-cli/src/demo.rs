@@ -101,7 +101,7 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
             let _ = notes.send("storyline over; still watching (Ctrl-C to stop)".to_owned());
         })
     };
-    watch(&client, "sdam demo", &args.view, style, Some(rx)).await;
+    watch(&client, None, "sdam demo", &args.view, style, Some(rx)).await;
     stop.store(true, Ordering::Relaxed);
     client.close().await;
     let _ = story.join();

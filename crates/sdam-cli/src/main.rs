@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod connect;
 mod demo;
+mod drops;
 mod render;
 mod replay;
 mod select;

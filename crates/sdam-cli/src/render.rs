@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
 use sdam::selection::estimate_staleness;
 use sdam::{Event, ServerDescription, ServerType, TopologyDescription};
 
@@ -158,22 +156,6 @@ fn server_row(td: &TopologyDescription, sd: &ServerDescription) -> [String; 8] {
     ]
 }
 
-/// The event's name as the SDAM monitoring spec spells it.
-pub(crate) fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::TopologyOpening { .. } => "TopologyOpeningEvent",
-        Event::TopologyDescriptionChanged { .. } => "TopologyDescriptionChangedEvent",
-        Event::ServerOpening { .. } => "ServerOpeningEvent",
-        Event::ServerDescriptionChanged { .. } => "ServerDescriptionChangedEvent",
-        Event::ServerClosed { .. } => "ServerClosedEvent",
-        Event::TopologyClosed { .. } => "TopologyClosedEvent",
-        Event::ServerHeartbeatStarted { .. } => "ServerHeartbeatStartedEvent",
-        Event::ServerHeartbeatSucceeded { .. } => "ServerHeartbeatSucceededEvent",
-        Event::ServerHeartbeatFailed { .. } => "ServerHeartbeatFailedEvent",
-        _ => "Event",
-    }
-}
-
 /// Whether an event is a heartbeat (left out of the human log unless asked for).
 pub(crate) fn is_heartbeat(event: &Event) -> bool {
     matches!(
@@ -184,102 +166,39 @@ pub(crate) fn is_heartbeat(event: &Event) -> bool {
     )
 }
 
-/// One line describing an event for people.
+/// One line describing an event for people: the core's `Display`, which names the fields
+/// that changed (`server a:27017 changed: topologyVersion 3 -> 4, tags {dc:ny} -> {dc:sf}`).
 pub(crate) fn event_line(event: &Event) -> String {
-    match event {
-        Event::TopologyOpening { .. } => "topology opening".to_owned(),
-        Event::TopologyDescriptionChanged { previous, new, .. } => {
-            let mut s = format!("topology {} -> {}", previous.topology_type, new.topology_type);
-            if previous.servers.len() != new.servers.len() {
-                let _ = write!(s, " ({} -> {} servers)", previous.servers.len(), new.servers.len());
-            }
-            s
-        }
-        Event::ServerOpening { address, .. } => format!("server {address} opening"),
-        Event::ServerDescriptionChanged { address, previous, new, .. } => {
-            let mut s = format!("server {address} {} -> {}", previous.server_type, new.server_type);
-            if previous.tags != new.tags {
-                let _ = write!(s, ", tags {}", new.tags);
-            }
-            if let Some(e) = &new.error {
-                let _ = write!(s, " ({e})");
-            }
-            s
-        }
-        Event::ServerClosed { address, .. } => format!("server {address} closed"),
-        Event::TopologyClosed { .. } => "topology closed".to_owned(),
-        Event::ServerHeartbeatStarted { address, awaited, .. } => {
-            format!("heartbeat started {address}{}", if *awaited { " (awaited)" } else { "" })
-        }
-        Event::ServerHeartbeatSucceeded { address, duration, .. } => {
-            format!("heartbeat succeeded {address} in {} ms", ms(*duration))
-        }
-        Event::ServerHeartbeatFailed { address, failure, .. } => {
-            format!("heartbeat failed {address}: {failure}")
-        }
-        other => format!("{other:?}"),
-    }
+    event.to_string()
 }
 
-fn server_json(sd: &ServerDescription) -> Value {
-    json!({
-        "address": sd.address.to_string(),
-        "type": sd.server_type.as_str(),
-        "setName": sd.set_name.as_deref(),
-        "roundTripTimeMS": sd.round_trip_time.map(|d| d.as_secs_f64() * 1e3),
-        "minRoundTripTimeMS": sd.min_round_trip_time.map(|d| d.as_secs_f64() * 1e3),
-        "tags": sd.tags.iter().map(|(k, v)| (k.to_owned(), Value::from(v))).collect::<serde_json::Map<_, _>>(),
-        "minWireVersion": sd.min_wire_version,
-        "maxWireVersion": sd.max_wire_version,
-        "setVersion": sd.set_version,
-        "electionId": sd.election_id.map(|o| o.to_hex()),
-        "primary": sd.primary.as_ref().map(ToString::to_string),
-        "error": sd.error.as_deref(),
-    })
+/// One JSON line of `--json`: the event as the core serializes it (feature `serde`: the
+/// spec's camelCase names, durations in milliseconds, addresses as strings), with the time it
+/// was seen (milliseconds since the epoch).
+#[derive(serde::Serialize)]
+pub(crate) struct EventLine<'a> {
+    #[serde(flatten)]
+    pub(crate) event: &'a Event,
+    pub(crate) time: u64,
 }
 
-fn topology_json(td: &TopologyDescription) -> Value {
-    json!({
-        "type": td.topology_type.as_str(),
-        "setName": td.set_name.as_deref(),
-        "maxSetVersion": td.max_set_version,
-        "maxElectionId": td.max_election_id.map(|o| o.to_hex()),
-        "compatibilityError": td.compatibility_error,
-        "servers": td.servers.iter().map(|sd| server_json(sd)).collect::<Vec<_>>(),
-    })
+/// A note of `demo` (what the storyline did) as a JSON line.
+#[derive(serde::Serialize)]
+pub(crate) struct NoteLine<'a> {
+    pub(crate) event: &'static str,
+    pub(crate) note: &'a str,
+    pub(crate) time: u64,
 }
 
-/// An event as one JSON object, with the time it was seen (milliseconds since the epoch).
-pub(crate) fn event_json(event: &Event, unix_ms: u128) -> Value {
-    let mut v = match event {
-        Event::TopologyDescriptionChanged { previous, new, .. } => {
-            json!({"previousDescription": topology_json(previous), "newDescription": topology_json(new)})
-        }
-        Event::ServerDescriptionChanged { address, previous, new, .. } => json!({
-            "address": address.to_string(),
-            "previousDescription": server_json(previous),
-            "newDescription": server_json(new),
-        }),
-        Event::ServerOpening { address, .. } | Event::ServerClosed { address, .. } => {
-            json!({"address": address.to_string()})
-        }
-        Event::ServerHeartbeatStarted { address, awaited, .. } => {
-            json!({"address": address.to_string(), "awaited": awaited})
-        }
-        Event::ServerHeartbeatSucceeded { address, duration, awaited, .. } => {
-            json!({"address": address.to_string(), "durationMS": duration.as_secs_f64() * 1e3, "awaited": awaited})
-        }
-        Event::ServerHeartbeatFailed { address, duration, failure, awaited, .. } => json!({
-            "address": address.to_string(),
-            "durationMS": duration.as_secs_f64() * 1e3,
-            "failure": failure,
-            "awaited": awaited,
-        }),
-        _ => json!({}),
-    };
-    v["event"] = Value::from(event_name(event));
-    v["time"] = Value::from(u64::try_from(unix_ms).unwrap_or(u64::MAX));
-    v
+/// Milliseconds since the epoch, now.
+pub(crate) fn unix_ms() -> u64 {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+/// One value as a line of JSON.
+pub(crate) fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize: {e}\"}}"))
 }
 
 #[cfg(test)]
@@ -318,8 +237,9 @@ mod tests {
             previous,
             new: std::sync::Arc::new(new),
         };
-        assert_eq!(event_line(&event), "server a:27017 Unknown -> RSPrimary");
-        let v = event_json(&event, 5);
+        assert_eq!(event_line(&event), "server a:27017 changed: type Unknown -> RSPrimary");
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&EventLine { event: &event, time: 5 })).unwrap();
         assert_eq!(v["event"], "ServerDescriptionChangedEvent");
         assert_eq!(v["newDescription"]["type"], "RSPrimary");
         assert_eq!(v["time"], 5);

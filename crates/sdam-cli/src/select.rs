@@ -5,15 +5,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sdam::selection::{explain, SelectionCriteria};
-use sdam::{ConnectionString, ReadPreference, ReadPreferenceMode, TagSet, TopologyConfig};
+use sdam::{ReadPreference, ReadPreferenceMode, TagSet, TopologyConfig};
+use sdam_tokio::{ClientEvent, ClientOptions};
 
+use crate::connect::ConnectArgs;
+use crate::drops::Drops;
 use crate::render::{ms, Style};
 
 /// Arguments of `sdam select`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The connection string (`mongodb://host1,host2/?replicaSet=rs0` or `mongodb+srv://...`).
-    uri: String,
+    /// How to reach the deployment.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The read preference mode: primary, primaryPreferred, secondary, secondaryPreferred or
     /// nearest.
     #[arg(long, short = 'r', value_name = "MODE", value_parser = parse_mode, default_value = "primary")]
@@ -37,9 +41,7 @@ pub(crate) struct Args {
 }
 
 fn parse_mode(s: &str) -> Result<ReadPreferenceMode, String> {
-    ReadPreferenceMode::parse(s).ok_or_else(|| {
-        format!("unknown mode {s:?} (expected primary, primaryPreferred, secondary, secondaryPreferred or nearest)")
-    })
+    s.parse().map_err(|e: sdam::UnknownName| e.to_string())
 }
 
 /// `dc:ny,rack:1` → `{dc: "ny", rack: "1"}`; `""` → `{}`.
@@ -69,30 +71,28 @@ impl Args {
         Ok(SelectionCriteria::read(rp))
     }
 
-    fn config(&self) -> Result<TopologyConfig, String> {
-        let cs = ConnectionString::parse(&self.uri).map_err(|e| format!("invalid URI: {e}"))?;
-        for warning in cs.warnings() {
-            eprintln!("warning: {warning}");
-        }
-        let mut config = TopologyConfig::from_connection_string(&cs);
+    fn config(&self) -> Result<(TopologyConfig, ClientOptions), String> {
+        let (mut config, options) = self.connect.client_parts()?;
         if let Some(ms) = self.local_threshold {
             config.local_threshold = Duration::from_millis(ms);
         }
         if let Some(ms) = self.timeout {
             config.server_selection_timeout = Duration::from_millis(ms);
         }
-        Ok(config)
+        Ok((config, options))
     }
 }
 
 /// Runs one selection; exit 0 with the chosen server, 1 with the explained error, 2 on bad
 /// arguments.
 pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
-    let (criteria, config) = match args.criteria().and_then(|c| Ok((c, args.config()?))) {
+    let (criteria, (config, options)) = match args.criteria().and_then(|c| Ok((c, args.config()?))) {
         Ok(x) => x,
         Err(e) => return crate::fail(&e),
     };
-    let client = match sdam_tokio::Client::new(config) {
+    let expected_set = config.replica_set_name.clone();
+    // Subscribed before monitoring starts: a seed dropped at its first check is seen.
+    let (client, mut events) = match sdam_tokio::Client::with_subscription(config, options) {
         Ok(c) => c,
         Err(e) => return crate::fail(&format!("invalid configuration: {e}")),
     };
@@ -110,6 +110,15 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{} {e}", style.red("error:"));
+            // Servers dropped because of what they said about themselves: the likely cause.
+            let mut drops = Drops::new(expected_set.map(|s| s.to_string()));
+            while let Some(event) = events.try_recv() {
+                if let ClientEvent::Sdam(event) = event {
+                    if let Some(why) = drops.observe(&event) {
+                        eprintln!("{} {why}", style.bold("hint:"));
+                    }
+                }
+            }
             ExitCode::FAILURE
         }
     };
@@ -131,6 +140,6 @@ mod tests {
         assert!(parse_tag_set("dc=ny").unwrap_err().contains("key:value"));
         assert!(parse_tag_set(":ny").unwrap_err().contains("empty key"));
         assert!(parse_mode("secondary").is_ok());
-        assert!(parse_mode("fastest").unwrap_err().contains("unknown mode"));
+        assert!(parse_mode("fastest").unwrap_err().contains("unknown read preference mode"));
     }
 }

@@ -4,18 +4,24 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use sdam::{ConnectionString, Event, TopologyConfig};
-use sdam_tokio::{Client, ClientEvent};
+use sdam::Event;
+use sdam_tokio::{Client, ClientEvent, Subscription};
 
-use crate::render::{event_json, event_line, is_heartbeat, topology_table, Style};
+use crate::connect::ConnectArgs;
+use crate::drops::Drops;
+
+use crate::render::{
+    event_line, is_heartbeat, json_line, topology_table, unix_ms, EventLine, NoteLine, Style,
+};
 
 /// Arguments of `sdam watch`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The connection string (`mongodb://host1,host2/?replicaSet=rs0` or `mongodb+srv://...`).
-    uri: String,
+    /// How to reach the deployment.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// How to show the deployment.
     #[command(flatten)]
     pub(crate) view: ViewArgs,
@@ -40,21 +46,17 @@ pub(crate) struct ViewArgs {
 
 /// Watches the deployment until Ctrl-C or `--duration`.
 pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
-    let config = match ConnectionString::parse(&args.uri) {
-        Ok(cs) => {
-            for warning in cs.warnings() {
-                eprintln!("warning: {warning}");
-            }
-            TopologyConfig::from_connection_string(&cs)
-        }
-        Err(e) => return crate::fail(&format!("invalid URI: {e}")),
+    let (config, options) = match args.connect.client_parts() {
+        Ok(parts) => parts,
+        Err(e) => return crate::fail(&e),
     };
-    let client = match Client::new(config) {
+    // Subscribed before monitoring starts, so the log begins with TopologyOpening.
+    let (client, events) = match Client::with_subscription(config, options) {
         Ok(c) => c,
         Err(e) => return crate::fail(&format!("invalid configuration: {e}")),
     };
-    let title = format!("sdam watch {}", args.uri);
-    watch(&client, &title, &args.view, style, None).await;
+    let title = format!("sdam watch {}", args.connect.uri);
+    watch(&client, Some(events), &title, &args.view, style, None).await;
     client.close().await;
     ExitCode::SUCCESS
 }
@@ -63,14 +65,21 @@ pub(crate) async fn run(args: &Args, style: Style) -> ExitCode {
 /// does to the deployment) logged among the events.
 pub(crate) async fn watch(
     client: &Client,
+    events: Option<Subscription>,
     title: &str,
     view: &ViewArgs,
     style: Style,
     mut notes: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 ) {
-    let mut events = client.subscribe();
-    let mut screen =
-        Screen { title, view, style, log: VecDeque::new(), started: tokio::time::Instant::now() };
+    let mut events = events.unwrap_or_else(|| client.subscribe());
+    let mut screen = Screen {
+        title,
+        view,
+        style,
+        log: VecDeque::new(),
+        started: tokio::time::Instant::now(),
+        drops: Drops::new(client.description().set_name.as_deref().map(str::to_owned)),
+    };
     screen.show(client, None);
     let deadline = view.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let until_deadline = async {
@@ -89,6 +98,9 @@ pub(crate) async fn watch(
                     if closed {
                         break;
                     }
+                }
+                Some(ClientEvent::Lagged { missed }) => {
+                    screen.note(client, &format!("this view fell behind: {missed} events were dropped"));
                 }
                 Some(_) => {}
                 None => break,
@@ -120,6 +132,7 @@ struct Screen<'a> {
     style: Style,
     log: VecDeque<String>,
     started: tokio::time::Instant,
+    drops: Drops,
 }
 
 impl Screen<'_> {
@@ -127,11 +140,7 @@ impl Screen<'_> {
         let t = self.started.elapsed().as_secs_f64();
         let line = format!("[{t:>8.3}s] {}", self.style.bold(&format!("** {note}")));
         if self.view.json {
-            let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            println!(
-                "{}",
-                serde_json::json!({"event": "Note", "note": note, "time": u64::try_from(unix_ms).unwrap_or(u64::MAX)})
-            );
+            println!("{}", json_line(&NoteLine { event: "Note", note, time: unix_ms() }));
         } else if self.style.is_terminal() {
             self.log.push_back(line);
             self.show(client, None);
@@ -140,11 +149,26 @@ impl Screen<'_> {
         }
     }
 
+    /// A server dropped because of its own reply: said in the log, with the hint.
+    fn dropped(&mut self, client: &Client, why: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        if self.view.json {
+            println!("{}", json_line(&NoteLine { event: "ServerDropped", note: why, time: unix_ms() }));
+        } else if self.style.is_terminal() {
+            self.log.push_back(format!("[{t:>8.3}s] {}", self.style.red(why)));
+            self.show(client, None);
+        } else {
+            println!("[{t:>8.3}s] {why}");
+        }
+    }
+
     fn show(&mut self, client: &Client, event: Option<&Event>) {
+        if let Some(why) = event.and_then(|e| self.drops.observe(e)) {
+            self.dropped(client, &why);
+        }
         if self.view.json {
             if let Some(event) = event {
-                let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-                println!("{}", event_json(event, unix_ms));
+                println!("{}", json_line(&EventLine { event, time: unix_ms() }));
             }
             return;
         }

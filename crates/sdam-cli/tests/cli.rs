@@ -62,7 +62,7 @@ fn replay_prints_phases_and_reports_differences() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("== phase 0"), "{text}");
-    assert!(text.contains("server a:27017 Unknown -> RSPrimary"), "{text}");
+    assert!(text.contains("server a:27017 changed: type Unknown -> RSPrimary, setName none -> rs"), "{text}");
     assert!(text.contains("topology: ReplicaSetWithPrimary"), "{text}");
 
     // The same scenario with a wrong expectation: reported, exit code 1.
@@ -141,7 +141,7 @@ fn select_rejects_bad_arguments_with_exit_code_2() {
     assert!(stderr(&not_a_uri).contains("invalid URI"), "{}", stderr(&not_a_uri));
     let bad_mode = sdam(&["select", "mongodb://a", "-r", "fastest"]);
     assert_eq!(bad_mode.status.code(), Some(2));
-    assert!(stderr(&bad_mode).contains("unknown mode"), "{}", stderr(&bad_mode));
+    assert!(stderr(&bad_mode).contains("unknown read preference mode"), "{}", stderr(&bad_mode));
     let conflict = sdam(&["select", "mongodb://a", "--write", "--tags", "dc:ny"]);
     assert_eq!(conflict.status.code(), Some(2));
     let primary_tags = sdam(&["select", "mongodb://a", "-r", "primary", "--tags", "dc:ny"]);
@@ -174,7 +174,7 @@ fn watch_shows_the_deployment_as_json_lines_and_as_a_table() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("ADDRESS") && text.contains("RTT avg/min ms"), "{text}");
-    assert!(text.contains(&format!("server {primary} Unknown -> RSPrimary")), "{text}");
+    assert!(text.contains(&format!("server {primary} changed: type Unknown -> RSPrimary")), "{text}");
     assert!(!text.contains('\x1b'), "no colour when not on a terminal");
 }
 
@@ -196,4 +196,83 @@ fn demo_runs_the_storyline_without_a_server() {
         .collect();
     assert!(changes.contains(&("RSPrimary", "Unknown")), "{changes:?}");
     assert!(changes.contains(&("RSSecondary", "RSPrimary")), "{changes:?}");
+}
+
+fn tcp_port(address: &sdam::ServerAddress) -> u16 {
+    match address {
+        sdam::ServerAddress::Tcp { port, .. } => *port,
+        sdam::ServerAddress::Unix { .. } => unreachable!("scripted servers listen on TCP"),
+    }
+}
+
+/// issue #15: `sdam watch` could not reach a `mongodb+srv` (TLS) deployment, and a change
+/// within one server type showed as `RSSecondary -> RSSecondary`. Here a scripted TLS replica
+/// set is reached through `mongodb+srv` via a DNS server started in the test, and a tag change
+/// is logged with the fields that changed.
+#[test]
+fn watch_reaches_a_tls_replica_set_through_mongodb_srv_and_names_what_changed() {
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    let rs = ReplicaSet::builder("rs0")
+        .member(MemberSpec::new(Role::Primary))
+        .member(MemberSpec::new(Role::Secondary).tags([("dc", "ny")]))
+        .tls()
+        .start()
+        .expect("scripted TLS replica set");
+    let ca = write_temp("srv-ca.pem", rs.ca_pem().expect("a TLS set has a CA"));
+    let dns = sdam_testserver::dns::DnsServer::start("0.0.1").expect("DNS server");
+    let seeds: Vec<(&str, u16)> = rs.addresses().iter().map(|a| ("127.0.0.1", tcp_port(a))).collect();
+    dns.set_srv("_mongodb._tcp.rs.0.0.1", &seeds, 1).expect("SRV records");
+    dns.set_txt("rs.0.0.1", &["replicaSet=rs0"], 1).expect("TXT record");
+    let dns_server = dns.address().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_sdam"))
+        .args(["watch", "mongodb+srv://rs.0.0.1/?heartbeatFrequencyMS=500", "--duration", "4"])
+        .args(["--tls-ca-file", ca.to_str().expect("utf-8 path"), "--dns-server", &dns_server])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sdam");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    rs.set_tags(1, [("dc", "sf")]).expect("retag");
+    let out = child.wait_with_output().expect("sdam watch");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (primary, secondary) = (rs.address(0).expect("member"), rs.address(1).expect("member"));
+    assert!(
+        text.contains(&format!("server {primary} changed: type Unknown -> RSPrimary, setName none -> rs0")),
+        "{text}"
+    );
+    assert!(text.contains("topology: ReplicaSetWithPrimary  set: rs0"), "{text}");
+    let retag = text
+        .lines()
+        .find(|l| l.contains(&format!("server {secondary} changed: ")) && l.contains("{dc:sf}"))
+        .unwrap_or_else(|| panic!("no retag line: {text}"));
+    assert!(retag.ends_with("topologyVersion 0 -> 1, tags {dc:ny} -> {dc:sf}"), "{retag}");
+}
+
+/// The Docker / Kubernetes / tunnel case: the seed is reached as 127.0.0.1 but the replica set
+/// knows its members by names the client cannot resolve; SDAM drops the seed. `watch` and a
+/// failed `select` say why, with the hint.
+#[test]
+fn watch_and_select_say_why_a_seed_was_dropped() {
+    use sdam_testserver::{MemberSpec, ReplicaSet, Role};
+    let rs = ReplicaSet::builder("rs0")
+        .member(MemberSpec::new(Role::Primary).advertised_as("mongo-0"))
+        .start()
+        .expect("scripted replica set");
+    let seed = rs.address(0).expect("member");
+    let port = tcp_port(&seed);
+    let uri = format!("mongodb://{seed}/?replicaSet=rs0&heartbeatFrequencyMS=500&connectTimeoutMS=500");
+    let out = sdam(&["watch", &uri, "--duration", "1.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = format!(
+        "{seed} was dropped: reached as {seed} but the server calls itself mongo-0:{port}: \
+         use directConnection=true or make the names resolvable"
+    );
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+
+    let out = sdam(&["select", &uri, "--timeout", "1000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("hint: {expected}")), "{err}");
 }

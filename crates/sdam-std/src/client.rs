@@ -62,7 +62,26 @@ impl Client {
     }
 
     /// [`Client::new`] with TLS and other adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options, false).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), with a subscription made before monitoring
+    /// starts: it sees every event from `TopologyOpening` on (one made with
+    /// [`subscribe`](Self::subscribe) after construction may miss the first events).
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options, true)
+            .map(|(client, events)| (client, events.expect("subscribed at start")))
+    }
+
+    fn start(
+        mut config: TopologyConfig,
+        options: ClientOptions,
+        subscribe: bool,
+    ) -> Result<(Self, Option<Subscription>), Error> {
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
         }
@@ -70,16 +89,22 @@ impl Client {
         let tls =
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
         #[cfg(not(feature = "tls"))]
-        let tls = {
-            let ClientOptions {} = options;
-            crate::connection::TlsContext
-        };
+        let tls = crate::connection::TlsContext;
+        #[cfg(not(feature = "dns"))]
+        sdam_adapter::refuse_srv_without_dns(&config, "sdam-std")?;
         let selection_timeout = config.server_selection_timeout;
         let topology = Topology::new(config, Instant::now())?;
-        let shared = Arc::new(Shared::new(topology));
-        let driver = Driver::new(Arc::clone(&shared), tls);
+        let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        let events = subscribe.then(|| Subscription::new(shared.subscribers.subscribe()));
+        let driver = Driver::new(
+            Arc::clone(&shared),
+            tls,
+            #[cfg(feature = "dns")]
+            options.dns,
+        );
         let thread = shared.spawn("sdam-driver".to_owned(), move || driver.run())?;
-        Ok(Self { handle: Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout }) })
+        let handle = Arc::new(Handle { shared, driver: Mutex::new(Some(thread)), selection_timeout });
+        Ok((Self { handle }, events))
     }
 
     /// A client for a `mongodb://` or `mongodb+srv://` connection string; with the `tls`
@@ -88,7 +113,7 @@ impl Client {
     pub fn from_uri(uri: &str) -> Result<Self, Error> {
         let (config, tls) = sdam_adapter::config_from_uri(uri)?;
         #[cfg(feature = "tls")]
-        let options = ClientOptions { tls };
+        let options = ClientOptions { tls, ..ClientOptions::default() };
         #[cfg(not(feature = "tls"))]
         let options = match tls {
             None => ClientOptions::default(),
@@ -152,7 +177,7 @@ impl Client {
 
     /// Subscribes to the client's events from now on.
     pub fn subscribe(&self) -> Subscription {
-        self.handle.shared.subscribers.subscribe()
+        Subscription::new(self.handle.shared.subscribers.subscribe())
     }
 
     /// Reports an error an application operation saw on a server's connection.
@@ -255,6 +280,97 @@ mod tests {
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
         let selection_events = events.try_iter_selection();
         assert!(selection_events >= 2, "started and failed log events: {selection_events}");
+        client.close();
+    }
+
+    /// A real selection's log event and a real heartbeat event from a 1-member set.
+    fn real_events(client: &Client) -> (ClientEvent, ClientEvent) {
+        let events = client.subscribe();
+        client.request_check();
+        drop(client.select_server(SelectionCriteria::write()).unwrap());
+        let (mut selection, mut heartbeat) = (None, None);
+        let start = Instant::now();
+        while selection.is_none() || heartbeat.is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no selection or heartbeat event");
+            match events.recv_timeout(Duration::from_millis(100)) {
+                Some(e @ ClientEvent::Selection(_)) => selection = Some(e),
+                Some(e @ ClientEvent::Sdam(sdam::Event::ServerHeartbeatSucceeded { .. })) => {
+                    heartbeat = Some(e);
+                }
+                _ => client.request_check(),
+            }
+        }
+        (selection.unwrap(), heartbeat.unwrap())
+    }
+
+    /// issue #15: one never-read subscription grew the process to 1.65 GB over 2 M selections
+    /// (two ~810-byte selection events each). 2 M selection events through the publishing path
+    /// of selections now stay within the subscription's bound, far under 64 MB; the reader
+    /// learns how many it missed.
+    #[test]
+    fn a_never_read_subscription_stays_bounded_over_2m_selection_events() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let client = Client::new(TopologyConfig::with_seeds(set.addresses())).unwrap();
+        let never_read = client.subscribe();
+        let (selection, _) = real_events(&client);
+        let size = sdam_adapter::subscribers::event_size(&selection);
+        // ~220 bytes with one member (~810 with the 3-member sets of the report): 2 M of them
+        // unbounded would be over 400 MB.
+        assert!(size > 150, "a selection event accounts for its strings: {size}");
+        let shared = &client.handle.shared;
+        let mut peak = 0;
+        for i in 0..2_000_000u32 {
+            shared.subscribers.publish(selection.clone());
+            if i % 65_536 == 0 {
+                peak = peak.max(never_read.queued_bytes());
+            }
+        }
+        peak = peak.max(never_read.queued_bytes());
+        assert!(peak < 64 << 20, "queued {peak} bytes");
+        assert!(peak <= shared.subscribers.max_bytes(), "queued {peak} bytes");
+        let first = never_read.try_recv();
+        let Some(ClientEvent::Lagged { missed }) = first else {
+            panic!("expected Lagged first, got {first:?}")
+        };
+        assert!(missed > 1_900_000, "missed {missed}");
+        assert_eq!(never_read.missed(), missed);
+        client.close();
+    }
+
+    /// Heartbeat events carry the whole reply: with 200 KB replies, 4,096 queued events were
+    /// 698 MB. Queues are bounded by bytes, so they stay within the bound whatever the size.
+    #[test]
+    fn large_heartbeat_replies_are_bounded_by_bytes_and_a_lagging_reader_is_told() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let options = ClientOptions { event_buffer_bytes: 4 << 20, ..ClientOptions::default() };
+        let client = Client::with_options(TopologyConfig::with_seeds(set.addresses()), options).unwrap();
+        let (_, mut heartbeat) = real_events(&client);
+        if let ClientEvent::Sdam(sdam::Event::ServerHeartbeatSucceeded { reply, .. }) = &mut heartbeat {
+            let padding = "x".repeat(200 * 1024);
+            *reply = bson::rawdoc! { "ok": 1, "padding": padding };
+        }
+        let lagging = client.subscribe();
+        for _ in 0..1_000 {
+            client.handle.shared.subscribers.publish(heartbeat.clone());
+        }
+        let queued = lagging.queued_bytes();
+        assert!(queued <= 4 << 20, "queued {queued} bytes of 200 KB heartbeats");
+        assert!(matches!(lagging.try_recv(), Some(ClientEvent::Lagged { missed }) if missed >= 980));
+        assert!(matches!(
+            lagging.try_recv(),
+            Some(ClientEvent::Sdam(sdam::Event::ServerHeartbeatSucceeded { .. }))
+        ));
+        client.close();
+    }
+
+    #[test]
+    fn a_subscription_made_at_construction_sees_topology_opening_first() {
+        let set = ReplicaSet::builder("rs0").member(MemberSpec::new(Role::Primary)).start().unwrap();
+        let (client, events) =
+            Client::with_subscription(TopologyConfig::with_seeds(set.addresses()), ClientOptions::default())
+                .unwrap();
+        let first = events.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(first, Some(ClientEvent::Sdam(sdam::Event::TopologyOpening { .. }))), "{first:?}");
         client.close();
     }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
 use sdam::{Input, RequestId};
-use sdam_adapter::dns::{srv_answer, timed_out, txt_answer};
+use sdam_adapter::dns::{resolver_config, srv_answer, timed_out, txt_answer};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::shared::Shared;
@@ -31,7 +32,7 @@ pub(crate) struct Dns {
 
 impl Dns {
     /// Starts the thread (lookups fail with an explanation if it cannot start).
-    pub(crate) fn start(shared: Arc<Shared>) -> Self {
+    pub(crate) fn start(shared: Arc<Shared>, options: sdam_adapter::DnsOptions) -> Self {
         let (tx, mut rx) = unbounded_channel::<Lookup>();
         let answers = Arc::clone(&shared);
         let thread = shared
@@ -43,8 +44,16 @@ impl Dns {
                     }
                 };
                 runtime.block_on(async move {
-                    let resolver =
-                        TokioResolver::builder_tokio().and_then(|b| b.build()).map_err(|e| e.to_string());
+                    let resolver = match resolver_config(&options) {
+                        Some(config) => {
+                            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+                                .build()
+                                .map_err(|e| format!("name servers {:?}: {e}", options.name_servers))
+                        }
+                        None => {
+                            TokioResolver::builder_tokio().and_then(|b| b.build()).map_err(|e| e.to_string())
+                        }
+                    };
                     let resolver = Arc::new(resolver);
                     let mut tasks = tokio::task::JoinSet::new();
                     while let Some(job) = rx.recv().await {

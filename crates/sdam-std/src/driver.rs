@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sdam::{Command, Output};
 
 use crate::connection::{Connections, TlsContext};
+#[cfg(feature = "dns")]
 use crate::dns::Dns;
 use crate::shared::Shared;
 use crate::ClientEvent;
@@ -15,15 +16,30 @@ use crate::ClientEvent;
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     connections: Connections,
+    #[cfg(feature = "dns")]
     dns: Option<Dns>,
+    #[cfg(feature = "dns")]
+    dns_options: sdam_adapter::DnsOptions,
     /// The last deadline `handle_timeout` ran for (a deadline is fired once).
     fired: Option<Instant>,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, tls: TlsContext) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        tls: TlsContext,
+        #[cfg(feature = "dns")] dns_options: sdam_adapter::DnsOptions,
+    ) -> Self {
         let connections = Connections::new(Arc::clone(&shared), tls);
-        Self { shared, connections, dns: None, fired: None }
+        Self {
+            shared,
+            connections,
+            #[cfg(feature = "dns")]
+            dns: None,
+            #[cfg(feature = "dns")]
+            dns_options,
+            fired: None,
+        }
     }
 
     /// Runs until the topology is closed, then closes every connection, joins every thread
@@ -39,6 +55,7 @@ impl Driver {
             }
         }
         self.connections.close_all();
+        #[cfg(feature = "dns")]
         if let Some(dns) = self.dns.take() {
             dns.stop();
         }
@@ -128,11 +145,23 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            #[cfg(feature = "dns")]
             Command::ResolveSrv { request, name, deadline } => {
                 self.dns().resolve_srv(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
             }
+            #[cfg(feature = "dns")]
             Command::ResolveTxt { request, name, deadline } => {
                 self.dns().resolve_txt(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));
+            }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveSrv { request, .. } => {
+                let error = sdam_adapter::no_dns("sdam-std");
+                self.shared.handle(sdam::Input::SrvResolved { request, result: Err(error) });
+            }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveTxt { request, .. } => {
+                let error = sdam_adapter::no_dns("sdam-std");
+                self.shared.handle(sdam::Input::TxtResolved { request, result: Err(error) });
             }
             // The adapter runs the core's monitors (MonitorOwner::Core): these are only sent
             // to a driver that owns its monitors.
@@ -142,8 +171,10 @@ impl Driver {
         }
     }
 
+    #[cfg(feature = "dns")]
     fn dns(&mut self) -> &Dns {
-        self.dns.get_or_insert_with(|| Dns::start(Arc::clone(&self.shared)))
+        let (shared, options) = (&self.shared, &self.dns_options);
+        self.dns.get_or_insert_with(|| Dns::start(Arc::clone(shared), options.clone()))
     }
 }
 

@@ -1,32 +1,54 @@
-//! Events for subscribers, over std mpsc channels.
+//! Events for subscribers: one queue per subscriber, bounded by bytes
+//! ([`ClientOptions::event_buffer_bytes`](crate::ClientOptions::event_buffer_bytes)), shared
+//! with sdam-tokio (`sdam_adapter::subscribers`).
 
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use sdam_adapter::subscribers::Receiver;
 
 use crate::ClientEvent;
 
 /// A subscription to a client's events, from the moment it was made. The stream ends
 /// (`recv` returns `None`) once the client is closed and every event was received.
+///
+/// Its queue is bounded by bytes: a subscriber that falls that far behind loses the oldest
+/// events and receives a [`ClientEvent::Lagged`] with their number in their place;
+/// [`missed`](Self::missed) counts them all.
 #[derive(Debug)]
 pub struct Subscription {
-    rx: Receiver<ClientEvent>,
+    rx: Receiver,
 }
 
 impl Subscription {
+    pub(crate) fn new(rx: Receiver) -> Self {
+        Self { rx }
+    }
+
     /// The next event, blocking; `None` once the client is closed and drained.
     pub fn recv(&self) -> Option<ClientEvent> {
-        self.rx.recv().ok()
+        self.rx.recv_blocking(None)
     }
 
     /// The next event within `timeout`; `None` on timeout or once closed and drained.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<ClientEvent> {
-        self.rx.recv_timeout(timeout).ok()
+        self.rx.recv_blocking(Some(Instant::now() + timeout))
     }
 
     /// The next event if one is waiting.
     pub fn try_recv(&self) -> Option<ClientEvent> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
+    }
+
+    /// How many events this subscription skipped because it fell behind.
+    pub fn missed(&self) -> u64 {
+        self.rx.missed()
+    }
+
+    /// The accounted bytes of the events waiting for this subscription (for tests and
+    /// monitoring the bound; not a stable interface).
+    #[doc(hidden)]
+    pub fn queued_bytes(&self) -> usize {
+        self.rx.queued_bytes()
     }
 }
 
@@ -35,40 +57,5 @@ impl Iterator for Subscription {
 
     fn next(&mut self) -> Option<ClientEvent> {
         self.recv()
-    }
-}
-
-/// The subscribers' senders.
-#[derive(Debug, Default)]
-pub(crate) struct Subscribers(Mutex<Option<Vec<Sender<ClientEvent>>>>);
-
-impl Subscribers {
-    pub(crate) fn new() -> Self {
-        Self(Mutex::new(Some(Vec::new())))
-    }
-
-    /// A new subscription (already ended if the client is closed).
-    pub(crate) fn subscribe(&self) -> Subscription {
-        let (tx, rx) = mpsc::channel();
-        if let Some(list) = self.lock().as_mut() {
-            list.push(tx);
-        }
-        Subscription { rx }
-    }
-
-    /// Sends `event` to every live subscriber.
-    pub(crate) fn publish(&self, event: ClientEvent) {
-        if let Some(list) = self.lock().as_mut() {
-            list.retain(|tx| tx.send(event.clone()).is_ok());
-        }
-    }
-
-    /// Ends every subscription (after the last event).
-    pub(crate) fn close(&self) {
-        self.lock().take();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Sender<ClientEvent>>>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

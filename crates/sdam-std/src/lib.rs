@@ -12,7 +12,10 @@
 //! - [`Client::select_server`] polls the core's selection and sleeps on a `Condvar` until the
 //!   description changes (`Command::WakeSelections`) or the selection's deadline.
 //! - `mongodb+srv` lookups (`Command::ResolveSrv` / `ResolveTxt`) run on hickory's resolver in
-//!   one DNS thread.
+//!   one DNS thread (the default `dns` feature; without it `mongodb+srv` is refused), at the
+//!   system's name servers or those of [`ClientOptions::dns`].
+//! - Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
+//!   that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
 //! - With the `tls` feature, connections use rustls (ring) with `tlsCAFile` /
 //!   `tlsAllowInvalidCertificates`; the server name is each address's host.
 //!
@@ -32,6 +35,7 @@
 
 mod client;
 mod connection;
+#[cfg(feature = "dns")]
 mod dns;
 mod driver;
 mod events;
@@ -42,6 +46,8 @@ mod transport;
 pub use client::Client;
 pub use events::Subscription;
 pub use options::ClientOptions;
+#[cfg(feature = "dns")]
+pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};

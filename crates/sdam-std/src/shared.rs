@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use sdam::{Input, Topology};
 
-use crate::events::Subscribers;
+use sdam_adapter::subscribers::Subscribers;
 
 /// The topology and the flags around it.
 #[derive(Debug)]
@@ -33,12 +33,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(topology: Topology) -> Self {
+    pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
         Self {
             core: Mutex::new(Core { topology, dirty: true, wake_generation: 0 }),
             driver_wake: Condvar::new(),
             selection_wake: Condvar::new(),
-            subscribers: Subscribers::new(),
+            subscribers: Subscribers::new(event_buffer_bytes),
             live_threads: AtomicUsize::new(0),
         }
     }

@@ -43,6 +43,8 @@
 mod builder;
 mod cluster;
 mod connection;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod jongodb;
 mod listener;
 mod member;

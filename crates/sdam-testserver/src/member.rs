@@ -59,6 +59,7 @@ pub struct MemberSpec {
     pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) up: bool,
+    pub(crate) advertised_host: Option<String>,
 }
 
 impl MemberSpec {
@@ -71,6 +72,7 @@ impl MemberSpec {
             command_latency: None,
             streaming: true,
             up: true,
+            advertised_host: None,
         }
     }
 
@@ -90,6 +92,14 @@ impl MemberSpec {
     /// `moreToCome`, like a server without the streaming protocol.
     pub fn streaming(mut self, streaming: bool) -> Self {
         self.streaming = streaming;
+        self
+    }
+
+    /// The member calls itself `host:port` (its `me`, and its entry in every member's `hosts`,
+    /// `primary`) instead of `127.0.0.1:port`, like a container or pod known to the replica set
+    /// config by a name the client cannot resolve (the Docker / Kubernetes / tunnel case).
+    pub fn advertised_as(mut self, host: &str) -> Self {
+        self.advertised_host = Some(host.to_owned());
         self
     }
 
@@ -132,6 +142,8 @@ pub(crate) struct MemberState {
     pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) fault: Fault,
+    /// The host it calls itself, if not `127.0.0.1` ([`MemberSpec::advertised_as`]).
+    pub(crate) advertised_host: Option<String>,
     pub(crate) process_id: ObjectId,
     pub(crate) counter: i64,
     /// Bumped on every crash: connections of an older incarnation stop.
@@ -158,6 +170,7 @@ impl MemberState {
             command_latency: spec.command_latency,
             streaming: spec.streaming,
             fault: Fault::None,
+            advertised_host: spec.advertised_host.clone(),
             process_id: ObjectId::new(),
             counter: 0,
             incarnation: 0,
@@ -171,9 +184,9 @@ impl MemberState {
         }
     }
 
-    /// `127.0.0.1:port`.
+    /// `127.0.0.1:port`, or the advertised host with the port.
     pub(crate) fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.advertised_host.as_deref().unwrap_or("127.0.0.1"), self.port)
     }
 
     /// Whether writes are accepted here.

@@ -5,24 +5,46 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
-use sdam_adapter::dns::{srv_answer, timed_out, txt_answer};
+use sdam_adapter::dns::{resolver_config, srv_answer, timed_out, txt_answer};
+use sdam_adapter::DnsOptions;
 use tokio::sync::OnceCell;
 
-/// The system resolver, built on first use (most clients never look anything up).
+/// The resolver (the system's, or the name servers of [`DnsOptions`]), built on first use
+/// (most clients never look anything up).
 #[derive(Debug, Default)]
 pub(crate) struct Resolver {
+    options: DnsOptions,
     cell: OnceCell<Result<Arc<TokioResolver>, String>>,
 }
 
 impl Resolver {
+    pub(crate) fn new(options: DnsOptions) -> Self {
+        Self { options, cell: OnceCell::new() }
+    }
+
     async fn get(&self) -> Result<Arc<TokioResolver>, String> {
         self.cell
             .get_or_init(|| async {
-                TokioResolver::builder_tokio().and_then(|b| b.build()).map(Arc::new).map_err(|e| {
-                    format!("could not set up the DNS resolver from the system configuration: {e}")
-                })
+                match resolver_config(&self.options) {
+                    Some(config) => Ok(Arc::new(
+                        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+                            .build()
+                            .map_err(|e| {
+                            format!(
+                                "could not set up the DNS resolver for {:?}: {e}",
+                                self.options.name_servers
+                            )
+                        })?,
+                    )),
+                    None => {
+                        TokioResolver::builder_tokio().and_then(|b| b.build()).map(Arc::new).map_err(|e| {
+                            format!("could not set up the DNS resolver from the system configuration: {e}")
+                        })
+                    }
+                }
             })
             .await
             .clone()

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use sdam::connection_string::srv::{SrvRecord, TxtRecord};
 use sdam::{Command, ConnectionId, FailureKind, Input, Output, RequestId, ServerAddress, Topology};
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use sdam_adapter::subscribers::Subscribers;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
 use crate::connection::{self, Op, Reply, Settings};
+#[cfg(feature = "dns")]
 use crate::dns::Resolver;
 use crate::ClientEvent;
 
@@ -29,19 +31,19 @@ pub(crate) struct Shared {
     pub(crate) wake_driver: Notify,
     /// Bumped on every `Command::WakeSelections` and at close: waiting selections poll again.
     pub(crate) selections: watch::Sender<u64>,
-    /// Where events go; taken (so subscriptions end) once the topology closed.
-    pub(crate) events: Mutex<Option<broadcast::Sender<ClientEvent>>>,
+    /// Where events go; closed (so subscriptions end) once the topology closed.
+    pub(crate) events: Subscribers,
     pub(crate) stats: Arc<Stats>,
 }
 
 impl Shared {
-    pub(crate) fn new(topology: Topology, event_capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(event_capacity.max(1));
+    pub(crate) fn new(topology: Topology, event_buffer_bytes: usize) -> Self {
+        let events = Subscribers::new(event_buffer_bytes);
         Self {
             topology: Mutex::new(topology),
             wake_driver: Notify::new(),
             selections: watch::Sender::new(0),
-            events: Mutex::new(Some(events)),
+            events,
             stats: Arc::new(Stats::default()),
         }
     }
@@ -60,11 +62,7 @@ impl Shared {
     }
 
     pub(crate) fn publish(&self, event: ClientEvent) {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = events.as_ref() {
-            // No subscriber is not an error.
-            let _ = sender.send(event);
-        }
+        self.events.publish(event);
     }
 }
 
@@ -116,7 +114,9 @@ pub(crate) enum Report {
 #[derive(Debug, Clone, Copy)]
 enum TaskPurpose {
     Connection(ConnectionId),
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     Srv(RequestId),
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     Txt(RequestId),
 }
 
@@ -131,6 +131,7 @@ struct OpenConnection {
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     settings: Arc<Settings>,
+    #[cfg(feature = "dns")]
     resolver: Arc<Resolver>,
     connections: HashMap<ConnectionId, OpenConnection>,
     purposes: HashMap<tokio::task::Id, TaskPurpose>,
@@ -140,12 +141,17 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, settings: Settings) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        settings: Settings,
+        #[cfg(feature = "dns")] dns: sdam_adapter::DnsOptions,
+    ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         Self {
             shared,
             settings: Arc::new(settings),
-            resolver: Arc::new(Resolver::default()),
+            #[cfg(feature = "dns")]
+            resolver: Arc::new(Resolver::new(dns)),
             connections: HashMap::new(),
             purposes: HashMap::new(),
             tasks: JoinSet::new(),
@@ -186,8 +192,11 @@ impl Driver {
         self.purposes.clear();
         // The resolver's own background tasks (its name server connections) are aborted
         // when it is dropped: drop it now rather than whenever the driver's memory goes.
-        self.resolver = Arc::new(Resolver::default());
-        self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        #[cfg(feature = "dns")]
+        {
+            self.resolver = Arc::new(Resolver::default());
+        }
+        self.shared.events.close();
         drop(alive);
         // Last: waiting selections and concurrent `close` calls see the end.
         self.shared.selections.send_modify(|n| *n = n.wrapping_add(1));
@@ -230,6 +239,15 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveSrv { request, .. } => {
+                self.apply(Report::Srv { request, result: Err(sdam_adapter::no_dns("sdam-tokio")) });
+            }
+            #[cfg(not(feature = "dns"))]
+            Command::ResolveTxt { request, .. } => {
+                self.apply(Report::Txt { request, result: Err(sdam_adapter::no_dns("sdam-tokio")) });
+            }
+            #[cfg(feature = "dns")]
             Command::ResolveSrv { request, name, deadline } => {
                 let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());
@@ -241,6 +259,7 @@ impl Driver {
                 });
                 self.purposes.insert(task.id(), TaskPurpose::Srv(request));
             }
+            #[cfg(feature = "dns")]
             Command::ResolveTxt { request, name, deadline } => {
                 let timeout = time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT);
                 let (resolver, reports) = (Arc::clone(&self.resolver), self.reports_tx.clone());

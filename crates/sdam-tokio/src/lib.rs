@@ -21,12 +21,18 @@
 //! One driver task owns the [`sdam::Topology`]; each monitoring (and RTT) connection is a task
 //! owning its socket; [`Client::close`] returns once every task and socket is gone.
 //!
+//! `mongodb+srv` lookups use hickory-resolver (the default `dns` feature; without it
+//! `mongodb+srv` is refused) at the system's name servers or those of [`ClientOptions::dns`].
+//! Each [`Subscription`] queues at most [`ClientOptions::event_buffer_bytes`] of events; one
+//! that falls behind receives a [`ClientEvent::Lagged`] with the number it missed.
+//!
 //! The runtime-independent types ([`ClientEvent`], [`Error`], [`SelectError`], [`ServerGuard`],
 //! [`TlsOptions`]) come from `sdam-adapter` and are the same types as `sdam-std`'s.
 
 #![warn(missing_docs)]
 
 mod connection;
+#[cfg(feature = "dns")]
 mod dns;
 mod driver;
 mod events;
@@ -43,6 +49,8 @@ use tokio::task::JoinHandle;
 
 use crate::driver::{Driver, Shared};
 pub use crate::events::Subscription;
+#[cfg(feature = "dns")]
+pub use sdam_adapter::DnsOptions;
 #[cfg(feature = "tls")]
 pub use sdam_adapter::TlsOptions;
 pub use sdam_adapter::{ClientEvent, Error, SelectError, ServerGuard};
@@ -53,8 +61,14 @@ pub struct ClientOptions {
     /// TLS for monitoring connections; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<TlsOptions>,
-    /// How many events a subscriber may fall behind before it skips the oldest.
-    pub event_capacity: usize,
+    /// The most bytes of events each subscription queues (as
+    /// [`event_size`](sdam_adapter::subscribers::event_size) accounts them, a heartbeat's
+    /// whole reply included) before it drops its oldest and reports a
+    /// [`ClientEvent::Lagged`]. Default 16 MiB.
+    pub event_buffer_bytes: usize,
+    /// Where `mongodb+srv` lookups go (default: the system's resolver configuration).
+    #[cfg(feature = "dns")]
+    pub dns: DnsOptions,
     /// The largest reply frame accepted on a monitoring connection; a larger one closes the
     /// connection and fails the check.
     pub max_message_size: usize,
@@ -65,8 +79,10 @@ impl Default for ClientOptions {
         Self {
             #[cfg(feature = "tls")]
             tls: None,
-            event_capacity: 4096,
+            event_buffer_bytes: sdam_adapter::subscribers::DEFAULT_EVENT_BUFFER_BYTES,
             max_message_size: sdam_wire::DEFAULT_MAX_MESSAGE_SIZE,
+            #[cfg(feature = "dns")]
+            dns: DnsOptions::default(),
         }
     }
 }
@@ -114,7 +130,28 @@ impl Client {
     }
 
     /// [`new`](Self::new) with adapter options.
-    pub fn with_options(mut config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+    pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
+        Self::start(config, options, false).map(|(client, _)| client)
+    }
+
+    /// [`with_options`](Self::with_options), with a subscription made before monitoring
+    /// starts: it sees every event from `TopologyOpening` on (one made with
+    /// [`subscribe`](Self::subscribe) after construction may miss the first events).
+    pub fn with_subscription(
+        config: TopologyConfig,
+        options: ClientOptions,
+    ) -> Result<(Self, Subscription), Error> {
+        Self::start(config, options, true)
+            .map(|(client, events)| (client, events.expect("subscribed at start")))
+    }
+
+    fn start(
+        mut config: TopologyConfig,
+        options: ClientOptions,
+        subscribe: bool,
+    ) -> Result<(Self, Option<Subscription>), Error> {
+        #[cfg(not(feature = "dns"))]
+        sdam_adapter::refuse_srv_without_dns(&config, "sdam-tokio")?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
@@ -126,9 +163,18 @@ impl Client {
             tls: options.tls.as_ref().map(tls::Connector::new).transpose().map_err(Error::Tls)?,
         };
         let topology = sdam::Topology::new(config, driver::now()).map_err(Error::Config)?;
-        let shared = Arc::new(Shared::new(topology, options.event_capacity));
-        let driver = runtime.spawn(Driver::new(Arc::clone(&shared), settings).run());
-        Ok(Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) })
+        let shared = Arc::new(Shared::new(topology, options.event_buffer_bytes));
+        let events = subscribe.then(|| Subscription::new(shared.events.subscribe()));
+        let driver = runtime.spawn(
+            Driver::new(
+                Arc::clone(&shared),
+                settings,
+                #[cfg(feature = "dns")]
+                options.dns,
+            )
+            .run(),
+        );
+        Ok((Self { inner: Arc::new(Inner { shared, driver: Mutex::new(Some(driver)) }) }, events))
     }
 
     /// Parses a `mongodb://` or `mongodb+srv://` connection string and starts monitoring it
@@ -204,8 +250,7 @@ impl Client {
 
     /// Subscribes to the events published from now on.
     pub fn subscribe(&self) -> Subscription {
-        let events = self.inner.shared.events.lock().unwrap_or_else(PoisonError::into_inner);
-        Subscription::new(events.as_ref().map(tokio::sync::broadcast::Sender::subscribe))
+        Subscription::new(self.inner.shared.events.subscribe())
     }
 
     /// Reports an error an application operation saw (SDAM "Application errors").

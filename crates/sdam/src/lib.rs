@@ -15,15 +15,19 @@ pub mod app_error;
 mod bson_scan;
 pub mod compatibility;
 pub mod connection_string;
+pub mod display;
 pub mod events;
 pub mod handshake;
 pub mod hello;
 pub mod monitor;
+pub mod names;
 pub mod read_preference;
 mod replica_set;
 pub mod rng;
 pub mod rtt;
 pub mod selection;
+#[cfg(feature = "serde")]
+pub mod serialize;
 pub mod server_description;
 mod server_map;
 #[cfg(any(test, feature = "testing"))]
@@ -40,6 +44,7 @@ pub use events::{Command, Event, Output, TopologyId};
 pub use handshake::{ClientMetadata, FaasEnv};
 pub use hello::HelloError;
 pub use monitor::{ConnectionId, FailureKind, MonitorOwner, RequestId, ServerMonitoringMode};
+pub use names::UnknownName;
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
 pub use server_description::{AddressList, ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
