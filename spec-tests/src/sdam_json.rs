@@ -320,7 +320,7 @@ fn application_error(v: &Value) -> Result<Option<ApplicationError>, String> {
     error.generation = v["generation"].as_u64().map(|g| u32::try_from(g).unwrap_or(u32::MAX));
     error.max_wire_version = v["maxWireVersion"].as_i64().map_or(0, |w| i32::try_from(w).unwrap_or(i32::MAX));
     error.phase = match v["when"].as_str() {
-        Some("beforeHandshakeCompletes") => ErrorPhase::BeforeHandshakeCompletes,
+        Some("beforeHandshakeCompletes") => ErrorPhase::ConnectionEstablishment,
         Some("afterHandshakeCompletes") => ErrorPhase::AfterHandshakeCompletes,
         other => return Err(format!("unknown application error phase {other:?}")),
     };

@@ -167,7 +167,7 @@ fn discover(uri: &str) -> Result<Discovered, String> {
         if !td.servers.is_empty() {
             return Err(format!("the discovery failed ({error}) yet the topology has servers"));
         }
-        return Err(error.clone());
+        return Err(error.to_string());
     }
     let resolution = topology.srv_resolution().ok_or("the topology resolved no seed list")?;
     Ok(Discovered {

@@ -1,4 +1,5 @@
-//! What a client publishes: SDAM events, server selection log events, pool clears.
+//! What a client publishes: SDAM events, server selection log events, pool clears and
+//! pool-ready signals.
 
 use bson::oid::ObjectId;
 use sdam::selection::SelectionLogEvent;
@@ -23,6 +24,16 @@ pub enum ClientEvent {
         generation: u32,
         /// Whether connections in use must be interrupted too.
         interrupt_in_use_connections: bool,
+    },
+    /// The core marked a server's connection pool "ready" (`Command::MarkPoolReady`): a
+    /// check made the server usable while its pool was paused (new, or cleared since). A
+    /// CMAP pool built on the adapters resumes check-outs and background connections on it.
+    /// Published before the events of the update that made the server usable.
+    PoolReady {
+        /// The server.
+        address: ServerAddress,
+        /// The pool's current generation.
+        generation: u32,
     },
     /// This subscriber fell behind: `missed` events were dropped from its queue (which is
     /// bounded by bytes, `ClientOptions::event_buffer_bytes`) before the events that follow.

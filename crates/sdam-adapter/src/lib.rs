@@ -11,6 +11,8 @@
 //! - [`subscribers`]: event subscriptions bounded by bytes, with [`ClientEvent::Lagged`] for
 //!   a subscriber that fell behind (blocking and async receivers over one queue).
 //! - [`config_from_uri`]: a connection string to a [`sdam::TopologyConfig`] and TLS options.
+//! - [`environment`]: the handshake's `client.env` (FaaS, container) from the process
+//!   environment, which both adapters fill in when a client starts.
 //! - [`dns`]: hickory-resolver answers to the core's [`SrvRecord`](sdam::connection_string::srv::SrvRecord)
 //!   and [`TxtRecord`](sdam::connection_string::srv::TxtRecord) (record types only; the
 //!   adapters run the resolver on their runtime).
@@ -24,6 +26,7 @@
 
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod environment;
 mod error;
 mod events;
 mod guard;

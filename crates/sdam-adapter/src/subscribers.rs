@@ -39,7 +39,9 @@ pub fn event_size(event: &ClientEvent) -> usize {
     own + match event {
         ClientEvent::Sdam(event) => sdam_event_size(event),
         ClientEvent::Selection(event) => selection_size(event),
-        ClientEvent::PoolCleared { address, .. } => address_size(address),
+        ClientEvent::PoolCleared { address, .. } | ClientEvent::PoolReady { address, .. } => {
+            address_size(address)
+        }
         ClientEvent::Lagged { .. } => 0,
     }
 }
@@ -73,7 +75,8 @@ fn topology_size(td: &TopologyDescription) -> usize {
     size_of::<TopologyDescription>()
         + td.set_name.as_deref().map_or(0, str::len)
         + td.compatibility_error.as_deref().map_or(0, str::len)
-        + td.srv_error.as_deref().map_or(0, str::len)
+        + td.srv_error.as_ref().map_or(0, |e| e.message().len())
+        + td.server_limit_error.as_deref().map_or(0, str::len)
         + td.servers.len() * size_of::<usize>()
 }
 

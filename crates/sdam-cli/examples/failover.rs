@@ -67,8 +67,10 @@ async fn main() -> Result<(), Error> {
         Ok(_) => say("(the write went through before the crash was visible)"),
         Err(io) => {
             // What a driver does with a network error on a server's connection: report it.
+            // This one happened while connecting, which by itself changes nothing (SDAM,
+            // "Network error when reading or writing"); the monitor's broken connection tells.
             let mut error = ApplicationError::new(primary.clone(), ApplicationErrorKind::Network);
-            error.phase = ErrorPhase::BeforeHandshakeCompletes;
+            error.phase = ErrorPhase::ConnectionEstablishment;
             say(&format!(
                 "insert #2 failed on {primary}: {io} -> retryable: {}",
                 if error.is_retryable() { "yes" } else { "no" }
@@ -76,6 +78,10 @@ async fn main() -> Result<(), Error> {
             client.report_error(error);
         }
     }
+    wait_for(&client, "the monitor sees the primary gone", |td| {
+        td.server(&primary).is_none_or(|s| s.server_type != ServerType::RSPrimary)
+    })
+    .await?;
     let old = client.description();
     let old_type = old.server(&primary).map(|s| s.server_type);
     say(&format!("the topology marked {primary} {old_type:?}, pool cleared: {}", describe(&old)));

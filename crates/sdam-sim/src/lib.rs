@@ -124,6 +124,7 @@ pub struct Sim {
     events: Vec<(Duration, Event)>,
     closed_connections: Vec<(Duration, ConnectionId, ServerAddress)>,
     pool_clears: Vec<(Duration, ServerAddress)>,
+    pool_readies: Vec<(Duration, ServerAddress, u32)>,
     hellos: Vec<SentHello>,
     steps: usize,
     /// Every selection started, and the indices of those still waiting.
@@ -162,6 +163,7 @@ impl Sim {
             events: Vec::new(),
             closed_connections: Vec::new(),
             pool_clears: Vec::new(),
+            pool_readies: Vec::new(),
             hellos: Vec::new(),
             steps: 0,
             selections: Vec::new(),
@@ -227,6 +229,12 @@ impl Sim {
     /// Every pool clear the core asked for: when and for what server.
     pub fn pool_clears(&self) -> &[(Duration, ServerAddress)] {
         &self.pool_clears
+    }
+
+    /// Every pool the core marked ready (`Command::MarkPoolReady`): when, for what server,
+    /// and the pool generation.
+    pub fn pool_readies(&self) -> &[(Duration, ServerAddress, u32)] {
+        &self.pool_readies
     }
 
     /// Every hello the core asked for (`SendHello`: checks, handshakes and RTT measurements;
@@ -415,6 +423,9 @@ impl Sim {
                 }
             }
             Command::ClearPool { address, .. } => self.pool_clears.push((self.elapsed(), address)),
+            Command::MarkPoolReady { address, generation } => {
+                self.pool_readies.push((self.elapsed(), address, generation));
+            }
             Command::ResolveSrv { request, name, deadline } => {
                 let timeout = deadline.saturating_duration_since(self.now);
                 self.resolve(request, DnsQuery::Srv, name, timeout);

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+mod pool_ready;
+mod selection_prose;
 mod srv;
 
 use std::collections::BTreeMap;

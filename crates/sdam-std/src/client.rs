@@ -62,6 +62,10 @@ impl Client {
     }
 
     /// [`Client::new`] with TLS and other adapter options.
+    ///
+    /// Unless `config.metadata` sets `env` or `container`, the handshake's `client.env` is
+    /// read from the process environment ([`sdam_adapter::environment`]): on AWS Lambda,
+    /// Azure Functions, GCP or Vercel, `serverMonitoringMode=auto` then polls.
     pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
         Self::start(config, options, false).map(|(client, _)| client)
     }
@@ -85,6 +89,7 @@ impl Client {
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
         }
+        sdam_adapter::environment::detect_environment(&mut config.metadata);
         #[cfg(feature = "tls")]
         let tls =
             options.tls.as_ref().map(sdam_adapter::tls::client_config).transpose().map_err(Error::Tls)?;
@@ -178,6 +183,19 @@ impl Client {
     /// Subscribes to the client's events from now on.
     pub fn subscribe(&self) -> Subscription {
         Subscription::new(self.handle.shared.subscribers.subscribe())
+    }
+
+    /// appendMetadata (handshake.md): appends a wrapping library's name, version and
+    /// platform to the handshake metadata of connections opened from now on. `Ok(false)` if
+    /// that driver info was appended before; an error if a field contains `|`.
+    pub fn append_metadata(&self, info: sdam::DriverInfo) -> Result<bool, sdam::MetadataError> {
+        self.handle.shared.lock().topology.append_metadata(info)
+    }
+
+    /// The handshake's `client` document (at most 512 bytes), as monitoring connections send
+    /// it: for the handshakes of a driver's own connection pool.
+    pub fn client_metadata(&self) -> bson::Document {
+        self.handle.shared.lock().topology.client_metadata().clone()
     }
 
     /// Reports an error an application operation saw on a server's connection.

@@ -145,6 +145,9 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            Command::MarkPoolReady { address, generation } => {
+                self.shared.subscribers.publish(ClientEvent::PoolReady { address, generation });
+            }
             #[cfg(feature = "dns")]
             Command::ResolveSrv { request, name, deadline } => {
                 self.dns().resolve_srv(request, name, time_left(Some(deadline)).unwrap_or(MIN_TIME_LEFT));

@@ -10,6 +10,11 @@ use sdam::{ApplicationError, Event, ServerAddress, TopologyConfig, TopologyDescr
 use sdam_std::{Client, ClientEvent, ClientOptions, Subscription};
 use sdam_testserver::scenarios::{EventStream, Harness};
 
+#[path = "scenarios/environment.rs"]
+mod environment;
+#[path = "scenarios/pool_ready.rs"]
+mod pool_ready;
+
 struct StdHarness(Client);
 
 struct StdEvents(Subscription);

@@ -239,6 +239,9 @@ impl Driver {
                     interrupt_in_use_connections,
                 });
             }
+            Command::MarkPoolReady { address, generation } => {
+                self.shared.publish(ClientEvent::PoolReady { address, generation });
+            }
             #[cfg(not(feature = "dns"))]
             Command::ResolveSrv { request, .. } => {
                 self.apply(Report::Srv { request, result: Err(sdam_adapter::no_dns("sdam-tokio")) });

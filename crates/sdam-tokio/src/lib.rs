@@ -130,6 +130,10 @@ impl Client {
     }
 
     /// [`new`](Self::new) with adapter options.
+    ///
+    /// Unless `config.metadata` sets `env` or `container`, the handshake's `client.env` is
+    /// read from the process environment ([`sdam_adapter::environment`]): on AWS Lambda,
+    /// Azure Functions, GCP or Vercel, `serverMonitoringMode=auto` then polls.
     pub fn with_options(config: TopologyConfig, options: ClientOptions) -> Result<Self, Error> {
         Self::start(config, options, false).map(|(client, _)| client)
     }
@@ -156,6 +160,7 @@ impl Client {
         if config.rng_seed == 0 {
             config.rng_seed = sdam_adapter::random_seed();
         }
+        sdam_adapter::environment::detect_environment(&mut config.metadata);
         let settings = connection::Settings {
             max_message_size: options.max_message_size,
             request_ids: AtomicI32::new(1),
@@ -251,6 +256,19 @@ impl Client {
     /// Subscribes to the events published from now on.
     pub fn subscribe(&self) -> Subscription {
         Subscription::new(self.inner.shared.events.subscribe())
+    }
+
+    /// appendMetadata (handshake.md): appends a wrapping library's name, version and
+    /// platform to the handshake metadata of connections opened from now on. `Ok(false)` if
+    /// that driver info was appended before; an error if a field contains `|`.
+    pub fn append_metadata(&self, info: sdam::DriverInfo) -> Result<bool, sdam::MetadataError> {
+        self.inner.shared.topology().append_metadata(info)
+    }
+
+    /// The handshake's `client` document (at most 512 bytes), as monitoring connections send
+    /// it: for the handshakes of a driver's own connection pool.
+    pub fn client_metadata(&self) -> bson::Document {
+        self.inner.shared.topology().client_metadata().clone()
     }
 
     /// Reports an error an application operation saw (SDAM "Application errors").

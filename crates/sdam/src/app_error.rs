@@ -26,13 +26,39 @@ const RETRYABLE_CODES: [i32; 13] = [11600, 11602, 10107, 13435, 13436, 189, 91, 
 /// Unknown nor clear its pool ("Error handling pseudocode").
 pub const SYSTEM_OVERLOADED_LABEL: &str = "SystemOverloadedError";
 
-/// When an application error happened on its connection.
+/// When an application error happened on its connection: the three phases of
+/// server-discovery-and-monitoring.md, "Network error when reading or writing".
+///
+/// | phase | network error | network timeout | other command error |
+/// | --- | --- | --- | --- |
+/// | [`ConnectionEstablishment`](Self::ConnectionEstablishment) | no change | no change | Unknown, pool cleared |
+/// | [`Authentication`](Self::Authentication) | Unknown, pool cleared | Unknown, pool cleared | Unknown, pool cleared |
+/// | [`AfterHandshakeCompletes`](Self::AfterHandshakeCompletes) | Unknown, pool cleared | no change | no change |
+///
+/// In every phase a "not writable primary" or "node is recovering" error is handled as such,
+/// errors of an older pool generation are ignored, errors labelled
+/// [`SYSTEM_OVERLOADED_LABEL`] never mark the server Unknown, and in load-balanced mode the
+/// server stays a LoadBalancer (only the service's pool is cleared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorPhase {
-    /// While the connection was being established: TCP/TLS, the handshake or authentication.
-    BeforeHandshakeCompletes,
-    /// On an established connection, after it was checked out of the pool.
+    /// "Connection establishment and hello": TCP, TLS, and the handshake's hello and its
+    /// reply. A network error or timeout here MUST NOT change the server's description (the
+    /// spec tests' `beforeHandshakeCompletes`).
+    ConnectionEstablishment,
+    /// "Authentication step": after the handshake's hello, while authenticating. A network
+    /// error or timeout here marks the server Unknown and clears its pool.
+    Authentication,
+    /// "After the handshake completes": on an established connection, after it was checked
+    /// out of the pool (the spec tests' `afterHandshakeCompletes`).
     AfterHandshakeCompletes,
+}
+
+impl ErrorPhase {
+    /// Whether the connection had not finished its handshake (establishment, hello and
+    /// authentication) when the error happened: the "MongoDB Handshake errors" phases.
+    pub fn before_handshake_completes(self) -> bool {
+        matches!(self, Self::ConnectionEstablishment | Self::Authentication)
+    }
 }
 
 /// What went wrong.
@@ -180,7 +206,8 @@ pub(crate) fn classify(code: Option<i32>, message: &str) -> StateChange {
 impl fmt::Display for ApplicationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.phase {
-            ErrorPhase::BeforeHandshakeCompletes => "while connecting",
+            ErrorPhase::ConnectionEstablishment => "while connecting",
+            ErrorPhase::Authentication => "while authenticating",
             ErrorPhase::AfterHandshakeCompletes => "on an established connection",
         };
         match &self.kind {

@@ -135,6 +135,20 @@ pub enum Command {
         /// Whether connections in use must be interrupted too (CMAP `interruptInUseConnections`).
         interrupt_in_use_connections: bool,
     },
+    /// Mark the connection pool of `address` "ready" (CMAP, "Marking a Connection Pool as
+    /// Ready"): a check made the server usable again while its pool was "paused" (new, or
+    /// cleared since). Emitted exactly on the paused-to-ready transitions, before the events
+    /// and [`WakeSelections`](Self::WakeSelections) of the same update, so an I/O layer that
+    /// carries out outputs in order readies the pool before any selection can see the server
+    /// (server-monitoring.md, "Marking the connection pool as ready"). A pool that is
+    /// already ready gets no second command; a [`ClearPool`](Self::ClearPool) without a
+    /// `service_id` pauses it again.
+    MarkPoolReady {
+        /// The server.
+        address: ServerAddress,
+        /// The pool's current generation (that of the last clear, 0 if never cleared).
+        generation: u32,
+    },
     /// Send a hello command on `connection` and read one reply; report it with
     /// [`Input::MonitorReply`](crate::Input::MonitorReply) or
     /// [`Input::MonitorFailed`](crate::Input::MonitorFailed) naming `request`.

@@ -60,7 +60,9 @@ pub enum HelloError {
     TooMany {
         /// The field's name.
         field: &'static str,
-        /// How many it had (at least).
+        /// How many entries the field lists in the reply (all of them, not where parsing
+        /// stopped). For `hosts`, `passives` and `arbiters`, whose entries count together
+        /// against [`MAX_REPORTED_MEMBERS`], the entries of the fields before it count too.
         count: usize,
         /// The limit.
         limit: usize,
@@ -82,6 +84,13 @@ impl fmt::Display for HelloError {
             }
             Self::OutOfRange { field, value } => {
                 write!(f, "malformed hello reply: field {field:?} is out of range: {value}")
+            }
+            Self::TooMany { field: field @ ("hosts" | "passives" | "arbiters"), count, limit } => {
+                write!(
+                    f,
+                    "malformed hello reply: {count} members listed up to and including field {field:?}; \
+                     hosts, passives and arbiters may list at most {limit} together"
+                )
             }
             Self::TooMany { field, count, limit } => {
                 write!(f, "malformed hello reply: field {field:?} lists {count} entries, at most {limit} are accepted")
@@ -323,7 +332,9 @@ fn address_list(
     for item in arr.iter() {
         let (_, item) = item.map_err(bson_err)?;
         if *budget == 0 {
-            let count = if as_known { same } else { list.len() } + 1;
+            // Report how many the reply lists (the members before this field, and all of
+            // this field's entries), not where the parser stopped.
+            let count = MAX_REPORTED_MEMBERS - before + entries(arr);
             return Err(HelloError::TooMany { field, count, limit: MAX_REPORTED_MEMBERS });
         }
         *budget -= 1;
@@ -726,11 +737,19 @@ impl ServerDescription {
     }
 }
 
+/// How many well-formed entries a document or array holds (for limit errors: how many the
+/// reply listed). Bounded by the reply's size, which the wire layer bounds.
+#[cold]
+#[inline(never)]
+fn entries(doc: Doc<'_>) -> usize {
+    doc.iter().take_while(Result::is_ok).count()
+}
+
 fn parse_tags<'a>(doc: Doc<'a>, out: &mut SmallVec<[(&'a str, &'a str); 8]>) -> Result<(), HelloError> {
     for element in doc.iter() {
         let (key, value) = element.map_err(bson_err)?;
         if out.len() >= MAX_TAGS {
-            return Err(HelloError::TooMany { field: "tags", count: out.len() + 1, limit: MAX_TAGS });
+            return Err(HelloError::TooMany { field: "tags", count: entries(doc), limit: MAX_TAGS });
         }
         let key = std::str::from_utf8(key).map_err(|_| bson_err("a tag name is not valid UTF-8"))?;
         let v = as_str("tags", value)?.ok_or_else(|| wrong("tags", "a document of strings", value))?;
@@ -812,7 +831,7 @@ fn parse_compression(value: Value<'_>) -> Result<Vec<String>, HelloError> {
     for item in arr.iter() {
         let (_, item) = item.map_err(bson_err)?;
         if out.len() >= 16 {
-            return Err(HelloError::TooMany { field: "compression", count: out.len() + 1, limit: 16 });
+            return Err(HelloError::TooMany { field: "compression", count: entries(arr), limit: 16 });
         }
         let s =
             as_str("compression", item)?.ok_or_else(|| wrong("compression", "an array of strings", item))?;
@@ -969,6 +988,32 @@ mod tests {
         let reply = bson::RawDocumentBuf::try_from(&doc! {"ok": 1, "setName": "rs", "hosts": hosts}).unwrap();
         let err = parse(&reply).unwrap_err();
         assert!(matches!(err, HelloError::TooMany { field: "hosts", .. }), "{err}");
+    }
+
+    /// The limit error says how many entries the reply listed, not where the parser stopped
+    /// (it used to say 1,025 for a reply of 10,000 hosts).
+    #[test]
+    fn limit_errors_report_how_many_the_reply_listed() {
+        let names = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}:27017")).collect::<Vec<_>>();
+        let reply = |d: bson::Document| bson::RawDocumentBuf::try_from(&d).unwrap();
+        let err = parse(&reply(doc! {"ok": 1, "setName": "rs", "hosts": names(10_000, "h")})).unwrap_err();
+        assert_eq!(err, HelloError::TooMany { field: "hosts", count: 10_000, limit: MAX_REPORTED_MEMBERS });
+        assert!(err.to_string().contains("10000 members"), "{err}");
+        // Members of the fields before count too: 600 passives + 500 hosts.
+        let err = parse(&reply(
+            doc! {"ok": 1, "setName": "rs", "passives": names(600, "p"), "hosts": names(500, "h")},
+        ))
+        .unwrap_err();
+        assert_eq!(err, HelloError::TooMany { field: "hosts", count: 1_100, limit: MAX_REPORTED_MEMBERS });
+        let mut tags = doc! {};
+        for i in 0..300 {
+            tags.insert(format!("t{i}"), "v");
+        }
+        let err =
+            parse(&reply(doc! {"ok": 1, "setName": "rs", "secondary": true, "tags": tags})).unwrap_err();
+        assert_eq!(err, HelloError::TooMany { field: "tags", count: 300, limit: MAX_TAGS });
+        let err = parse(&reply(doc! {"ok": 1, "compression": names(20, "c")})).unwrap_err();
+        assert_eq!(err, HelloError::TooMany { field: "compression", count: 20, limit: 16 });
     }
 
     /// A cached member list still counts against the reply's budget: past it, the reply is

@@ -41,14 +41,14 @@ pub use address::{AddressError, ServerAddress};
 pub use app_error::{ApplicationError, ApplicationErrorKind, ErrorPhase};
 pub use connection_string::{ConnectionString, ConnectionStringError, Options, Warning};
 pub use events::{Command, Event, Output, TopologyId};
-pub use handshake::{ClientMetadata, FaasEnv};
+pub use handshake::{ClientMetadata, ContainerEnv, DriverInfo, FaasEnv, MetadataError};
 pub use hello::HelloError;
 pub use monitor::{ConnectionId, FailureKind, MonitorOwner, RequestId, ServerMonitoringMode};
 pub use names::UnknownName;
 pub use read_preference::{ReadPreference, ReadPreferenceError, ReadPreferenceMode, TagSet};
 pub use server_description::{AddressList, ServerDescription, ServerType, Tags, TopologyVersion};
 pub use topology::{ConfigError, Input, Topology, TopologyConfig};
-pub use topology_description::{ServerMap, TopologyDescription, TopologyType};
+pub use topology_description::{ServerMap, SrvError, TopologyDescription, TopologyType};
 
 /// Some instant for unit tests to start their virtual clock from, read outside the core (by
 /// the benchmark crate, a dev-dependency).

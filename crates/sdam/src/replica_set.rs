@@ -103,10 +103,13 @@ impl TopologyDescription {
             changes.check_now.push(old);
         }
 
-        self.add_missing_members(address, changes);
-        // Remove every server the primary does not list.
+        // Remove every server the primary does not list, then add the ones it lists that are
+        // missing. The spec adds first; the outcome is the same set, and removing first means
+        // the primary's list always fits under `MAX_SERVERS`, whatever others reported before.
         self.servers.retain(|other| sd.reports_member(&other.address), |gone| changes.removed.push(gone));
         changes.added.retain(|a| sd.reports_member(a));
+        // (The primary itself may be gone now, if it does not list itself.)
+        self.add_members_of(&sd, changes);
         self.check_if_has_primary();
     }
 

@@ -313,7 +313,8 @@ impl Serialize for ServerMap {
 impl Serialize for TopologyDescription {
     /// `topologyType`, `setName`, `maxElectionId`, `maxSetVersion`, `servers` (a list),
     /// `compatibilityError`, `logicalSessionTimeoutMinutes`, `heartbeatFrequencyMS`,
-    /// `localThresholdMS`, `srvError`.
+    /// `localThresholdMS`, `srvError` (the message), `srvErrorPermanent` (whether it is a
+    /// [`SrvError::Permanent`](crate::SrvError::Permanent)), `serverLimitError`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Self {
             topology_type,
@@ -326,8 +327,9 @@ impl Serialize for TopologyDescription {
             heartbeat_frequency,
             local_threshold,
             srv_error,
+            server_limit_error,
         } = self;
-        let mut m = s.serialize_map(Some(10))?;
+        let mut m = s.serialize_map(Some(12))?;
         m.serialize_entry("topologyType", topology_type)?;
         m.serialize_entry("setName", &set_name.as_deref())?;
         m.serialize_entry("maxElectionId", max_election_id)?;
@@ -337,7 +339,12 @@ impl Serialize for TopologyDescription {
         m.serialize_entry("logicalSessionTimeoutMinutes", logical_session_timeout_minutes)?;
         m.serialize_entry("heartbeatFrequencyMS", &Millis(*heartbeat_frequency))?;
         m.serialize_entry("localThresholdMS", &Millis(*local_threshold))?;
-        m.serialize_entry("srvError", srv_error)?;
+        m.serialize_entry("srvError", &srv_error.as_ref().map(crate::SrvError::message))?;
+        m.serialize_entry(
+            "srvErrorPermanent",
+            &srv_error.as_ref().is_some_and(crate::SrvError::is_permanent),
+        )?;
+        m.serialize_entry("serverLimitError", server_limit_error)?;
         m.end()
     }
 }

@@ -12,6 +12,17 @@ use crate::server_description::ServerDescription;
 
 pub use crate::server_map::{Iter as ServerIter, ServerMap};
 
+/// The most servers a topology holds. Each reply may list at most
+/// [`MAX_REPORTED_MEMBERS`](crate::hello::MAX_REPORTED_MEMBERS) members, but replies of
+/// members that no primary contradicts add up (a secondary whose every reply names 1,023 new
+/// hosts grew a topology to 20,460 servers in 10 s), and so do SRV rescans. Once a topology
+/// holds this many servers, discovery adds no more: the hosts beyond it are treated as if
+/// they had not been reported, and [`TopologyDescription::server_limit_error`] says how many
+/// were left out and who reported them. A primary's member list is applied after removing the
+/// servers it does not list, so it always fits. Equal to
+/// [`MAX_SEEDS`](crate::topology::MAX_SEEDS): any accepted seed list fits.
+pub const MAX_SERVERS: usize = 10_000;
+
 /// The kind of deployment (server-discovery-and-monitoring.md, "TopologyType").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -69,6 +80,41 @@ impl fmt::Display for TopologyType {
     }
 }
 
+/// Why `mongodb+srv` seed list discovery failed ([`TopologyDescription::srv_error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SrvError {
+    /// A lookup failed or timed out, or the SRV lookup returned no record: DNS may answer
+    /// differently later, so discovery is retried (with backoff, up to heartbeatFrequencyMS).
+    Transient(String),
+    /// The DNS answers break a rule of initial-dns-seedlist-discovery.md that "MUST raise an
+    /// error" (a record outside the parent domain or not a valid address, more than one TXT
+    /// record, a TXT option other than `authSource`, `replicaSet` and `loadBalanced`, options
+    /// that conflict once merged, more records than accepted). Discovery stops for good; no
+    /// host is contacted, and server selection fails at once with this error.
+    Permanent(String),
+}
+
+impl SrvError {
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Transient(m) | Self::Permanent(m) => m,
+        }
+    }
+
+    /// Whether the error is [`SrvError::Permanent`].
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent(_))
+    }
+}
+
+impl fmt::Display for SrvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
 /// An immutable snapshot of the deployment as the client sees it.
 ///
 /// [`crate::Topology`] publishes one behind an `Arc` after every change; hold it as long as
@@ -94,13 +140,21 @@ pub struct TopologyDescription {
     pub heartbeat_frequency: Duration,
     /// localThresholdMS: the width of the latency window.
     pub local_threshold: Duration,
-    /// For `mongodb+srv`: why the seed list is not known yet, i.e. the last failure of initial
-    /// DNS seedlist discovery (a failed or timed-out SRV or TXT lookup, or answers that fail
-    /// validation). The topology has no servers meanwhile and keeps retrying; a server
-    /// selection that times out quotes this. `None` once the seed list is resolved, and for
+    /// For `mongodb+srv`: why the seed list is not known, i.e. the last failure of initial
+    /// DNS seedlist discovery. A [`SrvError::Transient`] one (a failed or timed-out SRV or TXT
+    /// lookup, or no SRV record) is retried, and a selection that times out quotes it; a
+    /// [`SrvError::Permanent`] one (answers the seedlist spec says MUST be raised: a record
+    /// outside the parent domain, two TXT records, a TXT option that is not allowed, options
+    /// that conflict once merged) is never retried, and every selection fails with it at once.
+    /// The topology has no servers meanwhile. `None` once the seed list is resolved, and for
     /// `mongodb://` topologies. Failures of later SRV rescans never show here (they must not
     /// change the topology).
-    pub srv_error: Option<String>,
+    pub srv_error: Option<SrvError>,
+    /// Why reported hosts are missing from the topology: the last update that left hosts out
+    /// because the topology holds [`MAX_SERVERS`] servers names how many and who reported
+    /// them. `None` while the topology has room (it is cleared by the first update after it
+    /// drops below the limit).
+    pub server_limit_error: Option<String>,
 }
 
 impl TopologyDescription {
@@ -117,6 +171,7 @@ impl TopologyDescription {
             heartbeat_frequency: Duration::from_secs(10),
             local_threshold: Duration::from_millis(15),
             srv_error: None,
+            server_limit_error: None,
         }
     }
 
@@ -134,6 +189,7 @@ impl TopologyDescription {
             heartbeat_frequency,
             local_threshold,
             srv_error,
+            server_limit_error,
         } = self;
         *topology_type == other.topology_type
             && *set_name == other.set_name
@@ -144,6 +200,7 @@ impl TopologyDescription {
             && *heartbeat_frequency == other.heartbeat_frequency
             && *local_threshold == other.local_threshold
             && *srv_error == other.srv_error
+            && *server_limit_error == other.server_limit_error
     }
 
     /// Whether every known server's wire version range overlaps this client's.
@@ -183,7 +240,7 @@ mod tests {
     fn same_apart_from_servers_agrees_with_eq() {
         let mut base = TopologyDescription::new(TopologyType::ReplicaSetWithPrimary);
         base.insert_server(ServerDescription::unknown(ServerAddress::parse("a").unwrap()));
-        let changes: [fn(&mut TopologyDescription); 9] = [
+        let changes: [fn(&mut TopologyDescription); 10] = [
             |td| td.topology_type = TopologyType::ReplicaSetNoPrimary,
             |td| td.set_name = Some("rs".into()),
             |td| td.max_election_id = Some(ObjectId::from_bytes([1; 12])),
@@ -192,7 +249,8 @@ mod tests {
             |td| td.logical_session_timeout_minutes = Some(30),
             |td| td.heartbeat_frequency = Duration::from_secs(1),
             |td| td.local_threshold = Duration::from_millis(1),
-            |td| td.srv_error = Some("no answer".into()),
+            |td| td.srv_error = Some(SrvError::Transient("no answer".into())),
+            |td| td.server_limit_error = Some("full".into()),
         ];
         assert!(base.same_apart_from_servers(&base.clone()));
         for (i, change) in changes.iter().enumerate() {

@@ -10,7 +10,7 @@ use crate::address::ServerAddress;
 use crate::compatibility;
 use crate::server_description::{ServerDescription, ServerType, TopologyVersion};
 use crate::server_map::Slot;
-use crate::topology_description::{TopologyDescription, TopologyType};
+use crate::topology_description::{TopologyDescription, TopologyType, MAX_SERVERS};
 
 /// What an update did besides replacing descriptions: the servers it added and removed
 /// (whose monitors must start and stop) and the servers to check at once.
@@ -22,6 +22,9 @@ pub(crate) struct Changes {
     pub(crate) removed: SmallVec<[Arc<ServerDescription>; 4]>,
     /// Servers that must be checked as soon as possible (an invalidated old primary).
     pub(crate) check_now: SmallVec<[ServerAddress; 2]>,
+    /// Hosts left out because the topology holds [`MAX_SERVERS`] servers: how many, and
+    /// who reported them (a member's address, or "the SRV records").
+    pub(crate) left_out: Option<(usize, String)>,
 }
 
 /// The settings the update rules depend on.
@@ -167,14 +170,51 @@ impl TopologyDescription {
         }
     }
 
-    /// Adds an Unknown description for every reported member not yet in the topology.
+    /// Adds an Unknown description for every reported member not yet in the topology, up to
+    /// [`MAX_SERVERS`].
     pub(crate) fn add_missing_members(&mut self, reporter: &ServerAddress, changes: &mut Changes) {
         let Some(sd) = self.servers.get(reporter).cloned() else { return };
+        self.add_members_of(&sd, changes);
+    }
+
+    /// Adds an Unknown description for every member `sd` reports that is not yet in the
+    /// topology, up to [`MAX_SERVERS`] (`sd` need not be in the topology any more).
+    pub(crate) fn add_members_of(&mut self, sd: &ServerDescription, changes: &mut Changes) {
         for member in sd.members() {
-            if !self.servers.contains(member) {
-                self.servers.insert(Arc::new(ServerDescription::unknown(member.clone())));
-                changes.added.push(member.clone());
-            }
+            self.add_unknown(member, || sd.address.to_string(), changes);
+        }
+    }
+
+    /// Adds `address` as an Unknown server if it is not in the topology and the topology
+    /// holds fewer than [`MAX_SERVERS`] servers; otherwise counts it as left out (reported
+    /// by `reporter`) in `changes`. Every path by which discovery adds a server goes here.
+    pub(crate) fn add_unknown(
+        &mut self,
+        address: &ServerAddress,
+        reporter: impl FnOnce() -> String,
+        changes: &mut Changes,
+    ) {
+        if self.servers.contains(address) {
+            return;
+        }
+        if self.servers.len() >= MAX_SERVERS {
+            changes.left_out.get_or_insert_with(|| (0, reporter())).0 += 1;
+            return;
+        }
+        self.servers.insert(Arc::new(ServerDescription::unknown(address.clone())));
+        changes.added.push(address.clone());
+    }
+
+    /// Records (or clears) [`TopologyDescription::server_limit_error`] after an update.
+    pub(crate) fn note_server_limit(&mut self, changes: &Changes) {
+        if let Some((count, reporter)) = &changes.left_out {
+            self.server_limit_error = Some(format!(
+                "{count} hosts reported by {reporter} were not added: the topology holds {} servers, \
+                 the most it accepts (MAX_SERVERS)",
+                self.servers.len()
+            ));
+        } else if self.servers.len() < MAX_SERVERS {
+            self.server_limit_error = None;
         }
     }
 

@@ -9,6 +9,8 @@ use sdam::connection_string::srv::SrvRecord;
 use sdam::{ConnectionString, Event, ServerAddress, ServerType, TopologyConfig, TopologyType};
 use sdam_sim::{Cluster, DnsHealth, DnsQuery, DnsZone, Member, Role, Sim};
 
+mod prose;
+
 const HOST: &str = "localhost.test.build.10gen.cc";
 const TEST1: &str = "_mongodb._tcp.test1.test.build.10gen.cc";
 /// The DNS lookup latency of every scenario.
@@ -251,6 +253,8 @@ fn a_failing_initial_resolution_is_retried_until_it_succeeds() {
     let mut sim = sim(zone, "mongodb+srv://test1.test.build.10gen.cc/");
     sim.run_for(secs(2));
     let error = sim.description().srv_error.clone().expect("the failure is in the description");
+    assert!(!error.is_permanent(), "a failing lookup is retried: {error:?}");
+    let error = error.message();
     assert!(
         error.contains("SRV lookup of \"_mongodb._tcp.test1.test.build.10gen.cc\" failed: SERVFAIL"),
         "{error}"
@@ -336,4 +340,27 @@ fn load_balanced_clusters_are_not_polled() {
     assert_eq!(hosts(&sim), [host(27017)]);
     assert_eq!(td.servers.iter().next().unwrap().server_type, ServerType::LoadBalancer);
     assert_eq!(sim.dns().srv_lookup_times(), [ms(0)]);
+}
+
+/// initial-dns-seedlist-discovery.md: a record outside the parent domain "MUST raise an
+/// error" and no host may be contacted. The error is permanent: a waiting selection fails
+/// as soon as the answers arrive (not at serverSelectionTimeoutMS), and DNS is never asked
+/// again (it used to be retried forever).
+#[test]
+fn a_permanent_discovery_error_fails_selection_at_once_and_is_never_retried() {
+    let zone = DnsZone::new().with_latency(DNS_LATENCY).with_srv(TEST1, "evil.example.com.", 27017, None);
+    let mut sim = sim(zone, "mongodb+srv://test1.test.build.10gen.cc/?serverSelectionTimeoutMS=30000");
+    let options = sim.selection_options("find");
+    let id = sim.start_selection(sdam::selection::SelectionCriteria::write(), options);
+    let error = sim.run_selection_to_end(id).expect_err("no server can ever be selected");
+    let at = sim.selection(id).poll_times().last().copied().unwrap();
+    assert_eq!(at, DNS_LATENCY, "failed when the answers arrived");
+    let sdam::selection::SelectionErrorKind::SeedListDiscoveryFailed(message) = &error.kind else {
+        panic!("{:?}", error.kind)
+    };
+    assert!(message.contains("evil.example.com"), "{message}");
+    assert!(sim.description().srv_error.as_ref().is_some_and(sdam::SrvError::is_permanent));
+    sim.run_for(secs(3600));
+    assert_eq!(sim.dns().lookups().len(), 2, "the SRV and TXT lookups, once");
+    assert!(sim.description().servers.is_empty(), "no host contacted");
 }

@@ -23,6 +23,7 @@ use sdam::{ApplicationError, Event, ServerAddress, ServerType, TopologyConfig, T
 use crate::Cluster;
 
 mod discovery;
+mod environment;
 mod failover;
 mod faults;
 mod interop;
@@ -32,6 +33,7 @@ mod selection;
 mod tls;
 
 pub use discovery::{close_releases_everything, discovery_from_one_seed, streaming_and_polling_members};
+pub use environment::auto_monitoring_mode_polls_on_faas;
 pub use failover::failover_to_new_primary;
 pub use faults::malformed_replies_fail_checks;
 pub use interop::jongodb_interop;
@@ -113,6 +115,10 @@ macro_rules! scenario_tests {
         #[test]
         fn malformed_replies_fail_checks() {
             $crate::scenarios::malformed_replies_fail_checks::<$harness>();
+        }
+        #[test]
+        fn auto_monitoring_mode_polls_on_faas() {
+            $crate::scenarios::auto_monitoring_mode_polls_on_faas::<$harness>();
         }
         #[test]
         fn connect_timeout_zero_is_no_limit() {

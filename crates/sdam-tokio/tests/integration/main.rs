@@ -4,7 +4,9 @@
 #![allow(clippy::print_stdout)]
 
 mod adapter;
+mod environment;
 mod harness;
+mod pool_ready;
 
 mod scenarios {
     sdam_testserver::scenario_tests!(crate::harness::TokioHarness);

@@ -9,6 +9,10 @@
 //!   [`OperationCounts`] and a seeded [`Rng`](crate::rng::Rng); it answers `Selected`, `Wait`
 //!   or `Failed` with an [`Explanation`], and queues [`SelectionLogEvent`]s.
 //! - [`explain`]: why each server was or was not chosen.
+//! - [`TopologyDescription::has_readable_server`](crate::TopologyDescription::has_readable_server)
+//!   and [`has_writable_server`](crate::TopologyDescription::has_writable_server), and
+//!   [`read_preference_argument`]: the `$readPreference` document (or `SecondaryOk` flag) a
+//!   read sends to the server selected for it.
 //!
 //! The order of the steps is the spec's: topology compatibility, the topology-type rules
 //! (mode, then `maxStalenessSeconds`, then tag sets, skipping deprioritized servers unless
@@ -22,6 +26,7 @@ mod latency_window;
 mod log_events;
 mod max_staleness;
 mod pipeline;
+mod readable;
 mod topology_rules;
 mod waiting;
 
@@ -38,6 +43,7 @@ pub use in_window::{choose_in_window, NoOperations, OperationCounts};
 pub use log_events::{describe_topology, LogLevel, SelectionLogEvent, SelectionLogKind, LOG_COMPONENT};
 pub use max_staleness::estimate_staleness;
 pub use pipeline::{in_latency_window, select_server, suitable_servers, ImmediateFailure};
+pub use readable::{read_preference_argument, ReadPreferenceArgument, WireProtocol};
 pub use waiting::{
     SelectedServer, Selection, SelectionError, SelectionErrorKind, SelectionOptions, SelectionPoll,
     DEFAULT_SERVER_SELECTION_TIMEOUT,

@@ -16,7 +16,7 @@ use crate::address::ServerAddress;
 use crate::read_preference::ReadPreferenceError;
 use crate::rng::Rng;
 use crate::server_description::ServerDescription;
-use crate::topology_description::TopologyDescription;
+use crate::topology_description::{SrvError, TopologyDescription};
 
 use super::criteria::SelectionCriteria;
 use super::explanation::{explain_shared, Explanation};
@@ -110,6 +110,10 @@ pub enum SelectionErrorKind {
     /// The read preference is invalid for this topology (a caller mistake found only once
     /// the topology type is known, e.g. `maxStalenessSeconds` below 90 against a replica set).
     InvalidReadPreference(ReadPreferenceError),
+    /// `mongodb+srv` seed list discovery failed for good
+    /// ([`SrvError::Permanent`](crate::SrvError::Permanent), the error the seedlist spec says
+    /// MUST be raised): no server will ever appear, so selection fails at once.
+    SeedListDiscoveryFailed(String),
 }
 
 impl fmt::Display for SelectionErrorKind {
@@ -120,6 +124,7 @@ impl fmt::Display for SelectionErrorKind {
             }
             Self::IncompatibleTopology(e) => write!(f, "incompatible topology: {e}"),
             Self::InvalidReadPreference(e) => write!(f, "invalid read preference: {e}"),
+            Self::SeedListDiscoveryFailed(e) => f.write_str(e),
         }
     }
 }
@@ -243,6 +248,11 @@ impl Selection {
         if !self.started_logged {
             self.started_logged = true;
             self.log(SelectionLogKind::Started, topology);
+        }
+        // initial-dns-seedlist-discovery.md: a permanent discovery error "MUST be raised";
+        // waiting for serverSelectionTimeoutMS would only delay it.
+        if let Some(SrvError::Permanent(e)) = &topology.srv_error {
+            return self.fail(SelectionErrorKind::SeedListDiscoveryFailed(e.clone()), topology);
         }
         let window = match in_latency_window(topology, &self.criteria) {
             Ok(window) => window,

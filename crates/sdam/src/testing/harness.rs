@@ -51,6 +51,8 @@ pub struct Harness {
     /// SRV and TXT lookups the core asked for and that are not answered yet.
     srv_lookups: VecDeque<RequestId>,
     txt_lookups: VecDeque<RequestId>,
+    /// Servers whose pool was marked ready and not cleared since (CMAP "ready").
+    ready_pools: BTreeMap<ServerAddress, u32>,
 }
 
 impl Harness {
@@ -82,6 +84,7 @@ impl Harness {
             wakeups: 0,
             srv_lookups: VecDeque::new(),
             txt_lookups: VecDeque::new(),
+            ready_pools: BTreeMap::new(),
         };
         Ok(harness.settle().map(|()| harness))
     }
@@ -291,7 +294,7 @@ impl Harness {
         error.service_id = plan.service.map(|s| ObjectId::from_bytes([s % 2; 12]));
         error.max_wire_version = 21;
         if plan.before_handshake {
-            error.phase = ErrorPhase::BeforeHandshakeCompletes;
+            error.phase = ErrorPhase::Authentication;
         }
         if plan.overloaded {
             error.labels.push(SYSTEM_OVERLOADED_LABEL.to_owned());
@@ -340,6 +343,27 @@ impl Harness {
                         self.in_flight.push(Exchange { request: *request, connection: *connection, address });
                     }
                 }
+                // A pool is marked ready only while paused, with the current generation, and
+                // only for a server the topology describes (CMAP, "Marking a Connection Pool
+                // as Ready").
+                Output::Command(Command::MarkPoolReady { address, generation }) => {
+                    if let Some(before) = self.ready_pools.insert(address.clone(), *generation) {
+                        return Err(format!(
+                            "{address}: pool marked ready twice (generations {before}, {generation})"
+                        ));
+                    }
+                    if !self.topology.description().servers.contains(address) {
+                        return Err(format!("{address}: pool marked ready for a server not described"));
+                    }
+                }
+                Output::Command(Command::ClearPool { address, service_id: None, generation, .. }) => {
+                    self.ready_pools.remove(address);
+                    if self.topology.pool_generation(address).is_some_and(|g| g < *generation) {
+                        return Err(format!(
+                            "{address}: pool cleared to generation {generation} ahead of the topology"
+                        ));
+                    }
+                }
                 Output::Command(Command::ResolveSrv { request, .. }) => self.srv_lookups.push_back(*request),
                 Output::Command(Command::ResolveTxt { request, .. }) => self.txt_lookups.push_back(*request),
                 Output::Command(Command::CloseConnection { connection }) => {
@@ -358,6 +382,10 @@ impl Harness {
             }
             if let Output::Event(Event::TopologyClosed { .. }) = output {
                 self.in_flight.clear();
+            }
+            if let Output::Event(Event::ServerClosed { address, .. }) = &output {
+                // A server added again later starts with a new, paused pool.
+                self.ready_pools.remove(address);
             }
         }
         self.check()

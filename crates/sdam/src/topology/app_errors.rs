@@ -33,8 +33,9 @@ impl Topology {
                 let class = classify(*code, message);
                 if class == StateChange::None {
                     // "MongoDB Handshake errors": any other error while establishing the
-                    // connection (authentication) marks the server Unknown and clears its pool.
-                    if error.phase == ErrorPhase::BeforeHandshakeCompletes && !overloaded {
+                    // connection (the handshake or authentication) marks the server Unknown
+                    // and clears its pool.
+                    if error.phase.before_handshake_completes() && !overloaded {
                         self.mark_unknown_and_clear(&error, load_balanced, now);
                     }
                     return;
@@ -64,12 +65,19 @@ impl Topology {
                 }
                 self.request_check(&error.address, now);
             }
-            // A timeout never marks a server Unknown: it may be a slow operation (and the
-            // handshake timeouts of error_handling_handshake.json are ignored too).
-            ApplicationErrorKind::Timeout => {}
-            ApplicationErrorKind::Network => {
-                // Errors carrying the backpressure label are ignored.
-                if !overloaded {
+            // "Network error when reading or writing", by phase: a network error or timeout
+            // on the connection establishment or the hello MUST NOT change the server's
+            // description (error_handling_handshake.json); one during the authentication step
+            // marks it Unknown; after the handshake, a timeout may be a slow operation and
+            // changes nothing, any other network error marks it Unknown. Errors carrying the
+            // backpressure label are ignored ("Error handling pseudocode").
+            ApplicationErrorKind::Network | ApplicationErrorKind::Timeout => {
+                let marks_unknown = match error.phase {
+                    ErrorPhase::ConnectionEstablishment => false,
+                    ErrorPhase::Authentication => true,
+                    ErrorPhase::AfterHandshakeCompletes => error.kind == ApplicationErrorKind::Network,
+                };
+                if marks_unknown && !overloaded {
                     self.mark_unknown_and_clear(&error, load_balanced, now);
                 }
             }
@@ -117,7 +125,10 @@ impl Topology {
                 *g
             }
             None => {
+                // CMAP, "Clearing a non-load balanced pool": the pool is "paused" until a
+                // check marks it ready again. (A load-balanced service clear does not pause.)
                 state.pool_generation += 1;
+                state.pool_ready = false;
                 state.pool_generation
             }
         };

@@ -18,6 +18,9 @@ pub const MIN_HEARTBEAT_FREQUENCY: Duration = crate::monitor::MIN_HEARTBEAT_FREQ
 /// that per-input work stays bounded.
 pub const MAX_SEEDS: usize = 10_000;
 
+// Every accepted seed list fits in a topology.
+const _: () = assert!(MAX_SEEDS <= crate::topology_description::MAX_SERVERS);
+
 /// How a topology is set up. Build it by hand or from a connection string.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

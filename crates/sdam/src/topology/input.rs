@@ -74,7 +74,9 @@ pub enum Input<'a> {
     /// no heartbeat event and no change to the monitor's schedule; a reply with `ok: 0` marks
     /// the server Unknown and clears its pool. A handshake that fails with a network error is
     /// an [`ApplicationError`](Self::ApplicationError) with
-    /// [`ErrorPhase::BeforeHandshakeCompletes`](crate::ErrorPhase::BeforeHandshakeCompletes).
+    /// [`ErrorPhase::ConnectionEstablishment`](crate::ErrorPhase::ConnectionEstablishment)
+    /// (or [`ErrorPhase::Authentication`](crate::ErrorPhase::Authentication) once the hello
+    /// has been answered).
     ApplicationHandshake {
         /// The server the connection is to.
         address: ServerAddress,

@@ -28,6 +28,14 @@ mod monitoring;
 mod selection;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_error_phases;
+#[cfg(test)]
+mod tests_handshake;
+#[cfg(test)]
+mod tests_pool_ready;
+#[cfg(test)]
+mod tests_server_limit;
 
 pub use config::{ConfigError, TopologyConfig, MAX_SEEDS, MIN_HEARTBEAT_FREQUENCY};
 pub use input::Input;
@@ -40,6 +48,9 @@ const OUTPUT_QUEUE_CAPACITY: usize = 8;
 struct ServerState {
     /// The connection pool generation (bumped on every clear).
     pool_generation: u32,
+    /// Whether the I/O layer's pool is "ready" (CMAP): false until a check makes the server
+    /// usable ([`Command::MarkPoolReady`]), and again after every clear.
+    pool_ready: bool,
     /// Pool generations of each service behind a load balancer.
     service_generations: BTreeMap<ObjectId, u32>,
     /// Operations in flight on this server.
@@ -95,6 +106,7 @@ enum Purpose {
 ///             Output::Command(Command::ReadReply { request, connection, deadline }) => read_next(...),
 ///             Output::Command(Command::CloseConnection { connection }) => close(connection),
 ///             Output::Command(Command::ClearPool { address, generation, .. }) => pool(address).clear(generation),
+///             Output::Command(Command::MarkPoolReady { address, .. }) => pool(address).ready(),
 ///             Output::Command(Command::WakeSelections) => wake_waiting_selections(topology.description()),
 ///             Output::Command(Command::ResolveSrv { request, name, deadline }) =>
 ///                 // later: Input::SrvResolved { request, result: Ok(&records) or Err(why) }
@@ -189,10 +201,13 @@ impl Topology {
     /// [`Command::ResolveTxt`] (deadline: `connectTimeoutMS` from now, or
     /// [`DEFAULT_DNS_TIMEOUT`] when it is no limit). Once both answers are in and valid, the
     /// TXT options are applied (replicaSet makes it ReplicaSetNoPrimary with that set name,
-    /// loadBalanced makes it LoadBalanced) and the seeds open. A failed, timed-out or invalid answer is retried after
-    /// [`SRV_RETRY_BACKOFF`], doubling up to `heartbeatFrequencyMS`; meanwhile
+    /// loadBalanced makes it LoadBalanced) and the seeds open. A failed or timed-out lookup,
+    /// or an empty SRV answer, is retried after [`SRV_RETRY_BACKOFF`], doubling up to
+    /// `heartbeatFrequencyMS`; meanwhile
     /// [`TopologyDescription::srv_error`] says what went wrong, and selections that time out
-    /// quote it.
+    /// quote it. Answers that break a rule of the seedlist spec are a permanent error
+    /// ([`SrvError::Permanent`](crate::SrvError::Permanent)): never retried, and selections
+    /// fail with it at once.
     pub fn new(config: TopologyConfig, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = Rng::new(config.rng_seed);
@@ -263,10 +278,14 @@ impl Topology {
         let Some(seed) = self.config.seeds.first().cloned() else { return };
         let mut lb = ServerDescription::unknown(seed);
         lb.server_type = ServerType::LoadBalancer;
+        let position = self.outputs.len();
+        let ready = lb.clone();
         self.replace_servers(now, |td, _| {
             td.insert_server(lb);
             true
         });
+        // No monitor will ever check it: its pool is ready from the start.
+        self.mark_pool_ready_if_usable(&ready, position);
     }
 
     /// The topology's id, as it appears in events.
@@ -279,6 +298,26 @@ impl Topology {
     /// `load_balanced` filled in.
     pub fn config(&self) -> &TopologyConfig {
         &self.config
+    }
+
+    /// The handshake's `client` document (handshake.md), at most 512 bytes: what the core's
+    /// monitors send on every new connection, and what a driver's connection pool sends in
+    /// its own handshakes.
+    pub fn client_metadata(&self) -> &bson::Document {
+        &self.metadata
+    }
+
+    /// appendMetadata (handshake.md, "Metadata updates after MongoClient initialization"):
+    /// appends a wrapping library's driver info to the client metadata
+    /// ([`ClientMetadata::append`](crate::ClientMetadata::append)). Connections opened from
+    /// now on send the new document; established ones are left as they are. Returns whether
+    /// anything changed (`false` for driver info appended before).
+    pub fn append_metadata(&mut self, info: crate::DriverInfo) -> Result<bool, crate::MetadataError> {
+        let changed = self.config.metadata.append(info)?;
+        if changed {
+            self.metadata = self.config.metadata.to_document();
+        }
+        Ok(changed)
     }
 
     /// The current description: an immutable snapshot, cheap to clone.
@@ -424,8 +463,53 @@ impl Topology {
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
+        // Only a paused pool of a server this outcome makes usable is marked ready (checked
+        // first, so the steady state costs one lookup).
+        let readies = self.makes_usable(&sd) && self.servers.get(&sd.address).is_some_and(|s| !s.pool_ready);
         let sd = Arc::new(sd);
+        let applied = readies.then(|| Arc::clone(&sd));
+        let position = self.outputs.len();
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
+        // The pool is marked ready in step with the update, before its events, if the update
+        // rules kept the outcome (not stale, not replaced by a setName mismatch).
+        if let Some(applied) = applied {
+            if self.description.server(&applied.address).is_some_and(|current| Arc::ptr_eq(current, &applied))
+            {
+                self.mark_pool_ready_if_usable(&applied, position);
+            }
+        }
+    }
+
+    /// Whether `sd` is of a type whose pool is marked ready (see
+    /// [`mark_pool_ready_if_usable`](Self::mark_pool_ready_if_usable)). A server only becomes
+    /// Single's by being a Standalone, which qualifies anyway, so the current topology type
+    /// decides.
+    fn makes_usable(&self, sd: &ServerDescription) -> bool {
+        matches!(
+            sd.server_type,
+            ServerType::Mongos
+                | ServerType::RSPrimary
+                | ServerType::RSSecondary
+                | ServerType::Standalone
+                | ServerType::LoadBalancer
+        ) || (sd.server_type != ServerType::Unknown && self.description.topology_type == TopologyType::Single)
+    }
+
+    /// server-discovery-and-monitoring.md, "Connection Pool Management" (and
+    /// `onServerDescriptionChanged`): after a successful check that makes the server a
+    /// Mongos, RSPrimary, RSSecondary, Standalone or LoadBalancer, or anything but Unknown in
+    /// a Single topology, the server's pool MUST be marked "ready". CMAP: a pool already ready
+    /// is not marked again. The command goes at `position` in the outputs (before the events
+    /// of the update that made the server usable).
+    fn mark_pool_ready_if_usable(&mut self, sd: &ServerDescription, position: usize) {
+        let usable = self.makes_usable(sd);
+        let Some(state) = self.servers.get_mut(&sd.address).filter(|s| usable && !s.pool_ready) else {
+            return;
+        };
+        state.pool_ready = true;
+        let command =
+            Command::MarkPoolReady { address: sd.address.clone(), generation: state.pool_generation };
+        self.outputs.insert(position.min(self.outputs.len()), Output::Command(command));
     }
 
     /// Runs `update` on a copy of the description, then publishes the result with its events.
@@ -441,6 +525,7 @@ impl Topology {
         if !update(&mut next, &mut changes) {
             return;
         }
+        next.note_server_limit(&changes);
         // Servers whose description changed, in address order (shared chunks and descriptions
         // are skipped); with the same addresses, none changed, and the same topology-wide
         // fields, the two descriptions are equal by the spec's rules.

@@ -14,11 +14,10 @@ use super::{Topology, MIN_HEARTBEAT_FREQUENCY};
 use crate::connection_string::srv::{
     rescans_srv, SrvQuery, SrvRecord, SrvRescan, SrvResolution, TxtRecord, MIN_RESCAN_INTERVAL,
 };
-use crate::connection_string::Options;
+use crate::connection_string::{ConnectionStringError, Options};
 use crate::events::Command;
 use crate::monitor::RequestId;
-use crate::server_description::ServerDescription;
-use crate::topology_description::TopologyType;
+use crate::topology_description::{SrvError, TopologyType};
 
 /// How long the first retry of a failed initial seedlist discovery waits. Each further retry
 /// waits twice as long as the one before, up to `heartbeatFrequencyMS` (the interval the
@@ -239,7 +238,8 @@ impl Topology {
             srv.pending.clear();
             srv.srv_answer = None;
             srv.txt_answer = None;
-            self.initial_discovery_failed(error, now);
+            // A lookup that failed or timed out: DNS may answer later.
+            self.initial_discovery_failed(SrvError::Transient(error), now);
         } else if srv.srv_answer.is_some() && srv.txt_answer.is_some() {
             self.finish_initial_discovery(now);
         }
@@ -253,25 +253,47 @@ impl Topology {
             return;
         };
         let query = srv.query.clone();
-        let outcome = query
-            .resolve(&records, &txt, &base, &mut self.rng)
-            .map_err(|e| e.to_string())
-            .and_then(|resolution| self.apply_initial_seed_list(resolution, now));
+        let outcome = match query.resolve(&records, &txt, &base, &mut self.rng) {
+            // initial-dns-seedlist-discovery.md, "Querying DNS": "If the DNS result returns
+            // no SRV records ... an error MUST be raised"; records may be published later
+            // (a cluster being created), so this one is retried.
+            Err(e @ ConnectionStringError::NoSrvRecords { .. }) => Err(SrvError::Transient(e.to_string())),
+            // Every other rule the answers break "MUST raise an error": a record outside the
+            // parent domain, multiple TXT records, a TXT option that is not allowed, options
+            // that conflict once merged. The DNS answered; asking again would not help.
+            Err(e) => Err(SrvError::Permanent(e.to_string())),
+            Ok(resolution) => self.apply_initial_seed_list(resolution, now).map_err(SrvError::Permanent),
+        };
         if let Err(error) = outcome {
             self.initial_discovery_failed(error, now);
         }
     }
 
-    /// Records why the initial discovery failed (in the description, where a waiting
-    /// selection's error quotes it) and schedules the next attempt.
-    fn initial_discovery_failed(&mut self, error: String, now: Instant) {
+    /// Records why the initial discovery failed (in the description, where selections quote
+    /// it) and, unless the error is permanent, schedules the next attempt. After a permanent
+    /// error no lookup is ever sent again.
+    fn initial_discovery_failed(&mut self, error: SrvError, now: Instant) {
         let heartbeat = self.config.heartbeat_frequency.max(SRV_RETRY_BACKOFF);
         let Some(srv) = self.srv.as_mut() else { return };
-        let error = format!("mongodb+srv seed list discovery for {:?} failed: {error}", srv.query.hostname());
-        srv.last_error = Some(error.clone());
-        srv.next_lookup = Some(now + srv.retry_delay);
-        srv.retry_delay = (srv.retry_delay * 2).min(heartbeat);
-        if self.description.srv_error.as_deref() != Some(error.as_str()) {
+        let message = format!(
+            "mongodb+srv seed list discovery for {:?} failed: {}",
+            srv.query.hostname(),
+            error.message()
+        );
+        srv.last_error = Some(message.clone());
+        let error = match error {
+            SrvError::Permanent(_) => {
+                srv.pending.clear();
+                srv.next_lookup = None;
+                SrvError::Permanent(message)
+            }
+            _ => {
+                srv.next_lookup = Some(now + srv.retry_delay);
+                srv.retry_delay = (srv.retry_delay * 2).min(heartbeat);
+                SrvError::Transient(message)
+            }
+        };
+        if self.description.srv_error.as_ref() != Some(&error) {
             self.replace_servers(now, |td, _| {
                 td.srv_error = Some(error);
                 true
@@ -313,11 +335,8 @@ impl Topology {
             td.topology_type = topology_type;
             td.set_name = set_name;
             td.srv_error = None;
-            for host in hosts {
-                if !td.servers.contains(&host) {
-                    td.insert_server(ServerDescription::unknown(host.clone()));
-                    changes.added.push(host);
-                }
+            for host in &hosts {
+                td.add_unknown(host, || "the SRV records".to_owned(), changes);
             }
             true
         });
@@ -380,10 +399,7 @@ impl Topology {
                     td.remove(gone, changes);
                 }
                 for new in &rescan.added {
-                    if !td.servers.contains(new) {
-                        td.insert_server(ServerDescription::unknown(new.clone()));
-                        changes.added.push(new.clone());
-                    }
+                    td.add_unknown(new, || "the SRV records".to_owned(), changes);
                 }
                 true
             });
@@ -411,8 +427,8 @@ mod tests {
     use crate::connection_string::srv::{SrvQuery, SrvRecord, TxtRecord, MIN_RESCAN_INTERVAL};
     use crate::selection::{SelectionCriteria, SelectionOptions, SelectionPoll};
     use crate::{
-        Command, ConnectionString, Event, Input, Output, RequestId, ServerAddress, ServerType, Topology,
-        TopologyConfig, TopologyType,
+        Command, ConnectionString, Event, Input, Output, RequestId, ServerAddress, ServerType, SrvError,
+        Topology, TopologyConfig, TopologyType,
     };
 
     fn addr(s: &str) -> ServerAddress {
@@ -442,6 +458,7 @@ mod tests {
         closed: Vec<ServerAddress>,
         hellos: usize,
         description_changes: usize,
+        wake_selections: bool,
     }
 
     fn drain(t: &mut Topology) -> Drained {
@@ -455,6 +472,7 @@ mod tests {
                     d.txt.push((request, name, deadline));
                 }
                 Output::Command(Command::SendHello { .. }) => d.hellos += 1,
+                Output::Command(Command::WakeSelections) => d.wake_selections = true,
                 Output::Event(Event::ServerOpening { address, .. }) => d.opened.push(address),
                 Output::Event(Event::ServerClosed { address, .. }) => d.closed.push(address),
                 Output::Event(Event::TopologyDescriptionChanged { .. }) => d.description_changes += 1,
@@ -612,13 +630,14 @@ mod tests {
         assert!(picks.iter().any(|p| *p != picks[0]), "other seeds pick other hosts");
     }
 
-    /// Every rule that rejects an initial answer: the error is visible and the lookup retried.
+    /// Every rule that rejects an initial answer "MUST raise an error"
+    /// (initial-dns-seedlist-discovery.md): the error is permanent, visible on the
+    /// description, and no lookup is ever sent again (it used to be retried forever).
     #[test]
-    fn invalid_answers_are_reported_and_retried() {
+    fn invalid_answers_are_raised_and_never_retried() {
         let one = [rec("a.example.com")];
         let two = [rec("a.example.com"), rec("b.example.com")];
-        let cases: [(&str, &[SrvRecord], Vec<TxtRecord>, &str); 7] = [
-            ("", &[], vec![], "returned no records"),
+        let cases: [(&str, &[SrvRecord], Vec<TxtRecord>, &str); 6] = [
             ("", &[rec("a.evil.com")], vec![], "not in the connection string host's domain"),
             (
                 "",
@@ -638,14 +657,32 @@ mod tests {
             answer_txt(&mut t, d.txt[0].0, &txt, now);
             let after = drain(&mut t);
             let td = t.description();
-            let error = td.srv_error.as_deref().unwrap_or_else(|| panic!("{uri} {srv:?} {txt:?}: no error"));
-            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
-            assert!(error.starts_with("mongodb+srv seed list discovery for \"cluster0.example.com\" failed"));
+            let error = td.srv_error.clone().unwrap_or_else(|| panic!("{uri} {srv:?} {txt:?}: no error"));
+            assert!(error.is_permanent(), "{uri}: {error:?}");
+            let message = error.message();
+            assert!(message.contains(expected), "{message:?} should mention {expected:?}");
+            assert!(
+                message.starts_with("mongodb+srv seed list discovery for \"cluster0.example.com\" failed")
+            );
             assert!(td.servers.is_empty() && after.opened.is_empty(), "{uri}: no host added");
             assert_eq!(after.description_changes, 1, "the error is published");
-            assert_eq!(t.srv_last_error(), Some(error));
-            assert_eq!(t.poll_timeout(), Some(now + SRV_RETRY_BACKOFF));
+            assert_eq!(t.srv_last_error(), Some(message));
+            assert_eq!(t.poll_timeout(), None, "{uri}: never retried");
+            t.handle_timeout(now + secs(3600));
+            assert!(drain(&mut t).srv.is_empty(), "{uri}: no lookup an hour later");
         }
+    }
+
+    /// An empty SRV answer is raised too, but DNS may publish the records later (a cluster
+    /// being created): it is transient and retried.
+    #[test]
+    fn no_srv_records_is_transient_and_retried() {
+        let (mut t, now, d) = start("mongodb+srv://cluster0.example.com/");
+        answer_srv(&mut t, d.srv[0].0, &[], now);
+        answer_txt(&mut t, d.txt[0].0, &[], now);
+        let error = t.description().srv_error.clone().expect("the error is published");
+        assert!(!error.is_permanent() && error.message().contains("returned no records"), "{error:?}");
+        assert_eq!(t.poll_timeout(), Some(now + SRV_RETRY_BACKOFF));
     }
 
     #[test]
@@ -654,7 +691,7 @@ mod tests {
         t.handle(Input::SrvResolved { request: d.srv[0].0, result: Err("NXDOMAIN".into()) }, t0);
         let td = t.description();
         assert_eq!(
-            td.srv_error.as_deref(),
+            td.srv_error.as_ref().map(SrvError::message),
             Some(
                 "mongodb+srv seed list discovery for \"cluster0.example.com\" failed: the SRV lookup of \
                  \"_mongodb._tcp.cluster0.example.com\" failed: NXDOMAIN"
@@ -679,7 +716,8 @@ mod tests {
         assert!(t
             .description()
             .srv_error
-            .as_deref()
+            .as_ref()
+            .map(SrvError::message)
             .unwrap()
             .contains("TXT lookup of \"cluster0.example.com\" failed: SERVFAIL"));
         // Then the lookups succeed: the error is gone and the seeds open.
@@ -698,7 +736,13 @@ mod tests {
         let (mut t, t0, d) = start("mongodb+srv://cluster0.example.com/?connectTimeoutMS=1500");
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_millis(1500)));
         t.handle_timeout(t0 + Duration::from_millis(1500));
-        assert!(t.description().srv_error.as_deref().unwrap().ends_with("failed: no answer within 1500 ms"));
+        assert!(t
+            .description()
+            .srv_error
+            .as_ref()
+            .unwrap()
+            .message()
+            .ends_with("failed: no answer within 1500 ms"));
         // A late answer to the timed-out lookups is stale.
         let late = t0 + Duration::from_millis(1800);
         answer_srv(&mut t, d.srv[0].0, &[rec("a.example.com")], late);
@@ -709,6 +753,30 @@ mod tests {
             Some(t0 + Duration::from_millis(2000)),
             "retry 500 ms after the timeout"
         );
+    }
+
+    /// A waiting selection fails at once with a permanent discovery error, not at
+    /// serverSelectionTimeoutMS; and a selection started afterwards fails on its first poll.
+    #[test]
+    fn a_permanent_discovery_error_fails_a_waiting_selection_at_once() {
+        let (mut t, t0, d) = start("mongodb+srv://cluster0.example.com/");
+        let options = SelectionOptions::new("find").with_timeout(secs(30));
+        let mut waiting = crate::selection::Selection::new(SelectionCriteria::write(), options.clone(), t0);
+        assert!(matches!(t.select(&mut waiting, t0), SelectionPoll::Wait { .. }));
+        let answered = t0 + Duration::from_millis(20);
+        answer_srv(&mut t, d.srv[0].0, &[rec("a.evil.com")], answered);
+        answer_txt(&mut t, d.txt[0].0, &[], answered);
+        let woken = drain(&mut t);
+        assert!(woken.wake_selections, "the waiting selections are woken");
+        let SelectionPoll::Failed(error) = t.select(&mut waiting, answered) else {
+            panic!("should fail at once")
+        };
+        let crate::selection::SelectionErrorKind::SeedListDiscoveryFailed(message) = &error.kind else {
+            panic!("{:?}", error.kind)
+        };
+        assert!(message.contains("not in the connection string host's domain"), "{message}");
+        let mut later = crate::selection::Selection::new(SelectionCriteria::write(), options, answered);
+        assert!(matches!(t.select(&mut later, answered), SelectionPoll::Failed(_)));
     }
 
     #[test]
