@@ -182,13 +182,13 @@ impl AsyncPool {
     ) -> Result<RawDocumentBuf, (ErrorPhase, io::Error)> {
         if !self.conns.contains_key(address) {
             let conn =
-                AsyncConn::connect(address).await.map_err(|e| (ErrorPhase::BeforeHandshakeCompletes, e))?;
+                AsyncConn::connect(address).await.map_err(|e| (ErrorPhase::ConnectionEstablishment, e))?;
             self.conns.insert(address.clone(), conn);
         }
         let conn = self
             .conns
             .get_mut(address)
-            .ok_or_else(|| (ErrorPhase::BeforeHandshakeCompletes, io::ErrorKind::NotConnected.into()))?;
+            .ok_or_else(|| (ErrorPhase::ConnectionEstablishment, io::ErrorKind::NotConnected.into()))?;
         conn.command(body).await.map_err(|e| (ErrorPhase::AfterHandshakeCompletes, e))
     }
 }
@@ -276,13 +276,13 @@ impl BlockingPool {
     ) -> Result<RawDocumentBuf, (ErrorPhase, io::Error)> {
         if !self.conns.contains_key(address) {
             let conn =
-                BlockingConn::connect(address).map_err(|e| (ErrorPhase::BeforeHandshakeCompletes, e))?;
+                BlockingConn::connect(address).map_err(|e| (ErrorPhase::ConnectionEstablishment, e))?;
             self.conns.insert(address.clone(), conn);
         }
         let conn = self
             .conns
             .get_mut(address)
-            .ok_or_else(|| (ErrorPhase::BeforeHandshakeCompletes, io::ErrorKind::NotConnected.into()))?;
+            .ok_or_else(|| (ErrorPhase::ConnectionEstablishment, io::ErrorKind::NotConnected.into()))?;
         conn.command(body).map_err(|e| (ErrorPhase::AfterHandshakeCompletes, e))
     }
 }
