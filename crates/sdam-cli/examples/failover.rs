@@ -61,6 +61,8 @@ async fn main() -> Result<(), Error> {
     }
 
     println!("\n== 3. The primary dies\n");
+    // The pool generation a connection opened now would carry (its errors are built with it).
+    let generation = client.pool_generation(&primary).unwrap_or(0);
     rs.crash(0)?;
     say(&format!("killed the primary {primary}: its listener and connections are closed"));
     match command(&primary, rawdoc! {"insert": "orders", "documents": [{"n": 2}], "$db": "shop"}).await {
@@ -69,7 +71,7 @@ async fn main() -> Result<(), Error> {
             // What a driver does with a network error on a server's connection: report it.
             // This one happened while connecting, which by itself changes nothing (SDAM,
             // "Network error when reading or writing"); the monitor's broken connection tells.
-            let mut error = ApplicationError::new(primary.clone(), 0, ApplicationErrorKind::Network);
+            let mut error = ApplicationError::new(primary.clone(), generation, ApplicationErrorKind::Network);
             error.phase = ErrorPhase::ConnectionEstablishment;
             say(&format!(
                 "insert #2 failed on {primary}: {io} -> retryable: {}",

@@ -169,6 +169,12 @@ impl Cluster {
         self.read(index, |m| m.command_count)
     }
 
+    /// The `client.driver.name` and `client.application.name` of the handshakes member
+    /// `index` answered (distinct pairs, first seen first, at most 16).
+    pub fn handshakes(&self, index: usize) -> Result<Vec<(String, String)>, ClusterError> {
+        self.read(index, |m| m.handshakes.clone())
+    }
+
     /// Connections currently open on member `index` (server side).
     pub fn open_connections(&self, index: usize) -> Result<usize, ClusterError> {
         self.read(index, |m| m.connections.len())

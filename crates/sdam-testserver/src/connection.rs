@@ -157,7 +157,7 @@ impl<T: Transport> Connection<T> {
                     }
                 };
                 let m = &state.members[self.index];
-                (reply, m.latency, m.fault)
+                (reply, m.command_latency(), m.fault)
             };
             if request.flags.more_to_come {
                 return Ok(()); // the client wants no reply
@@ -167,7 +167,12 @@ impl<T: Transport> Connection<T> {
         let legacy = name != "hello";
         let hello_ok = body.get_bool("helloOk").unwrap_or(false);
         let awaitable = awaitable(body);
-        self.alive()?.members[self.index].hello_count += 1;
+        {
+            let mut state = self.alive()?;
+            let m = &mut state.members[self.index];
+            m.hello_count += 1;
+            m.note_handshake(body);
+        }
         let mut known = awaitable.map(|(tv, _)| tv);
         let mut response_to = request.request_id;
         loop {

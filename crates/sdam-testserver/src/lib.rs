@@ -23,6 +23,12 @@
 //! `blockConnection` + `blockTimeMS`; modes `alwaysOn`, `{times}`, `{skip}`, `off`), as the
 //! unified tests use it. `replSetStepDown` elects another member; `replSetFreeze` is accepted.
 //!
+//! Other drivers (PyMongo, the official Rust driver) run against them too: their handshakes
+//! (client metadata, `helloOk`, compression lists declined), `endSessions`, and
+//! `NotWritablePrimary` with `RetryableWriteError` on a refused retryable write; a member can
+//! be slow for its monitors only ([`MemberSpec::command_latency`]), and
+//! [`Cluster::handshakes`] tells which drivers shook hands.
+//!
 //! [`scenarios`] holds the end-to-end scenarios both adapters run through their [`scenarios::Harness`].
 //!
 //! ```
@@ -50,6 +56,7 @@ pub mod hostile;
 pub mod jongodb;
 mod listener;
 mod member;
+mod peers;
 mod raw_client;
 mod repl_commands;
 pub mod scenarios;

@@ -55,6 +55,8 @@ pub struct MemberSpec {
     pub(crate) role: Role,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) latency: Duration,
+    /// See [`MemberSpec::command_latency`] (`crate::peers`); `None`: `latency`.
+    pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) up: bool,
     pub(crate) advertised_host: Option<String>,
@@ -67,6 +69,7 @@ impl MemberSpec {
             role,
             tags: Vec::new(),
             latency: Duration::ZERO,
+            command_latency: None,
             streaming: true,
             up: true,
             advertised_host: None,
@@ -138,6 +141,7 @@ pub(crate) struct MemberState {
     pub(crate) in_config: bool,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) latency: Duration,
+    pub(crate) command_latency: Option<Duration>,
     pub(crate) streaming: bool,
     pub(crate) fault: Fault,
     /// The host it calls itself, if not `127.0.0.1` ([`MemberSpec::advertised_as`]).
@@ -149,6 +153,8 @@ pub(crate) struct MemberState {
     pub(crate) up: bool,
     pub(crate) hello_count: u64,
     pub(crate) command_count: u64,
+    /// The (driver, application) names of the handshakes answered (`crate::peers`).
+    pub(crate) handshakes: Vec<(String, String)>,
     /// Clones of the open connections' sockets, to close them on a crash.
     pub(crate) connections: BTreeMap<u64, TcpStream>,
     pub(crate) next_connection_id: u64,
@@ -165,6 +171,7 @@ impl MemberState {
             in_config: true,
             tags: spec.tags.clone(),
             latency: spec.latency,
+            command_latency: spec.command_latency,
             streaming: spec.streaming,
             fault: Fault::None,
             advertised_host: spec.advertised_host.clone(),
@@ -174,6 +181,7 @@ impl MemberState {
             up: spec.up,
             hello_count: 0,
             command_count: 0,
+            handshakes: Vec::new(),
             connections: BTreeMap::new(),
             next_connection_id: 1,
             acceptor: None,
@@ -337,10 +345,7 @@ impl State {
                 if m.writable() {
                     doc! { "n": 1, "ok": 1.0 }
                 } else {
-                    doc! {
-                        "ok": 0.0, "code": 10107, "codeName": "NotWritablePrimary",
-                        "errmsg": "not writable primary", "topologyVersion": tv,
-                    }
+                    crate::peers::not_writable_primary(body, tv)
                 }
             }
             other => doc! {

@@ -357,6 +357,14 @@ impl Client {
         self.inner.shared.topology().client_metadata().clone()
     }
 
+    /// The connection pool generation of `address` now (`None`: not in the topology). Record
+    /// it on each application connection when it opens and build that connection's errors
+    /// with it ([`ApplicationError::new`]), so an error from a connection older than the
+    /// last pool clear is ignored (SDAM, "isStaleError").
+    pub fn pool_generation(&self, address: &ServerAddress) -> Option<u32> {
+        self.inner.shared.topology().pool_generation(address)
+    }
+
     /// Reports an error an application operation saw (SDAM "Application errors").
     pub fn report_error(&self, error: ApplicationError) {
         self.inner.shared.handle(Input::ApplicationError(error));
