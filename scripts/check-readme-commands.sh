@@ -48,6 +48,8 @@ declare -A how=(
   # the programs themselves run, against a port nobody listens on (exit 1, the explained error).
   ["cargo run -p sdam-tokio --example client -- URI"]="path1:cargo run -p sdam-tokio --example client -- 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300'"
   ["fuzz/run.sh op_msg_decode 600"]="covered:the fuzz step of .ci/run (30 s per target)"
+  ["fuzz/run.sh monitor_connection 600"]="covered:the fuzz step of .ci/run (30 s per target)"
+  ["cargo run -p sdam --example driver_loop -- 'mongodb://localhost:27017/?replicaSet=rs0'"]="covered:cargo test (.ci/run): driver_loop_example runs it against a scripted replica set through a primary kill"
   ["fuzz/run.sh hello_parse 600"]="covered:the fuzz step of .ci/run (30 s per target)"
   ["fuzz/run.sh topology_transitions 600"]="covered:the fuzz step of .ci/run (30 s per target)"
   ["fuzz/run.sh selection 600"]="covered:the fuzz step of .ci/run (30 s per target)"
