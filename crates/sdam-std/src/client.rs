@@ -335,6 +335,31 @@ mod tests {
         client.close(); // idempotent
     }
 
+    /// server-selection.md, "Logging": when a waiting selection's caller gets its outcome,
+    /// the selection's last log event and message ("Server selection failed") were already
+    /// published, as the unified tests check right after the operation (the core outputs
+    /// them before the outcome; the driver hands them over in that order).
+    #[test]
+    fn waiting_selection_outcome_follows_its_log_messages() {
+        let config = TopologyConfig::with_seeds([ServerAddress::parse("127.0.0.1:1").unwrap()]);
+        let (client, events) = Client::with_subscription(config, ClientOptions::default()).unwrap();
+        for i in 0..20 {
+            let options =
+                SelectionOptions::new("insert").with_operation_id(i).with_timeout(Duration::from_millis(5));
+            let error = client.select_server_with(SelectionCriteria::write(), options).unwrap_err();
+            assert!(!matches!(error, SelectError::Closed), "{error:?}");
+            let published: Vec<ClientEvent> = std::iter::from_fn(|| events.try_recv()).collect();
+            let last_log = published.iter().rev().find_map(|e| match e {
+                ClientEvent::Log(m) if m.component == sdam::logging::LogComponent::ServerSelection => {
+                    Some(m.message)
+                }
+                _ => None,
+            });
+            assert_eq!(last_log, Some("Server selection failed"), "selection {i}: {published:?}");
+        }
+        client.close();
+    }
+
     /// SDAM logging, "Log Messages", and server-selection.md, "Logging": every SDAM event
     /// but ServerDescriptionChanged is followed by its log message, every selection log
     /// event by its own.

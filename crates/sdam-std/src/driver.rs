@@ -1,6 +1,7 @@
 //! The driver thread: sleeps until the core's next deadline or new input, drains the core's
 //! outputs, publishes events and hands commands to the I/O threads.
 
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,19 @@ use sdam::{Command, Output};
 use crate::connection::{Connections, Settings};
 #[cfg(feature = "dns")]
 use crate::dns::Dns;
-use crate::shared::Shared;
+use crate::shared::{Outcome, Shared};
 use crate::ClientEvent;
+
+/// One thing the driver does after draining the core, in the core's output order.
+enum Work {
+    /// An output to carry out.
+    Output(Output),
+    /// A waiting selection's outcome for its waiter (taken from the waiters under the lock
+    /// that registered it; `None` when nobody waits any more). Handed over in order, after
+    /// the selection log events before it were published, so a caller that sees its
+    /// outcome has its "succeeded"/"failed" message already (server-selection.md, "Logging").
+    Deliver(Option<SyncSender<Outcome>>, Outcome),
+}
 
 /// The driver's state: the connections it runs and the DNS thread, once started.
 pub(crate) struct Driver {
@@ -46,9 +58,12 @@ impl Driver {
     /// it started and ends the subscriptions.
     pub(crate) fn run(mut self) {
         loop {
-            let (outputs, closed) = self.wait_for_work();
-            for output in outputs {
-                self.execute(output);
+            let (work, closed) = self.wait_for_work();
+            for work in work {
+                match work {
+                    Work::Output(output) => self.execute(output),
+                    Work::Deliver(waiter, outcome) => deliver(waiter, outcome),
+                }
             }
             if closed {
                 break;
@@ -62,9 +77,9 @@ impl Driver {
         self.shared.subscribers.close();
     }
 
-    /// Waits for new input or the next deadline; returns the outputs drained and whether the
-    /// topology is closed. Selections are woken here, under the lock, so none misses a change.
-    fn wait_for_work(&mut self) -> (Vec<Output>, bool) {
+    /// Waits for new input or the next deadline; returns the outputs drained (with each
+    /// waiting selection's waiter taken under the lock) and whether the topology is closed.
+    fn wait_for_work(&mut self) -> (Vec<Work>, bool) {
         let mut core = self.shared.lock();
         loop {
             let now = Instant::now();
@@ -97,21 +112,11 @@ impl Driver {
         let mut outputs = Vec::new();
         while let Some(output) = core.topology.poll_output() {
             match output {
-                // Handed to its waiter here, under the lock that registered it.
+                // Its waiter is found here, under the lock that registered it.
                 Output::Selection { id, result } => {
-                    let unsent = match core.waiters.remove(&id) {
-                        Some(waiter) => waiter.try_send(result).err().map(|e| match e {
-                            std::sync::mpsc::TrySendError::Full(r)
-                            | std::sync::mpsc::TrySendError::Disconnected(r) => r,
-                        }),
-                        None => Some(result),
-                    };
-                    // Nobody waits for it any more: its operation ends at once.
-                    if let Some(Ok(mut selected)) = unsent {
-                        selected.finish_operation();
-                    }
+                    outputs.push(Work::Deliver(core.waiters.remove(&id), result));
                 }
-                other => outputs.push(other),
+                other => outputs.push(Work::Output(other)),
             }
         }
         // A new description: publish it for the selecting threads.
@@ -124,7 +129,7 @@ impl Driver {
         let command = match output {
             Output::Event(event) => return self.shared.publish_event(event),
             Output::SelectionLog { event, .. } => return self.shared.publish_selection(event),
-            // Delivered under the lock in `wait_for_work`.
+            // Turned into `Work::Deliver` in `wait_for_work`.
             Output::Selection { .. } => return,
             Output::Command(command) => command,
         };
@@ -196,4 +201,18 @@ const MIN_TIME_LEFT: Duration = Duration::from_millis(1);
 #[cfg(feature = "dns")]
 fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()).max(MIN_TIME_LEFT))
+}
+
+/// Hands a waiting selection's outcome to its waiter; an operation nobody waits for any more
+/// ends at once.
+fn deliver(waiter: Option<SyncSender<Outcome>>, outcome: Outcome) {
+    let unsent = match waiter {
+        Some(waiter) => waiter.try_send(outcome).err().map(|e| match e {
+            TrySendError::Full(r) | TrySendError::Disconnected(r) => r,
+        }),
+        None => Some(outcome),
+    };
+    if let Some(Ok(mut selected)) = unsent {
+        selected.finish_operation();
+    }
 }

@@ -263,7 +263,9 @@ impl Driver {
             Output::Event(event) => self.shared.publish_event(event),
             Output::Command(command) => self.command(command),
             Output::Selection { id, result } => self.shared.deliver(id, result),
-            Output::SelectionLog { event, .. } => self.shared.publish(ClientEvent::Selection(event)),
+            // The selection log event and its message (server-selection.md, "Logging"), as the
+            // lock-free path publishes them.
+            Output::SelectionLog { event, .. } => self.shared.publish_selection(event),
         }
     }
 

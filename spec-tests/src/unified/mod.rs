@@ -991,9 +991,9 @@ impl TestRun<'_> {
         let empty = bson::Array::new();
         let ignore = expected.get_array("ignoreMessages").unwrap_or(&empty);
         let c = self.entities.client(client)?;
-        let observed: Vec<LogMessage> = c
-            .log
-            .log_messages()
+        let all = c.log.log_messages();
+        let published = all.len();
+        let observed: Vec<LogMessage> = all
             .into_iter()
             .filter(|m| {
                 let (_, rank) = message_level(m);
@@ -1004,24 +1004,39 @@ impl TestRun<'_> {
             .filter(|m| !ignore.iter().filter_map(Bson::as_document).any(|i| log_matches(i, m).is_ok()))
             .collect();
         let describe = || {
+            if observed.is_empty() {
+                return "(none)".to_owned();
+            }
             observed
                 .iter()
                 .map(|m| format!("{:?} {}", m.message, log_data(m)))
                 .collect::<Vec<_>>()
                 .join("\n  ")
         };
+        // What was expected, for the failure message.
+        let expected_list = || {
+            messages
+                .iter()
+                .map(|m| m.as_document().map_or_else(|| m.to_string(), |d| d.to_string()))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        };
         if observed.len() < messages.len() || (!ignore_extra && observed.len() != messages.len()) {
             return Err(format!(
-                "{client}: expected {} log messages, observed {}:\n  {}",
+                "{client}: expected {} log messages, observed {} ({} published before the \
+                 observeLogMessages and ignoreMessages filters)\n expected:\n  {}\n observed:\n  {}",
                 messages.len(),
                 observed.len(),
+                published,
+                expected_list(),
                 describe()
             ));
         }
         for (i, (e, m)) in messages.iter().zip(&observed).enumerate() {
             let e = e.as_document().ok_or("an expected log message must be a document")?;
-            log_matches(e, m)
-                .map_err(|why| format!("{client}: log message {i}: {why}\n observed:\n  {}", describe()))?;
+            log_matches(e, m).map_err(|why| {
+                format!("{client}: log message {i}: {why}\n expected:\n  {e}\n observed:\n  {}", describe())
+            })?;
         }
         Ok(())
     }

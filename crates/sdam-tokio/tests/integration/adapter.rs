@@ -152,6 +152,43 @@ async fn log_messages_follow_their_events() {
     assert!(logs.iter().any(|m| m.message == "Server selection succeeded"));
 }
 
+/// server-selection.md, "Logging": a selection that must wait is logged by the core (the
+/// driver task drains its selection log events), and each of those events is followed by
+/// its log message just as on the lock-free path: "Server selection started", "Waiting for
+/// suitable server to become available", "Server selection failed" (the failing cases of
+/// server-selection/tests/logging/*.json).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_selection_log_events_have_their_log_messages() {
+    let unreachable = TopologyConfig::with_seeds([ServerAddress::parse("127.0.0.1:1").unwrap()]);
+    let (client, mut events) = Client::with_subscription(unreachable, ClientOptions::default()).unwrap();
+    let options = sdam::selection::SelectionOptions::new("insert")
+        .with_operation_id(7)
+        .with_timeout(Duration::from_millis(200));
+    let error = client.select_server_with(SelectionCriteria::write(), options).await.unwrap_err();
+    assert!(!matches!(error, SelectError::Closed), "{error:?}");
+    client.close().await;
+    let mut all = Vec::new();
+    while let Some(event) = events.recv().await {
+        all.push(event);
+    }
+    let options = sdam::logging::LogOptions::default();
+    let mut selection_logs = Vec::new();
+    for (i, event) in all.iter().enumerate() {
+        let ClientEvent::Selection(e) = event else { continue };
+        let message = sdam::logging::selection_message(e, &options);
+        assert_eq!(all.get(i + 1), Some(&ClientEvent::Log(message.clone())), "after {event:?}");
+        selection_logs.push(message.message);
+    }
+    assert_eq!(
+        selection_logs,
+        [
+            "Server selection started",
+            "Waiting for suitable server to become available",
+            "Server selection failed"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_every_handle_closes_in_the_background() {
     let set = replica_set(2);
