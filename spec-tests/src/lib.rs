@@ -108,17 +108,7 @@ fn run_unified_both(doc: &serde_json::Value) -> Result<(), String> {
 
 /// Unified files that would fail only because of behaviour not built yet (file name, what
 /// is missing); listed as ignored with that reason. Empty: every runnable file runs.
-pub const UNIFIED_PENDING: &[(&str, &str)] = &[
-    ("logging/standalone.json", SELECTION_LOG_ORDER),
-    ("logging/replica-set.json", SELECTION_LOG_ORDER),
-    ("logging/sharded.json", SELECTION_LOG_ORDER),
-    ("logging/operation-id.json", SELECTION_LOG_ORDER),
-    ("unified/replica-set-selection-log-messages.json", SELECTION_LOG_ORDER),
-];
-
-const SELECTION_LOG_ORDER: &str =
-    "the selection log messages of the adapters' lock-free selections do not yet \
-     match the expected sequence in every run (tokio; replica-set in std too); load-balanced passes";
+pub const UNIFIED_PENDING: &[(&str, &str)] = &[];
 
 /// How a unified file runs here: `Ok(())` it runs, `Err((reason, pending))` it is listed
 /// as skipped (`pending` false: it needs what the scripted servers or this runner lack) or
