@@ -215,6 +215,9 @@ mod tests {
         sd.server_type = ServerType::RSSecondary;
         sd.round_trip_time = Some(Duration::from_micros(12_500));
         sd.min_round_trip_time = Some(Duration::from_millis(10));
+        // A known server with wire versions this crate supports (a hand-built description is
+        // checked for compatibility like any other).
+        sd.max_wire_version = 21;
         td.insert_server(sd);
         let table = topology_table(&td, Style::plain());
         let lines: Vec<&str> = table.lines().collect();
