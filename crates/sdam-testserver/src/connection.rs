@@ -151,7 +151,11 @@ impl<T: Transport> Connection<T> {
                         let reply = state.command_reply(self.index, &name, body);
                         let ok = reply.get_f64("ok").ok() == Some(1.0);
                         match state.data.apply(&name, body) {
-                            Some(data_reply) if ok => data_reply,
+                            // The store reads documents from the command body; a driver that
+                            // sends them as an OP_MSG document sequence gets the plain reply.
+                            Some(data_reply) if ok && data_reply.get_f64("ok").ok() == Some(1.0) => {
+                                data_reply
+                            }
                             _ => reply,
                         }
                     }

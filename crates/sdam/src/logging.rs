@@ -16,14 +16,19 @@
 //!
 //! ```
 //! use sdam::logging::{topology_message, LogComponent, LogOptions};
-//! use sdam::{Event, TopologyId};
+//! use sdam::{Event, ServerAddress, Topology, TopologyConfig};
 //!
-//! let id = TopologyId(bson::oid::ObjectId::new());
+//! # fn run(now: std::time::Instant) {
+//! let topology = Topology::new(TopologyConfig::with_seeds([ServerAddress::parse("db1").unwrap()]), now).unwrap();
+//! let id = topology.id();
 //! let message = topology_message(id, &Event::TopologyOpening { topology_id: id }, &LogOptions::default())
 //!     .expect("every event but ServerDescriptionChanged has a message");
 //! assert_eq!(message.component, LogComponent::Topology);
 //! assert_eq!(message.message, "Starting topology monitoring");
-//! assert_eq!(message.get("topologyId").map(ToString::to_string), Some(id.0.to_hex()));
+//! assert_eq!(message.get("topologyId").map(ToString::to_string), Some(id.object_id().to_hex()));
+//! # }
+//! # #[allow(clippy::disallowed_methods)] // a doc test reads the clock; the core never does
+//! # run(std::time::Instant::now());
 //! ```
 
 use std::fmt;
