@@ -84,13 +84,10 @@ impl Driver {
         loop {
             let now = Instant::now();
             let deadline = core.topology.poll_timeout();
-            match deadline {
-                Some(t) if t <= now && self.fired != Some(t) => {
-                    self.fired = Some(t);
-                    core.topology.handle_timeout(now);
-                    core.dirty = true;
-                }
-                _ => {}
+            if let Some(t) = deadline.filter(|t| *t <= now && self.fired != Some(*t)) {
+                self.fired = Some(t);
+                core.topology.handle_timeout(now);
+                core.dirty = true;
             }
             if core.dirty || core.topology.is_closed() {
                 break;
