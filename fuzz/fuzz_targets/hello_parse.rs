@@ -54,7 +54,7 @@ fn check(data: &[u8]) {
     config.replica_set_name = Some("rs".into());
     let mut topology = Topology::new(config, origin()).unwrap();
     topology.handle(
-        Input::HelloReply { address, reply: doc, round_trip_time: Duration::from_millis(1), awaited: false },
+        Input::HelloReply { address, reply: doc.to_owned(), round_trip_time: Duration::from_millis(1), awaited: false },
         origin(),
     );
     while topology.poll_output().is_some() {}

@@ -251,7 +251,7 @@ fn run_phase(
             let raw = bson::RawDocumentBuf::try_from(&doc).map_err(|e| e.to_string())?;
             let input = Input::MonitorReply {
                 request,
-                reply: &raw,
+                reply: raw,
                 round_trip_time: Duration::ZERO,
                 more_to_come: false,
             };

@@ -198,7 +198,7 @@ fn snapshot_of(
         topology.handle(
             sdam::Input::HelloReply {
                 address: sd.address.clone(),
-                reply: &reply,
+                reply,
                 round_trip_time: rtt,
                 awaited: false,
             },

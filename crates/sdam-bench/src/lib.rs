@@ -145,7 +145,12 @@ fn config(seeds: Vec<ServerAddress>) -> TopologyConfig {
 /// Applies one hello to `topology` and drains the outputs.
 fn apply(topology: &mut Topology, address: &ServerAddress, reply: &RawDocument, rtt: Duration, now: Instant) {
     topology.handle(
-        Input::HelloReply { address: address.clone(), reply, round_trip_time: rtt, awaited: false },
+        Input::HelloReply {
+            address: address.clone(),
+            reply: reply.to_owned(),
+            round_trip_time: rtt,
+            awaited: false,
+        },
         now,
     );
     while topology.poll_output().is_some() {}
@@ -213,6 +218,14 @@ pub struct ApplyHello {
     now: Instant,
 }
 
+/// One [`ApplyHello`] operation's state, made before the clock starts.
+#[derive(Debug)]
+pub struct Fork {
+    /// The topology the reply is applied to.
+    pub topology: Topology,
+    reply: Option<Vec<u8>>,
+}
+
 /// What one [`ApplyHello`] operation produced.
 #[derive(Debug)]
 pub struct Applied {
@@ -260,9 +273,9 @@ impl ApplyHello {
     /// Runs the operation once on a fresh fork and checks that it changed the server and
     /// published the events a change publishes.
     fn verify(&self, expected: TopologyType) -> Result<(), WorkloadError> {
-        let mut topology = self.fresh();
-        let before = topology.description();
-        let applied = self.run(&mut topology)?;
+        let mut fork = self.fresh();
+        let before = fork.topology.description();
+        let applied = self.run(&mut fork)?;
         let td = &applied.description;
         let changed = td.server(&self.address).is_some_and(|sd| {
             before.server(&self.address).is_some_and(|old| old.topology_version != sd.topology_version)
@@ -281,15 +294,19 @@ impl ApplyHello {
         Ok(())
     }
 
-    /// A fork of the base topology to run the operation on (setup, not timed).
-    pub fn fresh(&self) -> Topology {
-        self.base.clone()
+    /// What one operation runs on (setup, not timed): a fork of the base topology, and the
+    /// reply's bytes in an owned buffer, as an I/O layer holds them after reading them off
+    /// the socket (the core takes the reply by value and hands it on in the heartbeat event).
+    pub fn fresh(&self) -> Fork {
+        Fork { topology: self.base.clone(), reply: Some(self.reply.clone()) }
     }
 
-    /// The timed operation: handle the reply's bytes, take the new snapshot, drain (and
-    /// drop) every output.
-    pub fn run(&self, topology: &mut Topology) -> Result<Applied, WorkloadError> {
-        let reply = RawDocument::from_bytes(&self.reply).map_err(|e| err(e.to_string()))?;
+    /// The timed operation: handle the reply's bytes (the whole parse is timed), take the new
+    /// snapshot, drain (and drop) every output.
+    pub fn run(&self, fork: &mut Fork) -> Result<Applied, WorkloadError> {
+        let bytes = fork.reply.take().ok_or_else(|| err("a fork runs one operation"))?;
+        let reply = RawDocumentBuf::from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+        let topology = &mut fork.topology;
         topology.handle(
             Input::HelloReply {
                 address: self.address.clone(),

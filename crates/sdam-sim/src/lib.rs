@@ -548,10 +548,8 @@ impl Sim {
         match delivery {
             Delivery::Reply { request, reply, sent_at, more_to_come } => {
                 let round_trip_time = self.now.saturating_duration_since(sent_at);
-                self.topology.handle(
-                    Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come },
-                    self.now,
-                );
+                self.topology
+                    .handle(Input::MonitorReply { request, reply, round_trip_time, more_to_come }, self.now);
             }
             Delivery::Failure { request, kind, error } => {
                 self.topology.handle(Input::MonitorFailed { request, kind, error }, self.now);

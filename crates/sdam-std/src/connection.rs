@@ -190,9 +190,9 @@ fn report(shared: &Shared, request: RequestId, outcome: Result<(Reply, Duration)
     match outcome {
         Ok((reply, round_trip_time)) => shared.handle(Input::MonitorReply {
             request,
-            reply: &reply.body,
-            round_trip_time,
             more_to_come: reply.more_to_come,
+            reply: reply.body,
+            round_trip_time,
         }),
         Err(f) => shared.handle(Input::MonitorFailed { request, kind: f.kind, error: f.error }),
     }

@@ -381,10 +381,8 @@ impl Driver {
                     c.pending = None;
                 }
                 match result {
-                    Ok(Reply { reply, round_trip_time, more_to_come }) => topology.handle(
-                        Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come },
-                        now,
-                    ),
+                    Ok(Reply { reply, round_trip_time, more_to_come }) => topology
+                        .handle(Input::MonitorReply { request, reply, round_trip_time, more_to_come }, now),
                     Err((kind, error)) => topology.handle(Input::MonitorFailed { request, kind, error }, now),
                 }
             }

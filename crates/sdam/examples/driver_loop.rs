@@ -130,7 +130,7 @@ impl Driver {
         let deadline = self.topology.poll_timeout().map_or(until, |t| t.min(until));
         match self.reports.1.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok((request, Ok((reply, round_trip_time, more_to_come)))) => {
-                let input = Input::MonitorReply { request, reply: &reply, round_trip_time, more_to_come };
+                let input = Input::MonitorReply { request, reply, round_trip_time, more_to_come };
                 self.topology.handle(input, Instant::now());
             }
             Ok((request, Err((kind, error)))) => self.failed(request, kind, error),

@@ -47,7 +47,7 @@ fn a_topology_lifecycle_maps_to_the_specs_messages_in_order() {
     topology.handle(
         Input::HelloReply {
             address: addr("a:27017"),
-            reply: &reply,
+            reply: reply.clone(),
             round_trip_time: Duration::from_millis(2),
             awaited: false,
         },

@@ -150,7 +150,7 @@ impl Harness {
                     let doc = reply.to_document(&x.address);
                     let input = Input::MonitorReply {
                         request: x.request,
-                        reply: &doc,
+                        reply: doc,
                         round_trip_time: Duration::from_millis(u64::from(*rtt_ms)),
                         more_to_come: *more_to_come,
                     };
@@ -168,7 +168,7 @@ impl Harness {
                 let doc = reply.to_document(&address);
                 let rtt = Duration::from_millis(u64::from(*rtt_ms));
                 self.topology.handle(
-                    Input::HelloReply { address, reply: &doc, round_trip_time: rtt, awaited: false },
+                    Input::HelloReply { address, reply: doc, round_trip_time: rtt, awaited: false },
                     self.now,
                 );
             }
@@ -177,7 +177,7 @@ impl Harness {
                 let input = match RawDocument::from_bytes(reply) {
                     Ok(doc) => Input::HelloReply {
                         address,
-                        reply: doc,
+                        reply: doc.to_owned(),
                         round_trip_time: Duration::from_millis(1),
                         awaited: false,
                     },

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bson::raw::RawDocument;
+use bson::raw::{RawDocument, RawDocumentBuf};
 
 use crate::address::ServerAddress;
 use crate::app_error::ApplicationError;
@@ -38,8 +38,10 @@ pub enum Input<'a> {
     HelloReply {
         /// The server that was checked.
         address: ServerAddress,
-        /// The reply document.
-        reply: &'a RawDocument,
+        /// The reply document, moved in: the core parses it and hands it on, without a copy,
+        /// in the `ServerHeartbeatSucceeded` event ("SDAM Monitoring": the event carries the
+        /// reply).
+        reply: RawDocumentBuf,
         /// The measured round-trip time of this check.
         round_trip_time: Duration,
         /// Whether it answered an awaitable (streaming) hello: its duration is no RTT sample.
@@ -90,8 +92,9 @@ pub enum Input<'a> {
     MonitorReply {
         /// The exchange the reply belongs to.
         request: RequestId,
-        /// The reply document.
-        reply: &'a RawDocument,
+        /// The reply document, moved in (as for [`HelloReply`](Self::HelloReply)): it ends up
+        /// in the `ServerHeartbeatSucceeded` event without a copy; an RTT reply is dropped.
+        reply: RawDocumentBuf,
         /// Time from sending the command (or starting to read) to the reply.
         round_trip_time: Duration,
         /// Whether the OP_MSG moreToCome flag was set.

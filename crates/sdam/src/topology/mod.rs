@@ -185,7 +185,7 @@ enum Purpose {
 ///     "minWireVersion": 0, "maxWireVersion": 21,
 /// };
 /// topology.handle(
-///     Input::HelloReply { address: seed, reply: &reply, round_trip_time: Duration::from_millis(3), awaited: false },
+///     Input::HelloReply { address: seed, reply, round_trip_time: Duration::from_millis(3), awaited: false },
 ///     now,
 /// );
 /// while let Some(output) = topology.poll_output() {

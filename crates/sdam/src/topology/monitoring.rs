@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bson::raw::RawDocument;
+use bson::raw::{RawDocument, RawDocumentBuf};
 use smallvec::SmallVec;
 
 use super::{Purpose, ServerState, Topology};
@@ -70,7 +70,7 @@ impl Topology {
                     Monitor::new(now, streaming)
                 }
             });
-            self.touched.push(address.clone());
+            touch(&mut self.touched, address);
         }
     }
 
@@ -331,7 +331,7 @@ impl Topology {
     pub(super) fn on_monitor_reply(
         &mut self,
         request: RequestId,
-        reply: &RawDocument,
+        reply: RawDocumentBuf,
         round_trip_time: Duration,
         more_to_come: bool,
         now: Instant,
@@ -444,7 +444,29 @@ impl Topology {
                     }
                 }
             }
-            Phase::Idle { .. } => self.on_check_started(address, awaited, now),
+            Phase::Idle { .. } => {
+                // The check starts now, as `on_check_started` starts it from Idle (the same
+                // state and event, without looking the server up again).
+                self.next_id += 2;
+                let (fresh, request) = (ConnectionId::new(self.next_id - 1), RequestId::new(self.next_id));
+                let connection = if m.driver_owned { *m.connection.get_or_insert(fresh) } else { fresh };
+                m.phase = Phase::Checking {
+                    request,
+                    started: now,
+                    awaited,
+                    handshake: false,
+                    deadline: None,
+                    connection,
+                };
+                if !m.driver_owned {
+                    touch(&mut self.touched, address);
+                }
+                self.emit(Event::ServerHeartbeatStarted {
+                    address: address.clone(),
+                    connection_id: connection,
+                    awaited,
+                });
+            }
         }
         true
     }
@@ -453,7 +475,7 @@ impl Topology {
     pub(super) fn on_hello_by_address(
         &mut self,
         address: &ServerAddress,
-        reply: &RawDocument,
+        reply: RawDocumentBuf,
         round_trip_time: Duration,
         awaited: bool,
         now: Instant,
@@ -539,7 +561,7 @@ impl Topology {
     fn check_succeeded(
         &mut self,
         address: &ServerAddress,
-        reply: &RawDocument,
+        reply: RawDocumentBuf,
         round_trip_time: Duration,
         more_to_come: bool,
         now: Instant,
@@ -548,14 +570,16 @@ impl Topology {
         let read_deadline = self.exchange_deadline(now, true);
         let Some(state) = self.servers.get_mut(address) else { return };
         let Some(m) = state.monitor.as_mut() else { return };
-        self.touched.push(address.clone());
+        if !m.driver_owned {
+            touch(&mut self.touched, address);
+        }
         let Phase::Checking { request, started, awaited, handshake, connection, .. } = m.phase else {
             return;
         };
         let previous = self.description.server(address).map(Arc::clone);
         let parsed = ServerDescription::from_hello_after(
             address.clone(),
-            reply,
+            &reply,
             now,
             previous.as_deref(),
             Some(&mut state.replies),
@@ -622,7 +646,7 @@ impl Topology {
             address: address.clone(),
             connection_id: connection,
             duration,
-            reply: reply.to_owned(),
+            reply,
             awaited,
         });
         if more_to_come {
@@ -703,6 +727,18 @@ pub(super) fn monitor_mut<'s>(
     address: &ServerAddress,
 ) -> Option<&'s mut Monitor> {
     let monitor = servers.get_mut(address)?.monitor.as_mut()?;
-    touched.push(address.clone());
+    // A driver's monitor has no timer (`Monitor::next_deadline`): nothing to bring up to date.
+    if !monitor.driver_owned {
+        touch(touched, address);
+    }
     Some(monitor)
+}
+
+/// Records `address` as touched; one input usually touches the same monitor several times in
+/// a row, which is recorded once (a repeat further back is harmless: `update_timers` finds the
+/// timer already up to date).
+fn touch(touched: &mut SmallVec<[ServerAddress; 4]>, address: &ServerAddress) {
+    if touched.last() != Some(address) {
+        touched.push(address.clone());
+    }
 }

@@ -893,7 +893,7 @@ mod tests {
         t.handle(
             Input::HelloReply {
                 address: addr("a.example.com"),
-                reply: &primary,
+                reply: primary.clone(),
                 round_trip_time: secs(0),
                 awaited: false,
             },
@@ -914,7 +914,7 @@ mod tests {
         t.handle(
             Input::HelloReply {
                 address: addr("a.example.com"),
-                reply: &mongos,
+                reply: mongos.clone(),
                 round_trip_time: secs(0),
                 awaited: false,
             },

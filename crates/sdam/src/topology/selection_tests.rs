@@ -29,7 +29,7 @@ fn primary(t: &mut Topology, now: Instant) {
     let reply = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017", "b:27017"],
     "minWireVersion": 0, "maxWireVersion": 21};
     let (address, round_trip_time) = (addr("a"), Duration::from_millis(2));
-    t.handle(Input::HelloReply { address, reply: &reply, round_trip_time, awaited: false }, now);
+    t.handle(Input::HelloReply { address, reply: reply.clone(), round_trip_time, awaited: false }, now);
 }
 
 type Outcome = Result<SelectedServer, Box<SelectionError>>;

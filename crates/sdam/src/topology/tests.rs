@@ -24,7 +24,7 @@ fn hello(t: &mut Topology, a: &str, reply: &RawDocument, now: Instant) {
     t.handle(
         Input::HelloReply {
             address: addr(a),
-            reply,
+            reply: reply.to_owned(),
             round_trip_time: Duration::from_millis(1),
             awaited: false,
         },
@@ -67,7 +67,12 @@ fn a_pool_clear_cancels_the_check_in_flight_and_drops_its_late_reply() {
     // The cancelled exchange's late reply is dropped.
     let reply = rawdoc! {"ok": 1, "isWritablePrimary": true, "setName": "rs", "hosts": ["a:27017"], "maxWireVersion": 21};
     t.handle(
-        Input::MonitorReply { request, reply: &reply, round_trip_time: Duration::ZERO, more_to_come: false },
+        Input::MonitorReply {
+            request,
+            reply: reply.clone(),
+            round_trip_time: Duration::ZERO,
+            more_to_come: false,
+        },
         later,
     );
     assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
@@ -199,7 +204,7 @@ fn reply(t: &mut Topology, request: RequestId, doc: &bson::Document, more: bool,
     t.handle(
         Input::MonitorReply {
             request,
-            reply: &raw,
+            reply: raw.clone(),
             round_trip_time: Duration::from_millis(5),
             more_to_come: more,
         },
@@ -423,7 +428,12 @@ fn an_unanswered_send_hello_times_out_at_its_deadline_and_the_monitor_goes_on() 
     // The late reply is dropped.
     let late = raw(&primary_doc());
     t.handle(
-        Input::MonitorReply { request, reply: &late, round_trip_time: Duration::ZERO, more_to_come: false },
+        Input::MonitorReply {
+            request,
+            reply: late.clone(),
+            round_trip_time: Duration::ZERO,
+            more_to_come: false,
+        },
         t0 + Duration::from_secs(11),
     );
     assert_eq!(t.description().server(&addr("a")).unwrap().server_type, ServerType::Unknown);
@@ -518,7 +528,7 @@ fn check_failed_by_address_clears_the_pool_publishes_paired_heartbeats_and_retri
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_millis(4),
             awaited: false,
         },
@@ -592,7 +602,7 @@ fn check_failed_by_address_cancels_the_check_in_flight() {
     t.handle(
         Input::MonitorReply {
             request: check[0].0,
-            reply: &late,
+            reply: late.clone(),
             round_trip_time: Duration::ZERO,
             more_to_come: false,
         },
@@ -613,7 +623,7 @@ fn hello_reply_by_address_keeps_the_rtt_moving_average_and_minimum() {
         t.handle(
             Input::HelloReply {
                 address: addr("a"),
-                reply: &primary,
+                reply: primary.clone(),
                 round_trip_time: Duration::from_millis(ms),
                 awaited: false,
             },
@@ -627,7 +637,7 @@ fn hello_reply_by_address_keeps_the_rtt_moving_average_and_minimum() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_secs(9),
             awaited: true,
         },
@@ -645,7 +655,7 @@ fn hello_reply_by_address_keeps_the_rtt_moving_average_and_minimum() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_secs(9),
             awaited: true,
         },
@@ -654,6 +664,48 @@ fn hello_reply_by_address_keeps_the_rtt_moving_average_and_minimum() {
     let a = t.description().server(&addr("a")).cloned().unwrap();
     assert_eq!(a.round_trip_time, Some(Duration::from_micros(13_600)), "the driver's RTT sample counts");
     assert_eq!(a.min_round_trip_time, Some(Duration::from_micros(5_600)));
+}
+
+/// The reply a check hands in is the one its `ServerHeartbeatSucceeded` carries ("SDAM
+/// Monitoring": the event has the reply), moved, not copied: the event's bytes are the input's
+/// buffer, on both paths (by address and through the core's own exchange).
+#[test]
+fn the_heartbeat_event_carries_the_reply_it_was_given_without_a_copy() {
+    let heartbeat_reply = |out: &[Output]| {
+        events_of(out).into_iter().find_map(|e| match e {
+            Event::ServerHeartbeatSucceeded { reply, .. } => Some(reply.as_bytes().as_ptr()),
+            _ => None,
+        })
+    };
+    let (mut t, t0) = standalone(driver_config(&["a"]));
+    outputs(&mut t);
+    let reply = raw(&primary_doc());
+    let bytes = reply.as_bytes().as_ptr();
+    t.handle(
+        Input::HelloReply {
+            address: addr("a"),
+            reply,
+            round_trip_time: Duration::from_millis(1),
+            awaited: false,
+        },
+        t0,
+    );
+    assert_eq!(heartbeat_reply(&outputs(&mut t)), Some(bytes), "by address");
+
+    let (mut t, t0) = standalone(TopologyConfig::with_seeds([addr("a")]));
+    let (request, ..) = send_hellos(&outputs(&mut t))[0];
+    let reply = raw(&primary_doc());
+    let bytes = reply.as_bytes().as_ptr();
+    t.handle(
+        Input::MonitorReply {
+            request,
+            reply,
+            round_trip_time: Duration::from_millis(1),
+            more_to_come: false,
+        },
+        t0,
+    );
+    assert_eq!(heartbeat_reply(&outputs(&mut t)), Some(bytes), "through the core's exchange");
 }
 
 /// Driver-owned monitoring: an application's network error cancels the driver's check in flight
@@ -666,7 +718,7 @@ fn driver_owned_checks_are_cancelled_and_requested_by_command() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_millis(1),
             awaited: false,
         },
@@ -691,7 +743,7 @@ fn driver_owned_checks_are_cancelled_and_requested_by_command() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_millis(1),
             awaited: true,
         },
@@ -709,7 +761,7 @@ fn driver_owned_checks_are_cancelled_and_requested_by_command() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_millis(1),
             awaited: false,
         },
@@ -820,7 +872,7 @@ fn heartbeat_events_are_paired_when_a_check_is_cancelled_removed_or_closed() {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &primary,
+            reply: primary.clone(),
             round_trip_time: Duration::from_millis(1),
             awaited: false,
         },
@@ -870,7 +922,7 @@ fn close_publishes_an_unknown_description_before_topology_closed() {
             t.handle(
                 Input::HelloReply {
                     address: addr("a"),
-                    reply: &primary,
+                    reply: primary.clone(),
                     round_trip_time: Duration::from_millis(1),
                     awaited: false,
                 },
@@ -921,7 +973,7 @@ fn a_state_change_error_resets_the_rtt() {
         t.handle(
             Input::HelloReply {
                 address: addr("a"),
-                reply: &primary,
+                reply: primary.clone(),
                 round_trip_time: Duration::from_millis(ms),
                 awaited: false,
             },

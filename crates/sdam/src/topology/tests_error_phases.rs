@@ -24,7 +24,7 @@ fn with_primary() -> (Topology, Instant) {
     t.handle(
         Input::HelloReply {
             address: addr("a"),
-            reply: &reply,
+            reply: reply.clone(),
             round_trip_time: Duration::ZERO,
             awaited: false,
         },

@@ -199,7 +199,7 @@ fn auto_monitoring_mode_polls_on_faas_and_streams_elsewhere() {
         t.handle(
             Input::MonitorReply {
                 request,
-                reply: &reply,
+                reply: reply.clone(),
                 round_trip_time: Duration::ZERO,
                 more_to_come: false,
             },
@@ -445,7 +445,12 @@ fn prose_test_2_the_driver_accepts_an_arbitrary_auth_mechanism() {
         "saslSupportedMechs": ["SCRAM-SHA-256", "ArBiTrArY!"],
     };
     t.handle(
-        Input::MonitorReply { request, reply: &reply, round_trip_time: Duration::ZERO, more_to_come: false },
+        Input::MonitorReply {
+            request,
+            reply: reply.clone(),
+            round_trip_time: Duration::ZERO,
+            more_to_come: false,
+        },
         now,
     );
     let sd = t.description().server(&addr("a")).cloned().unwrap();

@@ -23,7 +23,7 @@ fn hello(t: &mut Topology, a: &str, reply: &RawDocumentBuf, now: Instant) -> Vec
     t.handle(
         Input::HelloReply {
             address: addr(a),
-            reply,
+            reply: reply.to_owned(),
             round_trip_time: Duration::from_millis(1),
             awaited: false,
         },

@@ -18,7 +18,7 @@ fn reply(doc: bson::Document) -> RawDocumentBuf {
 fn feed(t: &mut Topology, reply: &RawDocumentBuf, now: Instant) {
     let input = Input::HelloReply {
         address: addr("a"),
-        reply,
+        reply: reply.to_owned(),
         round_trip_time: Duration::from_millis(1),
         awaited: false,
     };
