@@ -181,7 +181,7 @@ fn run(args: &[String]) -> Result<Value, String> {
                 }
                 v
             }
-            _ => selection::h5(&env, &plan),
+            _ => selection::h5(&plan),
         };
         // Each section as it completes, in case a later one fails.
         eprintln!("sdam-habench: {h} done: {section}");

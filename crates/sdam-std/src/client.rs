@@ -220,9 +220,9 @@ impl Client {
             }
             let id = core.topology.start_selection(criteria, options.make(), Instant::now());
             core.waiters.insert(id, tx);
-            core.dirty = true;
+            // Wakes the driver for the selection's outputs and its deadline.
+            let _ = shared.settle(core, None);
         }
-        shared.driver_wake.notify_one();
         match rx.recv() {
             Ok(Ok(selected)) => Ok(ServerGuard::new(selected)),
             Ok(Err(error)) => Err(SelectError::from(error)),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bson::RawDocumentBuf;
 use sdam::{ConnectionId, FailureKind, Input, RequestId, ServerAddress};
 
-use crate::shared::Shared;
+use crate::shared::{OwnRead, Shared};
 use crate::transport::{connect, Deadline, Failure, SocketSlot, Wire};
 use sdam_wire::Reply;
 
@@ -124,7 +124,8 @@ impl Connections {
         let (shared, slot, settings) =
             (Arc::clone(&self.shared), Arc::clone(&socket), Arc::clone(&self.settings));
         let name = format!("sdam-conn-{connection}-{address}");
-        let thread = self.shared.spawn(name, move || run(&shared, &address, &slot, &settings, &rx))?;
+        let thread =
+            self.shared.spawn(name, move || run(&shared, connection, &address, &slot, &settings, &rx))?;
         self.live.insert(connection, Worker { jobs, socket, thread });
         Ok(())
     }
@@ -141,23 +142,34 @@ impl Connections {
     }
 }
 
-/// A connection's thread: carries out jobs until the connection fails or is closed.
+/// A connection's thread: carries out jobs until the connection fails or is closed. The next
+/// read of a streaming exchange comes back from the core as this thread reports a reply
+/// ([`Shared::handle_on`]) and is started at once, not handed back through the driver.
 fn run(
     shared: &Shared,
+    connection: ConnectionId,
     address: &ServerAddress,
     slot: &SocketSlot,
     settings: &Settings,
     jobs: &Receiver<Job>,
 ) {
     let mut wire: Option<Wire> = None;
-    for job in jobs {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return, // closed by the driver
+            },
+        };
         let (request, outcome) = match job {
             Job::Hello { request, open, command, exhaust_allowed, deadline } => {
                 if open {
                     match connect(address, deadline, settings, slot) {
                         Ok(w) => wire = Some(w),
                         Err(f) => {
-                            report(shared, request, Err(f));
+                            report(shared, connection, request, Err(f));
                             return;
                         }
                     }
@@ -179,21 +191,38 @@ fn run(
             }
         };
         let failed = outcome.is_err();
-        report(shared, request, outcome);
-        if failed || slot.is_closed() {
+        let read = report(shared, connection, request, outcome);
+        // A next read on a socket closed meanwhile fails at once and is reported.
+        if failed || (slot.is_closed() && read.is_none()) {
             return; // the core closes this connection and opens a new one when it needs one
         }
+        next = read.map(|(request, deadline)| Job::Read {
+            request,
+            deadline: Deadline::new(deadline, Instant::now()),
+        });
     }
 }
 
-fn report(shared: &Shared, request: RequestId, outcome: Result<(Reply, Duration), Failure>) {
+/// Feeds the outcome to the core; returns this connection's next streaming read, if the core
+/// asked for one.
+fn report(
+    shared: &Shared,
+    connection: ConnectionId,
+    request: RequestId,
+    outcome: Result<(Reply, Duration), Failure>,
+) -> Option<OwnRead> {
     match outcome {
-        Ok((reply, round_trip_time)) => shared.handle(Input::MonitorReply {
-            request,
-            more_to_come: reply.more_to_come,
-            reply: reply.body,
-            round_trip_time,
-        }),
-        Err(f) => shared.handle(Input::MonitorFailed { request, kind: f.kind, error: f.error }),
+        Ok((reply, round_trip_time)) => shared.handle_on(
+            Input::MonitorReply {
+                request,
+                more_to_come: reply.more_to_come,
+                reply: reply.body,
+                round_trip_time,
+            },
+            Some(connection),
+        ),
+        Err(f) => {
+            shared.handle_on(Input::MonitorFailed { request, kind: f.kind, error: f.error }, Some(connection))
+        }
     }
 }

@@ -10,19 +10,8 @@ use sdam::{Command, Output};
 use crate::connection::{Connections, Settings};
 #[cfg(feature = "dns")]
 use crate::dns::Dns;
-use crate::shared::{Outcome, Shared};
+use crate::shared::{Outcome, Shared, Work};
 use crate::ClientEvent;
-
-/// One thing the driver does after draining the core, in the core's output order.
-enum Work {
-    /// An output to carry out.
-    Output(Output),
-    /// A waiting selection's outcome for its waiter (taken from the waiters under the lock
-    /// that registered it; `None` when nobody waits any more). Handed over in order, after
-    /// the selection log events before it were published, so a caller that sees its
-    /// outcome has its "succeeded"/"failed" message already (server-selection.md, "Logging").
-    Deliver(Option<SyncSender<Outcome>>, Outcome),
-}
 
 /// The driver's state: the connections it runs and the DNS thread, once started.
 pub(crate) struct Driver {
@@ -82,14 +71,19 @@ impl Driver {
     fn wait_for_work(&mut self) -> (Vec<Work>, bool) {
         let mut core = self.shared.lock();
         loop {
+            // Outputs of inputs fed under this lock by the driver itself (or at creation).
+            let _ = core.take_outputs(None, self.shared.unheard());
             let now = Instant::now();
             let deadline = core.topology.poll_timeout();
             if let Some(t) = deadline.filter(|t| *t <= now && self.fired != Some(*t)) {
                 self.fired = Some(t);
                 core.topology.handle_timeout(now);
-                core.dirty = true;
+                let _ = core.take_outputs(None, self.shared.unheard());
+                self.shared.snapshot.refresh(&core.topology);
+                // What fired may have set an earlier deadline than the next one below.
+                continue;
             }
-            if core.dirty || core.topology.is_closed() {
+            if !core.pending.is_empty() || core.topology.is_closed() {
                 break;
             }
             let wait = match deadline {
@@ -98,24 +92,18 @@ impl Driver {
                 Some(t) => Some(t - now),
                 None => None,
             };
+            // Inputs wake the driver only for work or a deadline earlier than this one
+            // (`Shared::settle`).
+            core.driver_sleep = Some(wait.map(|d| now + d));
             core = match wait {
                 Some(d) => {
                     self.shared.driver_wake.wait_timeout(core, d).map_or_else(|e| e.into_inner().0, |r| r.0)
                 }
                 None => self.shared.driver_wake.wait(core).unwrap_or_else(std::sync::PoisonError::into_inner),
             };
+            core.driver_sleep = None;
         }
-        core.dirty = false;
-        let mut outputs = Vec::new();
-        while let Some(output) = core.topology.poll_output() {
-            match output {
-                // Its waiter is found here, under the lock that registered it.
-                Output::Selection { id, result } => {
-                    outputs.push(Work::Deliver(core.waiters.remove(&id), result));
-                }
-                other => outputs.push(Work::Output(other)),
-            }
-        }
+        let outputs = std::mem::take(&mut core.pending);
         // A new description: publish it for the selecting threads.
         self.shared.snapshot.refresh(&core.topology);
         let closed = core.topology.is_closed();
