@@ -235,6 +235,24 @@ impl Monitor {
         }
     }
 
+    /// A check reported by address starts at `now` (server-monitoring.md, "Monitoring";
+    /// driver-owned monitoring): no deadline of the core's, on the driver's monitoring
+    /// connection (`fresh` the first time), or on `fresh` for a core monitor whose exchange was
+    /// abandoned. Returns the connection its heartbeat events name.
+    pub(crate) fn begin_check_by_address(
+        &mut self,
+        fresh: ConnectionId,
+        request: RequestId,
+        awaited: bool,
+        now: Instant,
+    ) -> ConnectionId {
+        self.cancelled = false;
+        let connection = if self.driver_owned { *self.connection.get_or_insert(fresh) } else { fresh };
+        self.phase =
+            Phase::Checking { request, started: now, awaited, handshake: false, deadline: None, connection };
+        connection
+    }
+
     /// Goes to sleep after a check that ended at `now`: the next check is a heartbeat later.
     pub(crate) fn sleep(&mut self, now: Instant, heartbeat: Duration) {
         self.last_check_end = Some(now);

@@ -63,14 +63,14 @@ impl Topology {
         if let Some(state) = self.servers.get_mut(address) {
             // A driver that owns its monitors starts one on `ServerOpening` and stops it on
             // `ServerClosed`; the core keeps the server's check state and RTT statistics.
-            state.monitor.get_or_insert_with(|| {
+            let monitor = state.monitor.get_or_insert_with(|| {
                 if driver {
                     Monitor::driver_owned(now)
                 } else {
                     Monitor::new(now, streaming)
                 }
             });
-            touch(&mut self.touched, address);
+            touch(&mut self.touched, address, monitor);
         }
     }
 
@@ -416,10 +416,7 @@ impl Topology {
             }
         }
         let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
-        m.cancelled = false;
-        let connection = if m.driver_owned { *m.connection.get_or_insert(fresh) } else { fresh };
-        m.phase =
-            Phase::Checking { request, started: now, awaited, handshake: false, deadline: None, connection };
+        let connection = m.begin_check_by_address(fresh, request, awaited, now);
         self.emit(Event::ServerHeartbeatStarted {
             address: address.clone(),
             connection_id: connection,
@@ -445,22 +442,12 @@ impl Topology {
                 }
             }
             Phase::Idle { .. } => {
-                // The check starts now, as `on_check_started` starts it from Idle (the same
-                // state and event, without looking the server up again).
+                // The check starts now, as `on_check_started` starts it from Idle (without
+                // looking the server up again).
                 self.next_id += 2;
                 let (fresh, request) = (ConnectionId::new(self.next_id - 1), RequestId::new(self.next_id));
-                let connection = if m.driver_owned { *m.connection.get_or_insert(fresh) } else { fresh };
-                m.phase = Phase::Checking {
-                    request,
-                    started: now,
-                    awaited,
-                    handshake: false,
-                    deadline: None,
-                    connection,
-                };
-                if !m.driver_owned {
-                    touch(&mut self.touched, address);
-                }
+                let connection = m.begin_check_by_address(fresh, request, awaited, now);
+                touch(&mut self.touched, address, m);
                 self.emit(Event::ServerHeartbeatStarted {
                     address: address.clone(),
                     connection_id: connection,
@@ -570,9 +557,7 @@ impl Topology {
         let read_deadline = self.exchange_deadline(now, true);
         let Some(state) = self.servers.get_mut(address) else { return };
         let Some(m) = state.monitor.as_mut() else { return };
-        if !m.driver_owned {
-            touch(&mut self.touched, address);
-        }
+        touch(&mut self.touched, address, m);
         let Phase::Checking { request, started, awaited, handshake, connection, .. } = m.phase else {
             return;
         };
@@ -727,18 +712,16 @@ pub(super) fn monitor_mut<'s>(
     address: &ServerAddress,
 ) -> Option<&'s mut Monitor> {
     let monitor = servers.get_mut(address)?.monitor.as_mut()?;
-    // A driver's monitor has no timer (`Monitor::next_deadline`): nothing to bring up to date.
-    if !monitor.driver_owned {
-        touch(touched, address);
-    }
+    touch(touched, address, monitor);
     Some(monitor)
 }
 
-/// Records `address` as touched; one input usually touches the same monitor several times in
-/// a row, which is recorded once (a repeat further back is harmless: `update_timers` finds the
-/// timer already up to date).
-fn touch(touched: &mut SmallVec<[ServerAddress; 4]>, address: &ServerAddress) {
-    if touched.last() != Some(address) {
+/// Records that the monitor of `address` changed, so `update_timers` brings its timer up to
+/// date. A driver's monitor has no timer (`Monitor::next_deadline`): nothing to record. One
+/// input usually touches the same monitor several times in a row, which is recorded once (a
+/// repeat further back is harmless: `update_timers` finds the timer already up to date).
+fn touch(touched: &mut SmallVec<[ServerAddress; 4]>, address: &ServerAddress, monitor: &Monitor) {
+    if !monitor.driver_owned && touched.last() != Some(address) {
         touched.push(address.clone());
     }
 }
