@@ -18,9 +18,14 @@ pub fn next_average(old: Option<Duration>, sample: Duration) -> Duration {
     match old {
         None => sample,
         Some(old) => {
-            // 0.2 * x + 0.8 * old == (x + 4 * old) / 5, rounded half up.
-            let nanos = (sample.as_nanos() + 4 * old.as_nanos() + 2) / 5;
-            duration_from_nanos(nanos)
+            // 0.2 * x + 0.8 * old == (x + 4 * old) / 5, rounded half up; in 64 bits whenever
+            // it fits (any RTT below 36 years), which divides by a multiplication instead of
+            // a call to 128-bit division.
+            let small = u64::try_from(sample.as_nanos()).ok().zip(u64::try_from(old.as_nanos()).ok());
+            match small.and_then(|(x, o)| o.checked_mul(4)?.checked_add(x)?.checked_add(2)) {
+                Some(sum) => Duration::from_nanos(sum / 5),
+                None => duration_from_nanos((sample.as_nanos() + 4 * old.as_nanos() + 2) / 5),
+            }
         }
     }
 }
@@ -153,5 +158,21 @@ mod tests {
         assert_eq!(s.minimum(), Duration::ZERO);
         s.add_sample(Duration::from_millis(3));
         assert_eq!(s.average(), Some(Duration::from_millis(3)), "first sample after reset is the average");
+    }
+
+    proptest::proptest! {
+        /// The 64-bit path is the exact formula: `(x + 4 * old + 2) / 5` nanoseconds, in 128
+        /// bits, for RTTs of every size (the largest ones take the 128-bit path).
+        #[test]
+        fn the_average_is_the_exact_formula(
+            x_secs in proptest::prop_oneof![0u64..100, 0u64..=u64::MAX],
+            x_sub in 0u32..1_000_000_000,
+            o_secs in proptest::prop_oneof![0u64..100, 0u64..=u64::MAX],
+            o_sub in 0u32..1_000_000_000,
+        ) {
+            let (x, old) = (Duration::new(x_secs, x_sub), Duration::new(o_secs, o_sub));
+            let exact = duration_from_nanos((x.as_nanos() + 4 * old.as_nanos() + 2) / 5);
+            proptest::prop_assert_eq!(next_average(Some(old), x), exact);
+        }
     }
 }

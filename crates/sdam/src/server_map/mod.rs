@@ -117,18 +117,20 @@ impl Default for Summary {
 impl Summary {
     fn of(entries: &[Entry]) -> Self {
         let mut s = Self::default();
-        for Entry { sd, rtt_nanos, server_type } in entries {
+        // Only the entries are read, never the descriptions they point to: a chunk copied for
+        // an update is summarized from the copy alone.
+        for Entry { rtt_nanos, server_type, incompatible, session_timeout, .. } in entries {
             let t = *server_type as usize;
             if let (Some(n), Some(f)) = (s.of_type.get_mut(t), s.fastest.get_mut(t)) {
                 *n += 1;
                 *f = (*f).min(*rtt_nanos);
             }
             s.huge_rtt |= *rtt_nanos == HUGE_RTT;
-            s.primaries += u32::from(sd.server_type == ServerType::RSPrimary);
-            s.incompatible += u32::from(!compatibility::is_compatible(sd));
-            if sd.server_type.is_data_bearing() {
+            s.primaries += u32::from(*server_type == ServerType::RSPrimary);
+            s.incompatible += u32::from(*incompatible);
+            if server_type.is_data_bearing() {
                 s.data_bearing += 1;
-                match sd.logical_session_timeout_minutes {
+                match *session_timeout {
                     None => s.session_timeout_null += 1,
                     Some(v) => s.session_timeout_min = Some(s.session_timeout_min.map_or(v, |m| m.min(v))),
                 }
@@ -138,15 +140,21 @@ impl Summary {
     }
 }
 
-/// One server of a chunk: its description, with the two fields selection filters on copied
-/// beside the pointer, so a scan reads one contiguous array instead of every description.
+/// One server of a chunk: its description, with the fields selection filters on and the
+/// chunk's [`Summary`] counts copied beside the pointer, so a scan or a summary reads one
+/// contiguous array instead of every description.
 #[derive(Debug, Clone)]
 struct Entry {
     sd: Arc<ServerDescription>,
     /// The round-trip time in nanoseconds; [`NO_RTT`] for none, [`HUGE_RTT`] for one too
     /// long to count in nanoseconds (then the chunk's summary says so).
     rtt_nanos: u64,
+    /// The description's `logicalSessionTimeoutMinutes`.
+    session_timeout: Option<i64>,
     server_type: ServerType,
+    /// Whether the server's wire versions do not overlap this client's
+    /// ([`compatibility::is_compatible`]).
+    incompatible: bool,
 }
 
 /// [`Entry::rtt_nanos`] of a server without a round-trip time.
@@ -165,7 +173,13 @@ impl Entry {
         let rtt_nanos = sd
             .round_trip_time
             .map_or(NO_RTT, |d| u64::try_from(d.as_nanos()).unwrap_or(HUGE_RTT).min(HUGE_RTT));
-        Self { server_type: sd.server_type, rtt_nanos, sd }
+        Self {
+            server_type: sd.server_type,
+            rtt_nanos,
+            session_timeout: sd.logical_session_timeout_minutes,
+            incompatible: !compatibility::is_compatible(&sd),
+            sd,
+        }
     }
 }
 
@@ -629,7 +643,9 @@ mod tests {
         for chunk in &map.chunks {
             assert!(!chunk.entries.is_empty());
             assert!(chunk.entries.iter().all(|e| e.server_type == e.sd.server_type
-                && e.rtt_nanos == e.sd.round_trip_time.map_or(NO_RTT, |d| d.as_nanos() as u64)));
+                && e.rtt_nanos == e.sd.round_trip_time.map_or(NO_RTT, |d| d.as_nanos() as u64)
+                && e.session_timeout == e.sd.logical_session_timeout_minutes
+                && e.incompatible != compatibility::is_compatible(&e.sd)));
             assert_eq!(chunk.summary, Summary::of(&chunk.entries));
         }
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::ServerAddress;
 use crate::handshake::ClientMetadata;
@@ -98,6 +98,13 @@ impl Default for TopologyConfig {
 }
 
 impl TopologyConfig {
+    /// The deadline of a monitoring exchange started at `now`: `connectTimeoutMS`, plus
+    /// `heartbeatFrequencyMS` for awaitable hellos (server-monitoring.md, "Socket timeout");
+    /// no limit when `connectTimeoutMS` is 0.
+    pub(crate) fn exchange_deadline(&self, now: Instant, awaited: bool) -> Option<Instant> {
+        self.connect_timeout.map(|t| now + if awaited { t + self.heartbeat_frequency } else { t })
+    }
+
     /// A configuration with these seeds and every other option at its default.
     pub fn with_seeds(seeds: impl IntoIterator<Item = ServerAddress>) -> Self {
         Self { seeds: seeds.into_iter().collect(), ..Self::default() }

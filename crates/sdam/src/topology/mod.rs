@@ -542,15 +542,22 @@ impl Topology {
 
     /// Applies a server description through the update rules, publishing events.
     fn apply_server_description(&mut self, sd: ServerDescription, now: Instant) {
+        self.apply_checked(Arc::new(sd), None, now);
+    }
+
+    /// [`apply_server_description`](Self::apply_server_description), given whether the
+    /// server's pool is ready when the caller already looked its state up (`None`: look it up
+    /// here if it matters).
+    fn apply_checked(&mut self, sd: Arc<ServerDescription>, pool_ready: Option<bool>, now: Instant) {
         if self.description.topology_type == TopologyType::LoadBalanced {
             // Load balancers are never monitored; nothing a check says changes them.
             return;
         }
         let settings = RuleSettings { single_seed: self.config.seeds.len() == 1 };
         // Only a paused pool of a server this outcome makes usable is marked ready (checked
-        // first, so the steady state costs one lookup).
-        let readies = self.makes_usable(&sd) && self.servers.get(&sd.address).is_some_and(|s| !s.pool_ready);
-        let sd = Arc::new(sd);
+        // first, so the steady state costs one lookup at most).
+        let readies = self.makes_usable(&sd)
+            && !pool_ready.unwrap_or_else(|| self.servers.get(&sd.address).is_none_or(|s| s.pool_ready));
         let applied = readies.then(|| Arc::clone(&sd));
         let position = self.outputs.len();
         self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));

@@ -27,7 +27,7 @@
 //!   clear) per minHeartbeatFrequencyMS. A connection that lived longer than that is retried
 //!   at once, as the spec says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,20 +226,12 @@ impl Topology {
         }
     }
 
-    /// The deadline of an exchange started at `now`: `connectTimeoutMS`, plus
-    /// `heartbeatFrequencyMS` for awaitable hellos (server-monitoring.md, "Socket timeout");
-    /// no limit when `connectTimeoutMS` is 0.
-    fn exchange_deadline(&self, now: Instant, awaited: bool) -> Option<Instant> {
-        let heartbeat = self.config.heartbeat_frequency;
-        self.config.connect_timeout.map(|t| now + if awaited { t + heartbeat } else { t })
-    }
-
     pub(super) fn start_check_if_due(&mut self, address: &ServerAddress, now: Instant) {
         let id = self.next_id();
         let connection_id = self.next_id();
         let heartbeat = self.config.heartbeat_frequency;
-        let deadline_plain = self.exchange_deadline(now, false);
-        let deadline_awaited = self.exchange_deadline(now, true);
+        let deadline_plain = self.config.exchange_deadline(now, false);
+        let deadline_awaited = self.config.exchange_deadline(now, true);
         let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         if m.driver_owned || !matches!(m.phase, Phase::Idle { next_check } if next_check <= now) {
             return;
@@ -295,7 +287,7 @@ impl Topology {
     pub(super) fn start_rtt_if_due(&mut self, address: &ServerAddress, now: Instant) {
         let id = self.next_id();
         let connection_id = self.next_id();
-        let deadline = self.exchange_deadline(now, false);
+        let deadline = self.config.exchange_deadline(now, false);
         let Some(m) = monitor_mut(&mut self.servers, &mut self.touched, address) else { return };
         let hello_ok = m.hello_ok;
         let Some(task) = m.rtt_task.as_mut().filter(|t| t.request.is_none() && t.next_at <= now) else {
@@ -351,7 +343,7 @@ impl Topology {
             }
             return;
         }
-        self.check_succeeded(&address, reply, round_trip_time, more_to_come, now);
+        self.check_succeeded(&address, reply, round_trip_time, Via::Exchange { more_to_come }, now);
     }
 
     /// [`Input::MonitorFailed`](super::Input::MonitorFailed).
@@ -424,38 +416,16 @@ impl Topology {
         });
     }
 
-    /// Whether a result reported by address should be applied: not the late result of a check
-    /// the core cancelled. It is the result of the check in flight: a core exchange in flight
-    /// is abandoned (its connection closed, its late answer dropped); with no check in flight,
-    /// one starts now.
+    /// Whether a failure reported by address should be applied (see [`accept`]).
     fn accept_by_address(&mut self, address: &ServerAddress, awaited: bool, now: Instant) -> bool {
         let Some(m) = self.servers.get_mut(address).and_then(|s| s.monitor.as_mut()) else { return false };
-        if std::mem::take(&mut m.cancelled) {
-            return false;
-        }
-        match m.phase {
-            Phase::Checking { request, .. } => {
-                if self.requests.remove(&request).is_some() {
-                    if let Some(connection) = m.connection.take() {
-                        self.command(Command::CloseConnection { connection });
-                    }
-                }
-            }
-            Phase::Idle { .. } => {
-                // The check starts now, as `on_check_started` starts it from Idle (without
-                // looking the server up again).
-                self.next_id += 2;
-                let (fresh, request) = (ConnectionId::new(self.next_id - 1), RequestId::new(self.next_id));
-                let connection = m.begin_check_by_address(fresh, request, awaited, now);
-                touch(&mut self.touched, address, m);
-                self.emit(Event::ServerHeartbeatStarted {
-                    address: address.clone(),
-                    connection_id: connection,
-                    awaited,
-                });
-            }
-        }
-        true
+        let mut parts = Parts {
+            requests: &mut self.requests,
+            outputs: &mut self.outputs,
+            next_id: &mut self.next_id,
+            touched: &mut self.touched,
+        };
+        accept(m, &mut parts, address, awaited, now)
     }
 
     /// [`Input::HelloReply`](super::Input::HelloReply): a check by address succeeded.
@@ -470,9 +440,7 @@ impl Topology {
         if self.description.topology_type == crate::TopologyType::LoadBalanced {
             return; // load balancers are never monitored
         }
-        if self.accept_by_address(address, awaited, now) {
-            self.check_succeeded(address, reply, round_trip_time, false, now);
-        }
+        self.check_succeeded(address, reply, round_trip_time, Via::Address { awaited }, now);
     }
 
     /// [`Input::CheckFailed`](super::Input::CheckFailed): a check by address failed.
@@ -544,19 +512,29 @@ impl Topology {
     }
 
     /// A check's successful reply, on either path: RTT, heartbeat events, the next check, the
-    /// description.
+    /// description. A result by address is first accepted ([`accept`]) on the same lookup.
     fn check_succeeded(
         &mut self,
         address: &ServerAddress,
         reply: RawDocumentBuf,
         round_trip_time: Duration,
-        more_to_come: bool,
+        via: Via,
         now: Instant,
     ) {
-        let heartbeat = self.config.heartbeat_frequency;
-        let read_deadline = self.exchange_deadline(now, true);
         let Some(state) = self.servers.get_mut(address) else { return };
         let Some(m) = state.monitor.as_mut() else { return };
+        if let Via::Address { awaited } = via {
+            let mut parts = Parts {
+                requests: &mut self.requests,
+                outputs: &mut self.outputs,
+                next_id: &mut self.next_id,
+                touched: &mut self.touched,
+            };
+            if !accept(m, &mut parts, address, awaited, now) {
+                return;
+            }
+        }
+        let more_to_come = matches!(via, Via::Exchange { more_to_come: true });
         touch(&mut self.touched, address, m);
         let Phase::Checking { request, started, awaited, handshake, connection, .. } = m.phase else {
             return;
@@ -569,17 +547,12 @@ impl Topology {
             previous.as_deref(),
             Some(&mut state.replies),
         );
-        let failure = match &parsed {
-            Ok(sd) if sd.server_type == ServerType::Unknown => sd.error.as_deref().map(str::to_owned),
-            Ok(_) => None,
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(error) = failure {
+        let mut sd = match parsed {
+            Ok(sd) if sd.server_type != ServerType::Unknown => sd,
             // A command error (ok: 0) or a malformed reply: the check failed.
-            self.check_failed(address, FailureKind::Network, error, false, now);
-            return;
-        }
-        let Ok(mut sd) = parsed else { return };
+            Ok(sd) => return self.reply_failed(address, sd.error.as_deref().unwrap_or("hello failed"), now),
+            Err(e) => return self.reply_failed(address, &e.to_string(), now),
+        };
         // "Measuring RTT": from the handshake and from polling checks, never from streamed
         // replies; the description carries the moving average and the minimum.
         if handshake || !awaited {
@@ -591,6 +564,7 @@ impl Topology {
         m.topology_version = sd.topology_version;
         let supports_streaming = sd.topology_version.is_some();
         let duration = if awaited { now.saturating_duration_since(started) } else { round_trip_time };
+        let mut read_deadline = None;
 
         if m.driver_owned {
             // The driver schedules its next check.
@@ -598,6 +572,7 @@ impl Topology {
             m.phase = Phase::Idle { next_check: now };
         } else if more_to_come {
             // The next streamed reply is already on its way: wait for it.
+            read_deadline = self.config.exchange_deadline(now, true);
             m.phase = Phase::Checking {
                 request,
                 started: now,
@@ -618,12 +593,14 @@ impl Topology {
                     connection: None,
                     request: None,
                     deadline: None,
-                    next_at: now + heartbeat,
+                    next_at: now + self.config.heartbeat_frequency,
                 });
             }
         } else {
-            m.sleep(now, heartbeat);
+            m.sleep(now, self.config.heartbeat_frequency);
         }
+        // CMAP's "ready" state, read on this lookup for the update below.
+        let pool_ready = state.pool_ready;
         if !more_to_come {
             self.requests.remove(&request);
         }
@@ -643,7 +620,16 @@ impl Topology {
             });
             self.command(Command::ReadReply { request, connection, deadline: read_deadline });
         }
-        self.apply_server_description(sd, now);
+        self.apply_checked(Arc::new(sd), Some(pool_ready), now);
+    }
+
+    /// A check's reply that is a command error (`ok: 0`) or malformed: the check failed
+    /// (server-monitoring.md, "Network or command error during server check"). Out of line:
+    /// the reply path of every healthy check stays short.
+    #[cold]
+    #[inline(never)]
+    fn reply_failed(&mut self, address: &ServerAddress, error: &str, now: Instant) {
+        self.check_failed(address, FailureKind::Network, error.to_owned(), false, now);
     }
 
     /// "Network or command error during server check", on either path.
@@ -703,6 +689,62 @@ impl Topology {
     pub(super) fn command(&mut self, command: Command) {
         self.outputs.push_back(Output::Command(command));
     }
+}
+
+/// How a check result arrived.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// The answer to one of the core's exchanges (a `SendHello` or `ReadReply`).
+    Exchange {
+        /// The reply had moreToCome: the next streamed reply follows on the same exchange.
+        more_to_come: bool,
+    },
+    /// Reported by address (`Input::HelloReply`), for a check that was (or now is) awaited or
+    /// not.
+    Address {
+        /// Whether the check was an awaitable hello.
+        awaited: bool,
+    },
+}
+
+/// The parts of a [`Topology`] that [`accept`] changes, borrowed beside a server's monitor.
+struct Parts<'t> {
+    requests: &'t mut BTreeMap<RequestId, (ServerAddress, Purpose)>,
+    outputs: &'t mut VecDeque<Output>,
+    next_id: &'t mut u64,
+    touched: &'t mut SmallVec<[ServerAddress; 4]>,
+}
+
+/// Whether a result reported by address for the server of monitor `m` should be applied: not
+/// the late result of a check the core cancelled. It is the result of the check in flight: a
+/// core exchange in flight is abandoned (its connection closed, its late answer dropped);
+/// with no check in flight, one starts now, as `on_check_started` starts it from Idle
+/// (ServerHeartbeatStarted first, so heartbeat events stay paired — "SDAM Monitoring").
+fn accept(m: &mut Monitor, t: &mut Parts<'_>, address: &ServerAddress, awaited: bool, now: Instant) -> bool {
+    if std::mem::take(&mut m.cancelled) {
+        return false;
+    }
+    match m.phase {
+        Phase::Checking { request, .. } => {
+            if t.requests.remove(&request).is_some() {
+                if let Some(connection) = m.connection.take() {
+                    t.outputs.push_back(Output::Command(Command::CloseConnection { connection }));
+                }
+            }
+        }
+        Phase::Idle { .. } => {
+            *t.next_id += 2;
+            let (fresh, request) = (ConnectionId::new(*t.next_id - 1), RequestId::new(*t.next_id));
+            let connection = m.begin_check_by_address(fresh, request, awaited, now);
+            touch(t.touched, address, m);
+            t.outputs.push_back(Output::Event(Event::ServerHeartbeatStarted {
+                address: address.clone(),
+                connection_id: connection,
+                awaited,
+            }));
+        }
+    }
+    true
 }
 
 /// The monitor of `address`, recorded as touched so its timer is brought up to date.
