@@ -19,7 +19,7 @@ pub fn next_average(old: Option<Duration>, sample: Duration) -> Duration {
         None => sample,
         Some(old) => {
             // 0.2 * x + 0.8 * old == (x + 4 * old) / 5, rounded half up; in 64 bits whenever
-            // it fits (any RTT below 36 years), which divides by a multiplication instead of
+            // it fits (any RTT below 116 years), which divides by a multiplication instead of
             // a call to 128-bit division.
             let small = u64::try_from(sample.as_nanos()).ok().zip(u64::try_from(old.as_nanos()).ok());
             match small.and_then(|(x, o)| o.checked_mul(4)?.checked_add(x)?.checked_add(2)) {
