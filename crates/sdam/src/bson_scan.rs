@@ -4,8 +4,8 @@
 //!
 //! Every length is checked against the bytes that hold it, so malformed input is an error,
 //! never a panic or an out-of-bounds read. Nested documents are only checked for their
-//! framing (length, terminator) until they are read themselves, as with `bson`'s raw
-//! documents.
+//! framing (length, terminator) until they are read themselves, and string values for
+//! UTF-8 only by the reader that takes them as text, as with `bson`'s raw documents.
 
 use std::fmt;
 
@@ -29,7 +29,10 @@ impl fmt::Display for ScanError {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
     Double(f64),
-    String(&'a str),
+    /// A string's bytes (without the terminating zero), not yet checked to be UTF-8: the
+    /// reader checks the strings it takes as text, and a string compared by its bytes with
+    /// one already checked needs no check.
+    String(&'a [u8]),
     Document(Doc<'a>),
     Array(Doc<'a>),
     ObjectId(ObjectId),
@@ -176,8 +179,7 @@ impl<'a> Elements<'a> {
             0x01 => split_u64(bytes).map(|(b, r)| (Value::Double(f64::from_le_bytes(b)), r)).ok_or(SHORT),
             0x02 => {
                 let (text, rest) = split_string(bytes).ok_or("malformed string value")?;
-                let s = std::str::from_utf8(text).map_err(|_| "string value is not valid UTF-8")?;
-                Ok((Value::String(s), rest))
+                Ok((Value::String(text), rest))
             }
             0x03 | 0x04 => {
                 let (len, _) = split_i32(bytes).ok_or(SHORT)?;
@@ -323,7 +325,7 @@ mod tests {
             .unwrap();
         assert_eq!(got, want);
         let last = Doc::new(doc.as_bytes()).unwrap().iter().last().unwrap().unwrap();
-        assert!(matches!(last.1, Value::String("end")));
+        assert!(matches!(last.1, Value::String(b"end")));
     }
 
     #[test]

@@ -158,12 +158,32 @@ fn as_i32(field: &'static str, v: Value<'_>) -> Result<Option<i32>, HelloError> 
     }
 }
 
+/// A string field as text (checked to be UTF-8).
 fn as_str<'a>(field: &'static str, v: Value<'a>) -> Result<Option<&'a str>, HelloError> {
+    as_string_bytes(field, v)?.map(|b| utf8(field, b)).transpose()
+}
+
+/// A string field's bytes, not yet checked to be UTF-8: for a value first compared with
+/// text already checked (the server's previous `setName`, a remembered `me`), which needs
+/// no check when it is equal. Whatever is kept as text goes through [`utf8`].
+fn as_string_bytes<'a>(field: &'static str, v: Value<'a>) -> Result<Option<&'a [u8]>, HelloError> {
     match v {
         Value::String(s) => Ok(Some(s)),
         Value::Null | Value::Undefined => Ok(None),
         other => Err(wrong(field, "a string", other)),
     }
+}
+
+/// The bytes of string field `field` as text.
+#[inline]
+fn utf8<'a>(field: &'static str, bytes: &'a [u8]) -> Result<&'a str, HelloError> {
+    std::str::from_utf8(bytes).map_err(|_| not_utf8(field))
+}
+
+#[cold]
+#[inline(never)]
+fn not_utf8(field: &'static str) -> HelloError {
+    HelloError::InvalidBson(format!("the string of field {field:?} is not valid UTF-8"))
 }
 
 fn as_oid(field: &'static str, v: Value<'_>) -> Result<Option<bson::oid::ObjectId>, HelloError> {
@@ -339,13 +359,14 @@ fn single_address(
     known: &Known<'_>,
     memo: Option<&mut Memo<ServerAddress>>,
 ) -> Result<Option<ServerAddress>, HelloError> {
-    let Some(s) = as_str(field, v)? else { return Ok(None) };
-    if let Some((a, _)) = memo.as_deref().and_then(|m| m.get(s.as_bytes())) {
+    let Some(bytes) = as_string_bytes(field, v)? else { return Ok(None) };
+    // The memo's keys are bytes that were valid text when they were put.
+    if let Some((a, _)) = memo.as_deref().and_then(|m| m.get(bytes)) {
         return Ok(Some(a.clone()));
     }
-    let a = known.address(field, s)?;
+    let a = known.address(field, utf8(field, bytes)?)?;
     if let Some(memo) = memo {
-        memo.put(s.as_bytes(), &a, 0);
+        memo.put(bytes, &a, 0);
     }
     Ok(Some(a))
 }
@@ -360,13 +381,15 @@ struct TypeFlags<'a> {
     arbiter_only: bool,
     hidden: bool,
     is_replica_set: bool,
-    msg: Option<&'a str>,
-    errmsg: Option<&'a str>,
+    /// Compared with `isdbgrid` by its bytes.
+    msg: Option<&'a [u8]>,
+    /// Checked to be UTF-8 when it is used (a reply with `ok: 0`).
+    errmsg: Option<&'a [u8]>,
 }
 
 impl TypeFlags<'_> {
     /// The server type table (server-discovery-and-monitoring.md, "type").
-    fn server_type(&self, set_name: Option<&str>) -> ServerType {
+    fn server_type(&self, set_name: Option<&[u8]>) -> ServerType {
         if !self.ok {
             return ServerType::Unknown;
         }
@@ -374,7 +397,7 @@ impl TypeFlags<'_> {
         let primary = self.writable_primary.or(self.legacy_primary).unwrap_or(false);
         if self.is_replica_set {
             ServerType::RSGhost
-        } else if self.msg == Some("isdbgrid") {
+        } else if self.msg == Some(b"isdbgrid") {
             ServerType::Mongos
         } else if set_name.is_some() {
             if self.hidden {
@@ -453,11 +476,11 @@ impl ServerDescription {
                 Some(Field::Isreplicaset) => {
                     flags.is_replica_set = as_bool("isreplicaset", value)?.unwrap_or(false);
                 }
-                Some(Field::Msg) => flags.msg = as_str("msg", value)?,
-                Some(Field::Errmsg) => flags.errmsg = as_str("errmsg", value)?,
+                Some(Field::Msg) => flags.msg = as_string_bytes("msg", value)?,
+                Some(Field::Errmsg) => flags.errmsg = as_string_bytes("errmsg", value)?,
                 Some(Field::HelloOk) => sd.hello_ok = as_bool("helloOk", value)?.unwrap_or(false),
                 Some(Field::Iscryptd) => sd.iscryptd = as_bool("iscryptd", value)?.unwrap_or(false),
-                Some(Field::SetName) => set_name = as_str("setName", value)?,
+                Some(Field::SetName) => set_name = as_string_bytes("setName", value)?,
                 Some(Field::SetVersion) => sd.set_version = as_i64("setVersion", value)?,
                 Some(Field::ElectionId) => sd.election_id = as_oid("electionId", value)?,
                 Some(Field::ServiceId) => sd.service_id = as_oid("serviceId", value)?,
@@ -532,8 +555,12 @@ impl ServerDescription {
 
         sd.server_type = flags.server_type(set_name);
         sd.set_name = match (previous, set_name) {
-            (Some(p), Some(name)) if p.set_name.as_deref() == Some(name) => p.set_name.clone(),
-            (_, name) => name.map(Arc::from),
+            // The previous set name is text already: an equal one needs no UTF-8 check.
+            (Some(p), Some(name)) if p.set_name.as_deref().map(str::as_bytes) == Some(name) => {
+                p.set_name.clone()
+            }
+            (_, Some(name)) => Some(Arc::from(utf8("setName", name)?)),
+            (_, None) => None,
         };
         sd.tags = match cached_tags {
             Some(t) => t,
@@ -551,7 +578,8 @@ impl ServerDescription {
         if !flags.ok {
             // "ok: 1" not in the reply: the server is Unknown ("type" table), exactly as
             // after a failed check, with the server's errmsg as the reason.
-            let msg = flags.errmsg.unwrap_or("hello command failed (ok: 0)");
+            let msg = flags.errmsg.map(|m| utf8("errmsg", m)).transpose()?;
+            let msg = msg.unwrap_or("hello command failed (ok: 0)");
             let mut unknown =
                 Self::unknown_with_error(sd.address, format!("hello failed: {}", truncate(msg)));
             unknown.last_update_time = Some(now);
@@ -769,6 +797,44 @@ mod tests {
             let err = parse(&reply).unwrap_err();
             assert!(err.to_string().contains(field), "{err} should name {field}");
         }
+    }
+
+    /// A string the parser takes as text must be UTF-8, on every path (first parse, cached
+    /// parse, a `setName` or `me` that differs from the remembered one); a string in a field
+    /// SDAM does not read is not checked, as with `bson`'s raw documents.
+    #[test]
+    fn strings_taken_as_text_must_be_utf8() {
+        // `\u{e9}` is two bytes in UTF-8: patched to 0xFF 0xFE, they are not UTF-8.
+        fn invalid(doc: &bson::RawDocumentBuf) -> bson::RawDocumentBuf {
+            let mut bytes = doc.as_bytes().to_vec();
+            let at = bytes.windows(2).position(|w| w == "\u{e9}".as_bytes()).unwrap();
+            bytes[at..at + 2].copy_from_slice(&[0xFF, 0xFE]);
+            bson::RawDocumentBuf::from_bytes(bytes).unwrap()
+        }
+        let address = ServerAddress::parse("a:27017").unwrap();
+        let now = crate::test_instant();
+        let good = rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "me": "a:27017", "hosts": ["a:27017"]};
+        let previous = ServerDescription::from_hello(address.clone(), &good, now).unwrap();
+        let mut cache = ReplyCache::default();
+        ServerDescription::from_hello_after(address.clone(), &good, now, Some(&previous), Some(&mut cache)).unwrap();
+        for (field, reply) in [
+            ("setName", rawdoc! {"ok": 1, "secondary": true, "setName": "r\u{e9}", "me": "a:27017"}),
+            ("me", rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "me": "\u{e9}:27017"}),
+            ("primary", rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "primary": "\u{e9}:1"}),
+            ("hosts", rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "hosts": ["\u{e9}:1"]}),
+            ("tags", rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "tags": {"dc": "\u{e9}"}}),
+            ("errmsg", rawdoc! {"ok": 0, "errmsg": "\u{e9}"}),
+        ] {
+            let reply = invalid(&reply);
+            for cached in [false, true] {
+                let (p, c) = if cached { (Some(&previous), Some(&mut cache)) } else { (None, None) };
+                let e = ServerDescription::from_hello_after(address.clone(), &reply, now, p, c).unwrap_err();
+                assert!(matches!(&e, HelloError::InvalidBson(m) if m.contains(field)), "{field}: {e}");
+            }
+        }
+        // Not read by SDAM: not checked.
+        let ignored = invalid(&rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "x": "\u{e9}", "msg": "\u{e9}"});
+        assert_eq!(parse(&ignored).unwrap().server_type, ServerType::RSSecondary);
     }
 
     #[test]
