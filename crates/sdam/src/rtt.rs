@@ -9,6 +9,11 @@ use std::time::Duration;
 /// How many recent samples the minimum RTT covers (server-monitoring.md, "Measuring RTT").
 pub const MIN_RTT_WINDOW: usize = 10;
 
+/// [`MIN_RTT_WINDOW`] as the type of [`RttStats`]' counters.
+#[allow(clippy::cast_possible_truncation)] // checked by the assertion below
+const WINDOW: u8 = MIN_RTT_WINDOW as u8;
+const _: () = assert!(MIN_RTT_WINDOW <= u8::MAX as usize);
+
 /// The next average RTT after `sample`, given the previous average `old`.
 ///
 /// server-selection.md, "Calculation of Average Round Trip Times": with no previous average
@@ -49,11 +54,14 @@ fn duration_from_nanos(nanos: u128) -> Duration {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RttStats {
     average: Option<Duration>,
-    recent: [Duration; MIN_RTT_WINDOW],
+    /// The recent samples in nanoseconds (half the size of `Duration`s: the statistics sit in
+    /// every monitor, which each check reads and writes). A sample of more than 584 years
+    /// counts as 584 years for the minimum; the average takes it exactly.
+    recent: [u64; MIN_RTT_WINDOW],
     /// How many entries of `recent` hold samples (at most `MIN_RTT_WINDOW`).
-    len: usize,
+    len: u8,
     /// Where the next sample goes in `recent`.
-    next: usize,
+    next: u8,
 }
 
 impl RttStats {
@@ -65,11 +73,12 @@ impl RttStats {
     /// Records one RTT measurement.
     pub fn add_sample(&mut self, rtt: Duration) {
         self.average = Some(next_average(self.average, rtt));
-        if let Some(slot) = self.recent.get_mut(self.next) {
-            *slot = rtt;
+        if let Some(slot) = self.recent.get_mut(usize::from(self.next)) {
+            *slot = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
         }
-        self.next = (self.next + 1) % MIN_RTT_WINDOW;
-        self.len = (self.len + 1).min(MIN_RTT_WINDOW);
+        // MIN_RTT_WINDOW (10) fits a u8.
+        self.next = (self.next + 1) % WINDOW;
+        self.len = (self.len + 1).min(WINDOW);
     }
 
     /// The moving average, or `None` before the first sample (an Unknown server has no
@@ -84,12 +93,17 @@ impl RttStats {
         if self.len < 2 {
             return Duration::ZERO;
         }
-        self.recent.iter().take(self.len).copied().min().unwrap_or(Duration::ZERO)
+        self.recent
+            .iter()
+            .take(usize::from(self.len))
+            .copied()
+            .min()
+            .map_or(Duration::ZERO, Duration::from_nanos)
     }
 
     /// How many samples the minimum currently covers.
     pub fn sample_count(&self) -> usize {
-        self.len
+        usize::from(self.len)
     }
 
     /// Forgets every sample: the server became Unknown (server-selection.md, "Calculation of
@@ -146,6 +160,21 @@ mod tests {
         s.add_sample(Duration::from_millis(20));
         assert_eq!(s.minimum(), Duration::from_millis(20));
         assert_eq!(s.sample_count(), MIN_RTT_WINDOW);
+    }
+
+    /// The window keeps nanoseconds: the minimum is exact to the nanosecond, and a sample of
+    /// more than 584 years counts as 584 years for the minimum (never a panic or a wrap).
+    #[test]
+    fn the_minimum_is_exact_to_the_nanosecond_and_saturates() {
+        let mut s = RttStats::new();
+        s.add_sample(Duration::new(3, 123_456_789));
+        s.add_sample(Duration::new(3, 123_456_790));
+        assert_eq!(s.minimum(), Duration::new(3, 123_456_789));
+        let mut huge = RttStats::new();
+        huge.add_sample(Duration::MAX);
+        huge.add_sample(Duration::MAX);
+        assert_eq!(huge.minimum(), Duration::from_nanos(u64::MAX));
+        assert_eq!(huge.average(), Some(Duration::MAX));
     }
 
     #[test]

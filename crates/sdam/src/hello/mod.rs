@@ -813,10 +813,12 @@ mod tests {
         }
         let address = ServerAddress::parse("a:27017").unwrap();
         let now = crate::test_instant();
-        let good = rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "me": "a:27017", "hosts": ["a:27017"]};
+        let good =
+            rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "me": "a:27017", "hosts": ["a:27017"]};
         let previous = ServerDescription::from_hello(address.clone(), &good, now).unwrap();
         let mut cache = ReplyCache::default();
-        ServerDescription::from_hello_after(address.clone(), &good, now, Some(&previous), Some(&mut cache)).unwrap();
+        ServerDescription::from_hello_after(address.clone(), &good, now, Some(&previous), Some(&mut cache))
+            .unwrap();
         for (field, reply) in [
             ("setName", rawdoc! {"ok": 1, "secondary": true, "setName": "r\u{e9}", "me": "a:27017"}),
             ("me", rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "me": "\u{e9}:27017"}),
@@ -833,7 +835,8 @@ mod tests {
             }
         }
         // Not read by SDAM: not checked.
-        let ignored = invalid(&rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "x": "\u{e9}", "msg": "\u{e9}"});
+        let ignored =
+            invalid(&rawdoc! {"ok": 1, "secondary": true, "setName": "rs", "x": "\u{e9}", "msg": "\u{e9}"});
         assert_eq!(parse(&ignored).unwrap().server_type, ServerType::RSSecondary);
     }
 
