@@ -119,7 +119,7 @@ impl Summary {
         let mut s = Self::default();
         // Only the entries are read, never the descriptions they point to: a chunk copied for
         // an update is summarized from the copy alone.
-        for Entry { rtt_nanos, server_type, incompatible, session_timeout, .. } in entries {
+        for e @ Entry { rtt_nanos, server_type, incompatible, .. } in entries {
             let t = *server_type as usize;
             if let (Some(n), Some(f)) = (s.of_type.get_mut(t), s.fastest.get_mut(t)) {
                 *n += 1;
@@ -130,7 +130,7 @@ impl Summary {
             s.incompatible += u32::from(*incompatible);
             if server_type.is_data_bearing() {
                 s.data_bearing += 1;
-                match *session_timeout {
+                match e.session_timeout() {
                     None => s.session_timeout_null += 1,
                     Some(v) => s.session_timeout_min = Some(s.session_timeout_min.map_or(v, |m| m.min(v))),
                 }
@@ -149,12 +149,28 @@ struct Entry {
     /// The round-trip time in nanoseconds; [`NO_RTT`] for none, [`HUGE_RTT`] for one too
     /// long to count in nanoseconds (then the chunk's summary says so).
     rtt_nanos: u64,
-    /// The description's `logicalSessionTimeoutMinutes`.
-    session_timeout: Option<i64>,
+    /// The description's `logicalSessionTimeoutMinutes` when `timeout` is
+    /// [`Timeout::Here`] (see [`Entry::session_timeout`]). Kept in 32 bits with a one-byte
+    /// tag, an entry takes 24 bytes where an `Option<i64>` would make it 40: chunks are
+    /// copied on every update.
+    session_timeout: i32,
+    timeout: Timeout,
     server_type: ServerType,
     /// Whether the server's wire versions do not overlap this client's
     /// ([`compatibility::is_compatible`]).
     incompatible: bool,
+}
+
+/// Where an [`Entry`]'s `logicalSessionTimeoutMinutes` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timeout {
+    /// The description has none.
+    None,
+    /// In [`Entry::session_timeout`].
+    Here,
+    /// Only in the description: a value outside 32 bits, which no server sends (servers
+    /// send 30), read from the description when it counts.
+    InDescription,
 }
 
 /// [`Entry::rtt_nanos`] of a server without a round-trip time.
@@ -169,14 +185,30 @@ impl Entry {
         (self.rtt_nanos != NO_RTT).then_some(self.rtt_nanos)
     }
 
+    /// The description's `logicalSessionTimeoutMinutes`.
+    #[inline]
+    fn session_timeout(&self) -> Option<i64> {
+        match self.timeout {
+            Timeout::None => None,
+            Timeout::Here => Some(i64::from(self.session_timeout)),
+            Timeout::InDescription => self.sd.logical_session_timeout_minutes,
+        }
+    }
+
     fn new(sd: Arc<ServerDescription>) -> Self {
+        let (session_timeout, timeout) = match sd.logical_session_timeout_minutes.map(i32::try_from) {
+            None => (0, Timeout::None),
+            Some(Ok(minutes)) => (minutes, Timeout::Here),
+            Some(Err(_)) => (0, Timeout::InDescription),
+        };
         let rtt_nanos = sd
             .round_trip_time
             .map_or(NO_RTT, |d| u64::try_from(d.as_nanos()).unwrap_or(HUGE_RTT).min(HUGE_RTT));
         Self {
             server_type: sd.server_type,
             rtt_nanos,
-            session_timeout: sd.logical_session_timeout_minutes,
+            session_timeout,
+            timeout,
             incompatible: !compatibility::is_compatible(&sd),
             sd,
         }
@@ -631,6 +663,26 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Chunks are copied on every update: an entry stays at 24 bytes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_entry_takes_24_bytes() {
+        assert_eq!(size_of::<Entry>(), 24);
+    }
+
+    /// A `logicalSessionTimeoutMinutes` of any size is counted exactly: in the entry when it
+    /// fits 32 bits, from the description when it does not.
+    #[test]
+    fn session_timeouts_of_any_size_are_exact() {
+        for minutes in
+            [None, Some(30), Some(-1), Some(i64::from(i32::MAX) + 1), Some(i64::MIN), Some(i64::MAX)]
+        {
+            let mut sd = ServerDescription::unknown(ServerAddress::parse("a:1").unwrap());
+            sd.logical_session_timeout_minutes = minutes;
+            assert_eq!(Entry::new(Arc::new(sd)).session_timeout(), minutes);
+        }
+    }
+
     fn sd(i: u32) -> Arc<ServerDescription> {
         Arc::new(ServerDescription::unknown(ServerAddress::tcp(&format!("h{i:05}"), 27017).unwrap()))
     }
@@ -644,7 +696,7 @@ mod tests {
             assert!(!chunk.entries.is_empty());
             assert!(chunk.entries.iter().all(|e| e.server_type == e.sd.server_type
                 && e.rtt_nanos == e.sd.round_trip_time.map_or(NO_RTT, |d| d.as_nanos() as u64)
-                && e.session_timeout == e.sd.logical_session_timeout_minutes
+                && e.session_timeout() == e.sd.logical_session_timeout_minutes
                 && e.incompatible != compatibility::is_compatible(&e.sd)));
             assert_eq!(chunk.summary, Summary::of(&chunk.entries));
         }
