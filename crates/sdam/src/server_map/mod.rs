@@ -118,7 +118,8 @@ impl Summary {
     fn of(entries: &[Entry]) -> Self {
         let mut s = Self::default();
         // Only the entries are read, never the descriptions they point to: a chunk copied for
-        // an update is summarized from the copy alone.
+        // an update is summarized from the copy alone (but for a session timeout outside 32
+        // bits, which no server sends: see `Timeout::InDescription`).
         for e @ Entry { rtt_nanos, server_type, incompatible, .. } in entries {
             let t = *server_type as usize;
             if let (Some(n), Some(f)) = (s.of_type.get_mut(t), s.fastest.get_mut(t)) {
