@@ -76,7 +76,6 @@ impl RttStats {
         if let Some(slot) = self.recent.get_mut(usize::from(self.next)) {
             *slot = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
         }
-        // MIN_RTT_WINDOW (10) fits a u8.
         self.next = (self.next + 1) % WINDOW;
         self.len = (self.len + 1).min(WINDOW);
     }

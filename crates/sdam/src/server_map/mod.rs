@@ -166,7 +166,7 @@ struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timeout {
     /// The description has none.
-    None,
+    Absent,
     /// In [`Entry::session_timeout`].
     Here,
     /// Only in the description: a value outside 32 bits, which no server sends (servers
@@ -190,7 +190,7 @@ impl Entry {
     #[inline]
     fn session_timeout(&self) -> Option<i64> {
         match self.timeout {
-            Timeout::None => None,
+            Timeout::Absent => None,
             Timeout::Here => Some(i64::from(self.session_timeout)),
             Timeout::InDescription => self.sd.logical_session_timeout_minutes,
         }
@@ -198,7 +198,7 @@ impl Entry {
 
     fn new(sd: Arc<ServerDescription>) -> Self {
         let (session_timeout, timeout) = match sd.logical_session_timeout_minutes.map(i32::try_from) {
-            None => (0, Timeout::None),
+            None => (0, Timeout::Absent),
             Some(Ok(minutes)) => (minutes, Timeout::Here),
             Some(Err(_)) => (0, Timeout::InDescription),
         };
