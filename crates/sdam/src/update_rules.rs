@@ -40,14 +40,21 @@ impl TopologyDescription {
     /// Returns `false`, changing nothing, when the server is not in the topology (its
     /// outcome arrived after it was removed) or when `new` carries an older topologyVersion
     /// than the current description ("Parsing a hello or legacy hello response").
+    ///
+    /// `hint` is where the caller found the server in this map or in the one it was cloned
+    /// from (`ServerMap::slot`), so the update does not search again; a hint that does not
+    /// hold `new.address` is ignored and the server is looked up.
     pub(crate) fn apply(
         &mut self,
         new: Arc<ServerDescription>,
+        hint: Option<Slot>,
         settings: RuleSettings,
         changes: &mut Changes,
     ) -> bool {
+        let hinted =
+            hint.and_then(|s| Some((s, self.servers.at(s)?))).filter(|(_, sd)| sd.address == new.address);
         let Some((slot, current)) =
-            self.servers.slot(&new.address).and_then(|s| Some((s, self.servers.at(s)?)))
+            hinted.or_else(|| self.servers.slot(&new.address).and_then(|s| Some((s, self.servers.at(s)?))))
         else {
             // "the client MUST ignore hello or legacy hello outcomes from servers that are not
             // in the TopologyDescription".
@@ -260,6 +267,7 @@ mod tests {
         let mut changes = Changes::default();
         assert!(td.apply(
             Arc::new(standalone("s1.example.com")),
+            None,
             RuleSettings { single_seed: true },
             &mut changes
         ));
@@ -271,9 +279,58 @@ mod tests {
         alone.insert_server(ServerDescription::unknown(ServerAddress::parse("a").unwrap()));
         assert!(alone.apply(
             Arc::new(standalone("a")),
+            None,
             RuleSettings { single_seed: true },
             &mut Changes::default()
         ));
         assert_eq!(alone.topology_type, TopologyType::Single);
+    }
+
+    /// A slot hint that does not hold the server (another server's, or one past the end of
+    /// the map) is ignored: the update goes to the server the description names.
+    #[test]
+    fn a_wrong_slot_hint_is_ignored() {
+        let address = |host: &str| ServerAddress::parse(host).unwrap();
+        let mongos = |host: &str| {
+            let mut sd = standalone(host);
+            sd.server_type = ServerType::Mongos;
+            Arc::new(sd)
+        };
+        let mut bigger = TopologyDescription::new(TopologyType::Unknown);
+        for host in ["m1", "m2", "m3"] {
+            bigger.insert_server(ServerDescription::unknown(address(host)));
+        }
+        let past_the_end = bigger.servers.slot(&address("m3"));
+        let mut td = TopologyDescription::new(TopologyType::Unknown);
+        td.insert_server(ServerDescription::unknown(address("m1")));
+        td.insert_server(ServerDescription::unknown(address("m2")));
+        let other = td.servers.slot(&address("m1"));
+        for (hint, host) in [(other, "m2"), (past_the_end, "m1")] {
+            let mut td = td.clone();
+            assert!(td.apply(
+                mongos(host),
+                hint,
+                RuleSettings { single_seed: false },
+                &mut Changes::default()
+            ));
+            assert_eq!(td.topology_type, TopologyType::Sharded);
+            for sd in td.servers.iter() {
+                let expected =
+                    if sd.address == address(host) { ServerType::Mongos } else { ServerType::Unknown };
+                assert_eq!(sd.server_type, expected, "{}", sd.address);
+            }
+            assert_eq!(td.servers.len(), 2);
+        }
+        // The right hint gives what no hint gives.
+        let (mut hinted, mut searched) = (td.clone(), td.clone());
+        let settings = RuleSettings { single_seed: false };
+        assert!(hinted.apply(
+            mongos("m2"),
+            td.servers.slot(&address("m2")),
+            settings,
+            &mut Changes::default()
+        ));
+        assert!(searched.apply(mongos("m2"), None, settings, &mut Changes::default()));
+        assert_eq!(hinted, searched);
     }
 }

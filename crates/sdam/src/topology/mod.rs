@@ -15,6 +15,7 @@ use crate::monitor::{Monitor, RequestId};
 use crate::rng::Rng;
 use crate::selection::{OperationCounter, Selection, SelectionId};
 use crate::server_description::{ServerDescription, ServerType};
+use crate::server_map::Slot;
 use crate::topology_description::{ServerMap, TopologyDescription, TopologyType};
 use crate::update_rules::{Changes, RuleSettings};
 
@@ -542,13 +543,20 @@ impl Topology {
 
     /// Applies a server description through the update rules, publishing events.
     fn apply_server_description(&mut self, sd: ServerDescription, now: Instant) {
-        self.apply_checked(Arc::new(sd), None, now);
+        self.apply_checked(Arc::new(sd), None, None, now);
     }
 
     /// [`apply_server_description`](Self::apply_server_description), given whether the
     /// server's pool is ready when the caller already looked its state up (`None`: look it up
-    /// here if it matters).
-    fn apply_checked(&mut self, sd: Arc<ServerDescription>, pool_ready: Option<bool>, now: Instant) {
+    /// here if it matters). `slot` is where the caller found the server in the current description, if it looked
+    /// (a hint: the update rules check it).
+    fn apply_checked(
+        &mut self,
+        sd: Arc<ServerDescription>,
+        slot: Option<Slot>,
+        pool_ready: Option<bool>,
+        now: Instant,
+    ) {
         if self.description.topology_type == TopologyType::LoadBalanced {
             // Load balancers are never monitored; nothing a check says changes them.
             return;
@@ -560,7 +568,7 @@ impl Topology {
             && !pool_ready.unwrap_or_else(|| self.servers.get(&sd.address).is_none_or(|s| s.pool_ready));
         let applied = readies.then(|| Arc::clone(&sd));
         let position = self.outputs.len();
-        self.replace_servers(now, |td, changes| td.apply(sd, settings, changes));
+        self.replace_servers(now, |td, changes| td.apply(sd, slot, settings, changes));
         // The pool is marked ready in step with the update, before its events, if the update
         // rules kept the outcome (not stale, not replaced by a setName mismatch).
         if let Some(applied) = applied {

@@ -478,7 +478,10 @@ impl Topology {
         if self.description.topology_type == crate::TopologyType::LoadBalanced {
             return;
         }
-        let previous = self.description.server(address).map(Arc::clone);
+        // One search of the description, for the previous description and for the update.
+        let servers = &self.description.servers;
+        let slot = servers.slot(address);
+        let previous = slot.and_then(|s| servers.at(s)).map(Arc::clone);
         let Some(state) = self.servers.get_mut(address) else { return };
         let parsed = ServerDescription::from_hello_after(
             address.clone(),
@@ -539,7 +542,10 @@ impl Topology {
         let Phase::Checking { request, started, awaited, handshake, connection, .. } = m.phase else {
             return;
         };
-        let previous = self.description.server(address).map(Arc::clone);
+        // One search of the description, for the previous description and for the update.
+        let servers = &self.description.servers;
+        let slot = servers.slot(address);
+        let previous = slot.and_then(|s| servers.at(s)).map(Arc::clone);
         let parsed = ServerDescription::from_hello_after(
             address.clone(),
             &reply,
@@ -620,7 +626,7 @@ impl Topology {
             });
             self.command(Command::ReadReply { request, connection, deadline: read_deadline });
         }
-        self.apply_checked(Arc::new(sd), Some(pool_ready), now);
+        self.apply_checked(Arc::new(sd), slot, Some(pool_ready), now);
     }
 
     /// A check's reply that is a command error (`ok: 0`) or malformed: the check failed
