@@ -181,6 +181,9 @@ impl Topology {
 
     /// Brings `timers` up to date with the monitors touched since the last call.
     pub(super) fn update_timers(&mut self) {
+        if self.touched.is_empty() {
+            return; // nothing touched (always so with the driver's monitors): nothing to move or drop
+        }
         let touched = std::mem::take(&mut self.touched);
         for address in touched {
             let Some(state) = self.servers.get_mut(&address) else { continue };
