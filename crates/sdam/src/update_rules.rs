@@ -42,7 +42,8 @@ impl TopologyDescription {
     /// than the current description ("Parsing a hello or legacy hello response").
     ///
     /// `hint` is where the caller found the server in this map or in the one it was cloned
-    /// from (`ServerMap::slot`), so the update does not search again; a hint that does not
+    /// from ([`ServerMap::slot`](crate::server_map::ServerMap::slot)), so the update does not
+    /// search again; a hint that does not
     /// hold `new.address` is ignored and the server is looked up.
     pub(crate) fn apply(
         &mut self,
@@ -301,18 +302,21 @@ mod tests {
             bigger.insert_server(ServerDescription::unknown(address(host)));
         }
         let past_the_end = bigger.servers.slot(&address("m3"));
+        // m1 has seen a newer topologyVersion than the update for m2 carries: an update that
+        // trusted the hint to m1's slot would compare against m1's and be refused as stale.
+        let process_id = bson::oid::ObjectId::from_bytes([7; 12]);
+        let version = |counter| Some(TopologyVersion { process_id, counter });
         let mut td = TopologyDescription::new(TopologyType::Unknown);
-        td.insert_server(ServerDescription::unknown(address("m1")));
+        let mut m1 = ServerDescription::unknown(address("m1"));
+        m1.topology_version = version(2);
+        td.insert_server(m1);
         td.insert_server(ServerDescription::unknown(address("m2")));
         let other = td.servers.slot(&address("m1"));
         for (hint, host) in [(other, "m2"), (past_the_end, "m1")] {
             let mut td = td.clone();
-            assert!(td.apply(
-                mongos(host),
-                hint,
-                RuleSettings { single_seed: false },
-                &mut Changes::default()
-            ));
+            let mut new = mongos(host);
+            Arc::make_mut(&mut new).topology_version = version(if host == "m2" { 1 } else { 3 });
+            assert!(td.apply(new, hint, RuleSettings { single_seed: false }, &mut Changes::default()));
             assert_eq!(td.topology_type, TopologyType::Sharded);
             for sd in td.servers.iter() {
                 let expected =

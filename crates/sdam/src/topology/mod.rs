@@ -548,8 +548,8 @@ impl Topology {
 
     /// [`apply_server_description`](Self::apply_server_description), given whether the
     /// server's pool is ready when the caller already looked its state up (`None`: look it up
-    /// here if it matters). `slot` is where the caller found the server in the current description, if it looked
-    /// (a hint: the update rules check it).
+    /// here if it matters). `slot` is where the caller found the server in the current
+    /// description, if it looked (a hint: the update rules check it).
     fn apply_checked(
         &mut self,
         sd: Arc<ServerDescription>,

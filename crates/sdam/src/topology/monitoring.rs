@@ -502,7 +502,7 @@ impl Topology {
                 } else {
                     sd.round_trip_time = Some(round_trip_time);
                 }
-                self.apply_server_description(sd, now);
+                self.apply_checked(Arc::new(sd), slot, None, now);
                 return;
             }
             Ok(sd) => sd,
