@@ -43,8 +43,8 @@ impl TopologyDescription {
     ///
     /// `hint` is where the caller found the server in this map or in the one it was cloned
     /// from ([`ServerMap::slot`](crate::server_map::ServerMap::slot)), so the update does not
-    /// search again; a hint that does not
-    /// hold `new.address` is ignored and the server is looked up.
+    /// search again; a hint that does not hold `new.address` is ignored and the server is
+    /// looked up.
     pub(crate) fn apply(
         &mut self,
         new: Arc<ServerDescription>,
