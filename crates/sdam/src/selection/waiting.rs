@@ -177,7 +177,7 @@ pub enum SelectionErrorKind {
     /// the topology type is known, e.g. `maxStalenessSeconds` below 90 against a replica set).
     InvalidReadPreference(ReadPreferenceError),
     /// `mongodb+srv` seed list discovery failed for good
-    /// ([`SrvError::Permanent`](crate::SrvError::Permanent), the error the seedlist spec says
+    /// ([`SrvError::Permanent`], the error the seedlist spec says
     /// MUST be raised): no server will ever appear, so selection fails at once.
     SeedListDiscoveryFailed(String),
     /// The topology was closed while the selection waited.

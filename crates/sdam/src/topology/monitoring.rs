@@ -4,13 +4,13 @@
 //! A check result reaches the rules below by one of two paths, and both end in the same
 //! [`check_succeeded`](Topology::check_succeeded) / [`check_failed`](Topology::check_failed):
 //!
-//! - the core's own monitors ([`MonitorOwner::Core`](crate::MonitorOwner::Core)): the answer
+//! - the core's own monitors ([`MonitorOwner::Core`]): the answer
 //!   to a [`Command::SendHello`] or [`Command::ReadReply`], or the core's own timeout of one
 //!   at its deadline;
 //! - by address ([`Input::CheckStarted`](super::Input::CheckStarted),
 //!   [`Input::HelloReply`](super::Input::HelloReply),
 //!   [`Input::CheckFailed`](super::Input::CheckFailed)), what a driver that runs its own
-//!   monitors ([`MonitorOwner::Driver`](crate::MonitorOwner::Driver)) reports.
+//!   monitors ([`MonitorOwner::Driver`]) reports.
 //!
 //! # Bounds on a misbehaving server
 //!

@@ -1,7 +1,8 @@
 //! `mongodb+srv` driven by the core: initial DNS seedlist discovery
 //! (initial-dns-seedlist-discovery.md) and SRV polling
 //! (polling-srv-records-for-mongos-discovery.md), through [`Command::ResolveSrv`] and
-//! [`Command::ResolveTxt`] and their answers [`Input::SrvResolved`] and [`Input::TxtResolved`].
+//! [`Command::ResolveTxt`] and their answers [`Input::SrvResolved`](crate::Input::SrvResolved) and
+//! [`Input::TxtResolved`](crate::Input::TxtResolved).
 //!
 //! The rules themselves (names, parent-domain checks, TXT options, srvMaxHosts, the rescan
 //! update and interval) live in [`crate::connection_string::srv`]; this file only schedules
